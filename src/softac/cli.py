@@ -1,0 +1,212 @@
+"""``softac train|eval|plot|bench``. Every config field is a flag, generated from the dataclasses.
+
+Exit codes: 0 success, 2 bad input (one line on stderr; ``--debug`` shows the traceback),
+3 training diverged, 130/143 interrupted by SIGINT/SIGTERM after saving a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from softac.config import CONFIGS, OffPolicyConfig
+from softac.errors import DivergenceError, SoftacError
+
+# Fields that only say how to run, not what is learned: these may change when a run is resumed.
+RUN_FIELDS = {
+    "total_steps", "eval_freq", "eval_episodes", "log_freq", "checkpoint_freq", "keep_checkpoints",
+    "device", "threads",
+}  # fmt: skip
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise SoftacError(f"{message} (see `{self.prog} --help`)")
+
+
+def _int(text: str) -> int:
+    """Integers also as 1e6 or 1_000_000."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if not value.is_integer():
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        return int(value)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type[OffPolicyConfig]) -> None:
+    """One flag per field; defaults are suppressed so we can tell which flags were given."""
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(f"{cls.__name__} (every field of the config)")
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        default = f.default
+        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f.name}
+        if hint is bool:
+            group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kwargs)
+        elif hint == tuple[int, ...]:
+            group.add_argument(_flag(f.name), type=_int, nargs="+", metavar="N", **kwargs)
+        elif hint is int:
+            group.add_argument(_flag(f.name), type=_int, metavar="N", **kwargs)
+        elif hint is float or hint == (float | None):
+            group.add_argument(_flag(f.name), type=float, metavar="X", **kwargs)
+        else:
+            group.add_argument(_flag(f.name), type=str, metavar="S", **kwargs)
+    parser.add_argument("--env", dest="env_id", default=argparse.SUPPRESS, help="alias of --env-id")
+
+
+def _algo_of(argv: Sequence[str]) -> str:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--algo", default=None)
+    known, _ = pre.parse_known_args(argv)
+    return str(known.algo) if known.algo else "sac"
+
+
+def build_train_parser(algo: str) -> argparse.ArgumentParser:
+    if algo not in CONFIGS:
+        raise SoftacError(f"unknown --algo '{algo}': choose one of {', '.join(CONFIGS)}")
+    p = _Parser(prog="softac train", description="Train an agent; every config field is a flag.")
+    p.add_argument("--algo", choices=list(CONFIGS), default="sac", help="algorithm (default: sac)")
+    p.add_argument("--run-dir", type=Path, default=None, help="output directory (default: runs/ALGO-ENV-sSEED-TIME)")
+    p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --run-dir")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_config_flags(p, CONFIGS[algo])
+    return p
+
+
+def cmd_train(argv: Sequence[str]) -> int:
+    from softac.agents import AGENTS
+    from softac.checkpoint import load_agent
+
+    algo = _algo_of(argv)
+    args = build_train_parser(algo).parse_args(argv)
+    fields = {f.name for f in dataclasses.fields(CONFIGS[algo])}
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    if "hidden_sizes" in given:
+        given["hidden_sizes"] = tuple(given["hidden_sizes"])
+    if args.resume is not None:
+        locked = sorted(set(given) - RUN_FIELDS)
+        if locked:
+            flags = ", ".join(_flag(k) for k in locked)
+            raise SoftacError(f"--resume continues a run with its saved config; {flags} cannot be changed")
+        explicit_algo = args.algo if "--algo" in argv or any(a.startswith("--algo=") for a in argv) else None
+        agent = load_agent(args.resume, device=given.get("device"), expect={"algo": explicit_algo})
+        agent.config = agent.config.replace(**given)
+        agent.config.validate()
+        run_dir = args.run_dir or args.resume
+        if (args.resume / "state.json").is_file():  # a checkpoint directory inside runs/X/checkpoints
+            run_dir = args.run_dir or args.resume.parent.parent
+        print(f"softac: resuming {agent.algo} on {agent.config.env_id} at step {agent.env_steps} in {run_dir}",
+              file=sys.stderr)  # fmt: skip
+        agent.learn(run_dir=run_dir, progress=not args.no_progress)
+    else:
+        config = CONFIGS[algo](**given)
+        config.validate()
+        run_dir = args.run_dir or Path("runs") / f"{algo}-{config.env_id}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        agent = AGENTS[algo](config=config)
+        agent.learn(run_dir=run_dir, progress=not args.no_progress, overwrite=args.overwrite)
+    _print_result(Path(run_dir))
+    return 0
+
+
+def _print_result(run_dir: Path) -> None:
+    from softac.logging import read_progress
+
+    rows = read_progress(run_dir / "progress.csv")
+    if rows:
+        last = rows[-1]
+        mean, std = float(last["eval_return_mean"]), float(last["eval_return_std"])
+        print(f"step {last['step']}: eval return {mean:.1f} ± {std:.1f}  (run directory: {run_dir})")
+
+
+def cmd_eval(argv: Sequence[str]) -> int:
+    from softac.checkpoint import load_agent
+    from softac.envs import make_env
+    from softac.evaluate import EVAL_SEED_OFFSET, evaluate
+
+    p = _Parser(prog="softac eval", description="Evaluate a saved policy deterministically.")
+    p.add_argument("path", type=Path, help="run directory (newest checkpoint) or checkpoint directory")
+    p.add_argument("--episodes", type=_int, default=10, help="episodes to run (default: 10)")
+    p.add_argument("--seed", type=_int, default=None, help="first episode's reset seed (default: as in training)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = p.parse_args(argv)
+    if args.episodes <= 0:
+        raise SoftacError(f"--episodes must be a positive integer, got {args.episodes}")
+    agent = load_agent(args.path, device=args.device)
+    env = make_env(agent.config.env_id)
+    seed = args.seed if args.seed is not None else agent.config.seed + EVAL_SEED_OFFSET
+    returns = evaluate(agent, env, args.episodes, seed)
+    print(
+        f"{agent.algo} on {agent.config.env_id} at step {agent.env_steps}: mean return "
+        f"{returns.mean():.2f} ± {returns.std():.2f} over {args.episodes} episodes"
+    )
+    return 0
+
+
+def cmd_plot(argv: Sequence[str]) -> int:
+    from softac.plot import plot_runs
+
+    p = _Parser(prog="softac plot", description="Draw learning curves of one or several runs.")
+    p.add_argument("run_dirs", type=Path, nargs="+", help="run directories (different algorithms overlay)")
+    p.add_argument("--out", type=Path, default=None, help="PNG path (default: DIR/learning_curve.png for one run)")
+    p.add_argument("--title", default=None)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = p.parse_args(argv)
+    out = args.out or (args.run_dirs[0] / "learning_curve.png" if len(args.run_dirs) == 1 else Path("learning_curves.png"))
+    print(plot_runs(args.run_dirs, out, args.title))
+    return 0
+
+
+def cmd_bench(argv: Sequence[str]) -> int:
+    from softac.bench import main as bench_main
+
+    return bench_main(list(argv))
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "bench": cmd_bench}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if not argv:
+        argv = ["train"]  # `softac` alone trains SAC on Pendulum-v1
+    if argv[0] in ("-h", "--help"):
+        print("usage: softac {train,eval,plot,bench} [options]  (softac COMMAND --help for each)")
+        return 0
+    command = argv[0]
+    try:
+        if command not in COMMANDS:
+            raise SoftacError(f"unknown command '{command}': use one of {', '.join(COMMANDS)}")
+        return COMMANDS[command](argv[1:])
+    except (SoftacError, DivergenceError) as exc:
+        if debug:
+            raise
+        print(f"softac: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:
+        from softac.trainer import Interrupted
+
+        if isinstance(exc, Interrupted):
+            print(f"softac: {exc}", file=sys.stderr)
+            return exc.exit_code
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Environment construction, validation, seeding and the one place actions are rescaled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from softac.errors import SoftacError
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What the agent needs to know about an environment."""
+
+    env_id: str
+    obs_dim: int
+    act_dim: int
+    action_low: np.ndarray
+    action_high: np.ndarray
+
+
+def make_env(env_id: str) -> gym.Env:
+    """``gym.make`` with one clear error line for an id Gymnasium does not know."""
+    if not isinstance(env_id, str) or not env_id:
+        raise SoftacError(f"environment id must be a non-empty string, got {env_id!r}")
+    try:
+        return gym.make(env_id)
+    except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound) as exc:
+        raise SoftacError(
+            f"unknown environment '{env_id}': {exc}. List ids with "
+            "`python -c \"import gymnasium; gymnasium.pprint_registry()\"`"
+        ) from None
+    except gym.error.DeprecatedEnv as exc:
+        raise SoftacError(f"environment '{env_id}' is deprecated: {exc}") from None
+    except gym.error.DependencyNotInstalled as exc:
+        raise SoftacError(f"environment '{env_id}' needs an extra package: {exc}") from None
+
+
+def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
+    """Check the spaces softac supports and describe them; raise :class:`SoftacError` otherwise."""
+    act = env.action_space
+    obs = env.observation_space
+    if not isinstance(act, gym.spaces.Box):
+        raise SoftacError(
+            f"{env_id} has a {type(act).__name__} action space; softac's SAC/TD3/DDPG need a continuous "
+            "Box action space (try Pendulum-v1, HalfCheetah-v5, ...)"
+        )
+    if len(act.shape) != 1:
+        raise SoftacError(f"{env_id} has a Box action space of shape {act.shape}; a flat (1-D) Box is needed")
+    if not (np.all(np.isfinite(act.low)) and np.all(np.isfinite(act.high))):
+        raise SoftacError(
+            f"{env_id} has an action space with infinite bounds ({act.low} .. {act.high}); "
+            "a squashed policy needs finite bounds: wrap the env with gymnasium.wrappers.ClipAction "
+            "or RescaleAction"
+        )
+    if np.any(act.high <= act.low):
+        raise SoftacError(f"{env_id} has an action space with high <= low in some dimension")
+    if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
+        shape = getattr(obs, "shape", None)
+        raise SoftacError(
+            f"{env_id} has a {type(obs).__name__} observation space of shape {shape}; softac needs a flat "
+            "(1-D) Box: wrap it with gymnasium.wrappers.FlattenObservation"
+        )
+    return EnvSpec(
+        env_id=env_id,
+        obs_dim=int(obs.shape[0]),
+        act_dim=int(act.shape[0]),
+        action_low=np.asarray(act.low, dtype=np.float64),
+        action_high=np.asarray(act.high, dtype=np.float64),
+    )
+
+
+class ActionScaler:
+    """Maps the library's actions in [−1, 1] to each dimension's [low, high] (and back).
+
+    a_env = low + (a + 1) (high − low) / 2, per dimension: bounds need not be symmetric.
+    """
+
+    def __init__(self, low: np.ndarray, high: np.ndarray) -> None:
+        self.low = np.asarray(low, dtype=np.float64)
+        self.high = np.asarray(high, dtype=np.float64)
+        self._half_range = 0.5 * (self.high - self.low)
+
+    def to_env(self, action: np.ndarray) -> np.ndarray:
+        scaled = self.low + (np.asarray(action, dtype=np.float64) + 1.0) * self._half_range
+        # tanh(u) can round to exactly ±1 in float32; clipping keeps float error inside the box.
+        return np.clip(scaled, self.low, self.high)
+
+    def to_unit(self, env_action: np.ndarray) -> np.ndarray:
+        return (np.asarray(env_action, dtype=np.float64) - self.low) / self._half_range - 1.0
+
+
+def make_vector_env(env_id: str, n_envs: int, kind: str = "sync") -> gym.vector.VectorEnv:
+    """A Gymnasium vector env with autoreset *disabled*: the collector decides when to reset, so a
+    finished episode's real final observation is returned by ``step`` (no ``final_obs`` juggling)
+    and resets happen lazily, before the next step, which makes exact resume possible."""
+    fns: list[Callable[[], gym.Env]] = [lambda: make_env(env_id) for _ in range(n_envs)]
+    mode = gym.vector.AutoresetMode.DISABLED
+    if kind == "async":
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+
+
+def get_rng_states(envs: gym.vector.VectorEnv) -> list[dict[str, Any]]:
+    """The bit-generator state of every sub-environment (JSON-serialisable)."""
+    return [gen.bit_generator.state for gen in envs.get_attr("np_random")]
+
+
+def set_rng_states(envs: gym.vector.VectorEnv, states: list[dict[str, Any]]) -> None:
+    gens = []
+    for state in states:
+        gen = np.random.Generator(getattr(np.random, state["bit_generator"])())
+        gen.bit_generator.state = state
+        gens.append(gen)
+    envs.set_attr("np_random", gens)

@@ -1,0 +1,9 @@
+"""THE MATH: one small pure function per equation of the specification.
+
+No optimizers, no I/O, no ``.item()``: each function maps tensors to tensors, and its docstring is
+the equation it implements in the specification's notation (``../shared/seed/sac-lecture.txt``).
+"""
+
+from softac.losses import common, sac, td3
+
+__all__ = ["common", "sac", "td3"]

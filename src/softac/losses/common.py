@@ -1,0 +1,24 @@
+"""Pieces shared by SAC, TD3 and DDPG."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def bootstrap(reward: Tensor, terminated: Tensor, gamma: float, next_value: Tensor) -> Tensor:
+    """y = r + γ (1 − d) V(s').
+
+    ``d`` is *termination* only: a time-limit truncation keeps d = 0 and bootstraps from the real
+    final observation s' (the specification's reference code treats time-outs as terminal).
+    """
+    return reward + gamma * (1.0 - terminated) * next_value
+
+
+def critic_loss(q: Tensor, target: Tensor) -> Tensor:
+    """Σ_i L(φ_i, D) with L(φ_i, D) = E[(Q_φi(s, a) − y(r, s', d))²].
+
+    ``q`` has shape (n_critics, B) and ``target`` shape (B,). Summing the per-critic MSEs gives
+    each critic exactly the gradient of its own loss (their parameters are disjoint), so one
+    backward pass and one optimizer step serve the whole ensemble.
+    """
+    return (q - target).square().mean(dim=-1).sum()

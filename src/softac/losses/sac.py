@@ -1,0 +1,46 @@
+"""SAC's equations (the specification's "Learning the Q functions" and "Learning the policy")."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from softac.losses.common import bootstrap, critic_loss
+
+__all__ = ["actor_loss", "critic_loss", "soft_target", "temperature_loss"]
+
+
+def soft_target(
+    reward: Tensor,
+    terminated: Tensor,
+    gamma: float,
+    next_q_target: Tensor,
+    next_log_prob: Tensor,
+    alpha: Tensor | float,
+) -> Tensor:
+    """y(r, s', d) = r + γ (1 − d) (min_j Q_φtarg,j(s', ã') − α log π_θ(ã'|s')),  ã' ~ π_θ(·|s').
+
+    ``next_q_target``: (n_critics, B) target-critic values at (s', ã') with ã' drawn from the
+    *current* policy (SAC has no target policy); ``next_log_prob``: (B,) log π_θ(ã'|s').
+    """
+    soft_value = next_q_target.min(dim=0).values - alpha * next_log_prob
+    return bootstrap(reward, terminated, gamma, soft_value)
+
+
+def actor_loss(q_pi: Tensor, log_prob: Tensor, alpha: Tensor | float) -> Tensor:
+    """L(θ) = E_s[α log π_θ(ã_θ(s)|s) − min_j Q_φj(s, ã_θ(s))], ã_θ(s) = tanh(μ_θ(s) + σ_θ(s) ⊙ ξ).
+
+    The negative of max_θ E[Q(s, ã_θ) − α log π(ã_θ|s)]; ``q_pi`` (n_critics, B) must be computed
+    with critic parameters that carry no gradient (see ``CriticEnsemble(detach_params=True)``).
+    """
+    return (alpha * log_prob - q_pi.min(dim=0).values).mean()
+
+
+def temperature_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy: float) -> Tensor:
+    """J(α) = E_ã~π[−α (log π(ã|s) + H̄)], written in log α: J = E[−log α · (log π(ã|s) + H̄)].
+
+    We optimise log α rather than α (as SB3 and CleanRL do): it keeps α > 0 without a constraint,
+    and its gradient −(log π + H̄) does not shrink with α, so α can fall by orders of magnitude
+    at a steady rate instead of slowing down as it approaches 0. The fixed point is the same:
+    α stops moving when the policy's entropy E[−log π] equals H̄. ``log_prob`` must be detached.
+    """
+    return -(log_alpha * (log_prob + target_entropy)).mean()

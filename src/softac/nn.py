@@ -1,0 +1,107 @@
+"""Networks: MLPs, the batched critic ensemble, actors, Polyak averaging."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    """ReLU MLP: in → hidden… → out (linear output)."""
+    layers: list[nn.Module] = []
+    last = in_dim
+    for width in hidden:
+        layers += [nn.Linear(last, width), nn.ReLU()]
+        last = width
+    layers.append(nn.Linear(last, out_dim))
+    return nn.Sequential(*layers)
+
+
+class CriticEnsemble(nn.Module):
+    """n independent Q functions Q_φj(s, a) held as one module (DESIGN.md principle 3).
+
+    Every layer's weight has a leading member dimension, shape (n, in, out), and is applied with
+    one batched matmul, so two critics (or ten) cost one call per layer instead of n calls.
+    Input: ``obs_act`` of shape (B, obs_dim + act_dim) (the replay buffer stores s and a side by
+    side so this needs no concatenation), output: Q values of shape (n, B).
+    Each member is initialised like ``nn.Linear`` (Kaiming-uniform), independently.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], n: int) -> None:
+        super().__init__()
+        self.n = n
+        sizes = [in_dim, *hidden, 1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+            bound = 1.0 / math.sqrt(fan_in)
+            w = torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)
+            b = torch.empty(n, 1, fan_out).uniform_(-bound, bound)
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(b))
+
+    def forward(self, obs_act: Tensor, detach_params: bool = False) -> Tensor:
+        """Q values (n, B). ``detach_params=True`` lets gradients reach the *input* (the action in
+        the actor loss) but never the critic's weights: no weight gradients are even computed,
+        which both isolates the actor step (a "frozen" critic that is really frozen) and saves
+        the two weight-gradient products per layer."""
+        x = obs_act.expand(self.n, *obs_act.shape)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if detach_params:
+                w, b = w.detach(), b.detach()
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = torch.relu(x)
+        return x.squeeze(-1)
+
+
+class GaussianActor(nn.Module):
+    """SAC policy network: s ↦ (μ_θ(s), log σ_θ(s)). The log-std is a network output
+    (state-dependent, as the specification requires), clamped to [log_std_min, log_std_max]."""
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: Sequence[int], log_std_min: float, log_std_max: float
+    ) -> None:
+        super().__init__()
+        self.trunk = mlp(obs_dim, hidden, 2 * act_dim)
+        self.act_dim = act_dim
+        self.log_std_min = log_std_min
+        self.log_std_max = log_std_max
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.trunk(obs).split(self.act_dim, dim=-1)
+        return mean, log_std.clamp(self.log_std_min, self.log_std_max)
+
+
+class DeterministicActor(nn.Module):
+    """TD3/DDPG policy network: s ↦ μ_θ(s) = tanh(f_θ(s)) in [−1, 1]^dim(A)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        self.trunk = mlp(obs_dim, hidden, act_dim)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return torch.tanh(self.trunk(obs))
+
+
+@torch.no_grad()
+def polyak_update(target: Iterable[Tensor], source: Iterable[Tensor], tau: float) -> None:
+    """φ_targ ← ρ φ_targ + (1 − ρ) φ with τ = 1 − ρ, i.e. φ_targ ← φ_targ + τ (φ − φ_targ):
+    one fused ``lerp_`` over all tensors instead of a multiply and an add per tensor."""
+    torch._foreach_lerp_(list(target), list(source), tau)
+
+
+def adam(params: Iterable[Tensor], lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel: every tensor of the group is updated in one call (CPU and CUDA)."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
+def hard_update(target: nn.Module, source: nn.Module) -> None:
+    """Copy source's parameters into target (targets start equal to their networks)."""
+    target.load_state_dict(source.state_dict())
+    for p in target.parameters():
+        p.requires_grad_(False)
