@@ -22,7 +22,7 @@ train: setup
 	$(BIN)/softac train --run-dir runs/sac-pendulum --overwrite
 
 test: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests scripts benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --durations=10 tests
 

@@ -65,7 +65,7 @@ def _byte_chunks(t: Tensor) -> Iterator[memoryview]:
         part = flat[start : start + per_chunk]
         if part.device.type != "cpu":
             part = part.cpu()
-        yield memoryview(part.view(torch.uint8).numpy()).cast("B")
+        yield memoryview(part.view(torch.uint8).numpy().data).cast("B")
 
 
 def write_safetensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> str:
@@ -126,7 +126,7 @@ def verify_file(path: Path, expected_sha256: str) -> None:
 def read_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, Tensor]:
     _refuse_foreign(path)
     try:
-        with safe_open(str(path), framework="pt", device=str(device)) as f:  # type: ignore[no-untyped-call]
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
             return {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (not a dict)
     except Exception as exc:  # safetensors raises several types for malformed files
         raise SoftacError(f"{path} is not a valid safetensors file ({exc})") from None
@@ -355,7 +355,7 @@ def _load_buffer(agent: OffPolicyAgent, path: Path, meta: dict[str, Any]) -> Non
     _refuse_foreign(path)
     buf = agent.buffer
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:  # type: ignore[no-untyped-call]
+        with safe_open(str(path), framework="pt", device="cpu") as f:
             rows = f.get_slice("storage")
             n, width = rows.get_shape()
             if width != buf.row or n > buf.capacity or n != meta["size"]:

@@ -116,7 +116,8 @@ def cmd_train(argv: Sequence[str]) -> int:
     else:
         config = CONFIGS[algo](**given)
         config.validate()
-        run_dir = args.run_dir or Path("runs") / f"{algo}-{config.env_id}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = args.run_dir or Path("runs") / f"{algo}-{config.env_id}-s{config.seed}-{stamp}"
         agent = AGENTS[algo](config=config)
         agent.learn(run_dir=run_dir, progress=not args.no_progress, overwrite=args.overwrite)
     _print_result(Path(run_dir))
@@ -167,7 +168,8 @@ def cmd_plot(argv: Sequence[str]) -> int:
     p.add_argument("--title", default=None)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
-    out = args.out or (args.run_dirs[0] / "learning_curve.png" if len(args.run_dirs) == 1 else Path("learning_curves.png"))
+    default = args.run_dirs[0] / "learning_curve.png" if len(args.run_dirs) == 1 else Path("learning_curves.png")
+    out = args.out or default
     print(plot_runs(args.run_dirs, out, args.title))
     return 0
 

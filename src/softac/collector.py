@@ -37,7 +37,8 @@ class Collector:
         self.n = envs.num_envs
         self.seed = seed
         self.skip_nonfinite = skip_nonfinite
-        self.obs: np.ndarray = np.zeros((self.n, *envs.single_observation_space.shape), dtype=np.float32)
+        obs_dim = int(np.prod(envs.single_observation_space.shape or (1,)))
+        self.obs: np.ndarray = np.zeros((self.n, obs_dim), dtype=np.float32)
         self.needs_reset = np.ones(self.n, dtype=bool)
         self._seeded = False  # the first reset seeds sub-env i with seed + i
         self.ep_return = np.zeros(self.n)

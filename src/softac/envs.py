@@ -107,7 +107,7 @@ def make_vector_env(env_id: str, n_envs: int, kind: str = "sync") -> gym.vector.
 
 def get_rng_states(envs: gym.vector.VectorEnv) -> list[dict[str, Any]]:
     """The bit-generator state of every sub-environment (JSON-serialisable)."""
-    return [gen.bit_generator.state for gen in envs.get_attr("np_random")]
+    return [gen.bit_generator.state for gen in envs.get_attr("np_random")]  # type: ignore[attr-defined]
 
 
 def set_rng_states(envs: gym.vector.VectorEnv, states: list[dict[str, Any]]) -> None:
@@ -116,4 +116,4 @@ def set_rng_states(envs: gym.vector.VectorEnv, states: list[dict[str, Any]]) -> 
         gen = np.random.Generator(getattr(np.random, state["bit_generator"])())
         gen.bit_generator.state = state
         gens.append(gen)
-    envs.set_attr("np_random", gens)
+    envs.set_attr("np_random", gens)  # type: ignore[attr-defined]

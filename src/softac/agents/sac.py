@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -32,18 +34,20 @@ class SAC(OffPolicyAgent):
         self.target_entropy = float(cfg.target_entropy if cfg.target_entropy is not None else -spec.act_dim)
         init = cfg.alpha_init if cfg.autotune_alpha else cfg.alpha
         self.log_alpha = torch.tensor(math.log(init), device=self.device, requires_grad=cfg.autotune_alpha)
-        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr)
+        # log α is a second parameter group of the actor's optimizer: the actor loss and the
+        # temperature loss touch disjoint parameters (α is detached in the first, log π in the
+        # second), so one backward pass and one fused Adam step serve both.
+        groups: list[dict[str, Any]] = [{"params": list(self.actor.parameters()), "lr": cfg.actor_lr}]
+        if cfg.autotune_alpha:
+            groups.append({"params": [self.log_alpha], "lr": cfg.alpha_lr})
+        self.actor_opt = adam(groups, cfg.actor_lr)
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr)
-        self.alpha_opt = adam([self.log_alpha], cfg.alpha_lr) if cfg.autotune_alpha else None
 
     def modules(self) -> dict[str, nn.Module]:
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        opts: dict[str, torch.optim.Optimizer] = {"actor": self.actor_opt, "critic": self.critic_opt}
-        if self.alpha_opt is not None:
-            opts["alpha"] = self.alpha_opt
-        return opts
+        return {"actor": self.actor_opt, "critic": self.critic_opt}
 
     def extra_tensors(self) -> dict[str, Tensor]:
         return {"log_alpha": self.log_alpha}
@@ -77,10 +81,6 @@ class SAC(OffPolicyAgent):
         action, log_prob = squashed_gaussian_rsample(*self.actor(batch.obs))
         q_pi = self.critic(torch.cat([batch.obs, action], dim=-1), detach_params=True)
         actor_loss = L.actor_loss(q_pi, log_prob, alpha)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-
         metrics = {
             "loss/critic": critic_loss.detach(),
             "loss/actor": actor_loss.detach(),
@@ -88,12 +88,15 @@ class SAC(OffPolicyAgent):
             "policy/entropy": -log_prob.detach().mean(),
             "alpha": alpha,
         }
-        if self.alpha_opt is not None:
+        loss = actor_loss
+        if cfg.autotune_alpha:
+            # Temperature: E[−log α (log π(ã|s) + H̄)] on the same samples (log π detached).
             alpha_loss = L.temperature_loss(self.log_alpha, log_prob.detach(), self.target_entropy)
-            self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_opt.step()
             metrics["loss/alpha"] = alpha_loss.detach()
+            loss = actor_loss + alpha_loss
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.actor_opt.step()
 
         polyak_update(self.critic_target.parameters(), self.critic.parameters(), cfg.tau)
         self.updates += 1

@@ -1,0 +1,189 @@
+"""Helpers shared by the tests: tiny settings, custom environments, CLI runners, comparisons."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+# One intra-op thread: the machine is shared and tiny networks gain nothing from more.
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+SOFTAC = [sys.executable, "-m", "softac.cli"]
+
+# Settings every short training run in the tests uses (plus learning_starts / total_steps).
+TINY: dict[str, Any] = {
+    "hidden_sizes": (32, 32),
+    "batch_size": 64,
+    "buffer_size": 4000,
+    "eval_episodes": 1,
+    "threads": 1,
+    "device": "cpu",
+}
+TINY_FLAGS = [
+    "--hidden-sizes", "32", "32", "--batch-size", "64", "--buffer-size", "4000",
+    "--eval-episodes", "1", "--threads", "1", "--device", "cpu", "--no-progress",
+]  # fmt: skip
+
+
+# -- custom environments ----------------------------------------------------------------------
+class CounterEnv(gym.Env):
+    """obs = [t, episode]; reward = 1 + t. Terminates (truly) when t reaches ``terminate_at``
+    (if given); the TimeLimit wrapper of the registration truncates otherwise."""
+
+    def __init__(self, terminate_at: int | None = None) -> None:
+        self.observation_space = gym.spaces.Box(-1e6, 1e6, (2,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.terminate_at = terminate_at
+        self.t = 0
+        self.episode = -1
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.t, self.episode], dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        super().reset(seed=seed)
+        self.t = 0
+        self.episode += 1
+        return self._obs(), {}
+
+    def step(self, action: np.ndarray) -> Any:
+        reward = 1.0 + self.t
+        self.t += 1
+        terminated = self.terminate_at is not None and self.t >= self.terminate_at
+        return self._obs(), reward, terminated, False, {}
+
+
+class NonFiniteEnv(gym.Env):
+    """Returns a NaN observation (or an inf reward) on its ``bad_step``-th step (0-based) of the
+    first episode only; finite otherwise. Episodes last 10 steps (TimeLimit)."""
+
+    def __init__(self, what: str = "obs", bad_step: int = 7) -> None:
+        self.observation_space = gym.spaces.Box(-1e6, 1e6, (2,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.what = what
+        self.bad_step = bad_step
+        self.t = 0
+        self.episode = -1
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        super().reset(seed=seed)
+        self.t = 0
+        self.episode += 1
+        return np.array([0.0, 1.0], dtype=np.float32), {}
+
+    def step(self, action: np.ndarray) -> Any:
+        bad = self.episode == 0 and self.t == self.bad_step
+        self.t += 1
+        obs = np.array([self.t, float(action[0])], dtype=np.float32)
+        reward = -(float(action[0]) ** 2)
+        if bad and self.what == "obs":
+            obs[0] = np.nan
+        if bad and self.what == "reward":
+            reward = float("inf")
+        return obs, reward, False, False, {}
+
+
+class BoxEnv(gym.Env):
+    """A trivial env with configurable action/observation spaces (for validation tests)."""
+
+    def __init__(self, low: Any = -1.0, high: Any = 1.0, obs_shape: tuple[int, ...] = (3,)) -> None:
+        low = np.atleast_1d(np.asarray(low, dtype=np.float32))
+        high = np.atleast_1d(np.asarray(high, dtype=np.float32))
+        self.action_space = gym.spaces.Box(low, high, low.shape, np.float32)
+        self.observation_space = gym.spaces.Box(-10.0, 10.0, obs_shape, np.float32)
+        self.obs_shape = obs_shape
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        super().reset(seed=seed)
+        return self.np_random.uniform(-1, 1, self.obs_shape).astype(np.float32), {}
+
+    def step(self, action: np.ndarray) -> Any:
+        obs = self.np_random.uniform(-1, 1, self.obs_shape).astype(np.float32)
+        return obs, -float(np.sum(np.square(action))), False, False, {}
+
+
+class DictObsEnv(BoxEnv):
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_space = gym.spaces.Dict({"x": gym.spaces.Box(-1.0, 1.0, (2,), np.float32)})
+
+
+def _register(env_id: str, entry_point: Any, max_episode_steps: int | None = None, **kwargs: Any) -> None:
+    if env_id not in gym.registry:
+        gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps, kwargs=kwargs)
+
+
+_register("SoftacTest/Counter-v0", CounterEnv, max_episode_steps=5)  # truncates at t = 5
+_register("SoftacTest/CounterTerminates-v0", CounterEnv, max_episode_steps=10, terminate_at=3)
+_register("SoftacTest/NaNObs-v0", NonFiniteEnv, max_episode_steps=10, what="obs")
+_register("SoftacTest/InfReward-v0", NonFiniteEnv, max_episode_steps=10, what="reward")
+_register("SoftacTest/InfiniteBox-v0", BoxEnv, max_episode_steps=20, low=[-np.inf], high=[np.inf])
+_register("SoftacTest/ImageObs-v0", BoxEnv, max_episode_steps=20, obs_shape=(2, 2))
+_register("SoftacTest/DictObs-v0", DictObsEnv, max_episode_steps=20)
+_register("SoftacTest/Asym-v0", BoxEnv, max_episode_steps=20, low=[-2.0, 0.0], high=[1.0, 5.0])
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def state_tensors(agent: Any) -> dict[str, torch.Tensor]:
+    """Every learned tensor of an agent (networks, targets, optimizer moments, log α), cloned."""
+    out: dict[str, torch.Tensor] = {}
+    for name, module in agent.modules().items():
+        for key, value in module.state_dict().items():
+            out[f"net/{name}/{key}"] = value.detach().clone()
+    for name, value in agent.extra_tensors().items():
+        out[f"extra/{name}"] = value.detach().clone()
+    for name, opt in agent.optimizers().items():
+        for idx, st in opt.state_dict()["state"].items():
+            for key, value in st.items():
+                out[f"optim/{name}/{idx}/{key}"] = torch.as_tensor(value).detach().clone()
+    return out
+
+
+def assert_bit_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"tensors differ: {different[:5]} (of {len(different)})"
+
+
+def module_params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``softac ARGS`` in a subprocess (the real entry point, exit codes and streams)."""
+    return subprocess.run(
+        [*SOFTAC, *args], capture_output=True, text=True, env=cli_env(), cwd=cwd, timeout=timeout, check=False
+    )
+
+
+def popen_cli(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*SOFTAC, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=cwd
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """Exit 2, exactly one line on stderr starting with 'softac: error:', no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("softac: error:"), lines[0]
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]

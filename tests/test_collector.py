@@ -1,0 +1,100 @@
+"""Termination vs truncation, decided once in the collector; non-finite transitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import TINY
+
+from softac import SAC, TD3, SoftacError
+from softac.collector import Collector
+from softac.envs import ActionScaler, make_vector_env
+
+
+def _collector(env_id: str, n_envs: int = 1, skip: bool = False) -> Collector:
+    envs = make_vector_env(env_id, n_envs)
+    space = envs.single_action_space
+    return Collector(envs, ActionScaler(space.low, space.high), seed=0, skip_nonfinite=skip)
+
+
+def _zeros(c: Collector) -> np.ndarray:
+    return np.zeros((c.n, 1), dtype=np.float32)
+
+
+def test_time_limit_truncation_bootstraps_from_real_final_observation() -> None:
+    c = _collector("SoftacTest/Counter-v0", n_envs=2)  # TimeLimit: 5 steps, never terminates
+    trs = [c.step(_zeros(c), step) for step in range(7)]
+    last = trs[4]  # the 5th step is truncated by the time limit
+    np.testing.assert_array_equal(last.terminated, [0.0, 0.0])
+    np.testing.assert_array_equal(last.obs, [[4, 0], [4, 0]])
+    np.testing.assert_array_equal(last.next_obs, [[5, 0], [5, 0]])  # the real s', not the reset obs
+    assert last.episode_returns == [15.0, 15.0] and last.episode_lengths == [5, 5]
+    assert all(not t.episode_returns for t in trs[:4])
+    # the next step starts a fresh episode from the reset observation
+    np.testing.assert_array_equal(trs[5].obs, [[0, 1], [0, 1]])
+    np.testing.assert_array_equal(trs[5].next_obs, [[1, 1], [1, 1]])
+    for t in trs:
+        np.testing.assert_array_equal(t.terminated, [0.0, 0.0])
+        np.testing.assert_array_equal(t.reward, t.obs[:, 0] + 1)
+
+
+def test_true_termination_stores_terminated() -> None:
+    c = _collector("SoftacTest/CounterTerminates-v0")  # terminates at t = 3
+    trs = [c.step(_zeros(c), step) for step in range(4)]
+    np.testing.assert_array_equal([t.terminated[0] for t in trs], [0.0, 0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(trs[2].next_obs, [[3, 0]])
+    assert trs[2].episode_returns == [6.0]
+    np.testing.assert_array_equal(trs[3].obs, [[0, 1]])
+
+
+@pytest.mark.parametrize("env_id", ["SoftacTest/Counter-v0", "SoftacTest/CounterTerminates-v0"])
+def test_buffer_after_training_keeps_termination_and_truncation_apart(env_id: str) -> None:
+    agent = TD3(env_id, **TINY, learning_starts=40, total_steps=120, eval_freq=120, log_freq=60)
+    agent.learn(progress=False)
+    assert agent.updates > 0
+    b = agent.buffer
+    rows = b.storage[: b.size].numpy()
+    assert b.size == 120
+    t, d, t_next = rows[:, 0], rows[:, b.obs_dim + b.act_dim + 1], rows[:, b.obs_dim + b.act_dim + 2]
+    np.testing.assert_array_equal(t_next, t + 1)  # s' is always the real successor, never a reset obs
+    if env_id.endswith("Terminates-v0"):
+        np.testing.assert_array_equal(d, (t_next == 3).astype(np.float32))
+        assert d.sum() == 40
+    else:
+        assert d.sum() == 0 and (t_next == 5).sum() == 24  # 24 time-limit truncations, all d = 0
+
+
+@pytest.mark.parametrize(("env_id", "what"), [("SoftacTest/NaNObs-v0", "observation"),
+                                              ("SoftacTest/InfReward-v0", "reward")])  # fmt: skip
+def test_nonfinite_transition_raises_naming_the_step(env_id: str, what: str) -> None:
+    c = _collector(env_id)
+    for step in range(7):
+        c.step(_zeros(c), 100 + step)
+    with pytest.raises(SoftacError) as info:
+        c.step(_zeros(c), 107)
+    msg = str(info.value)
+    assert f"non-finite {what} at step 107" in msg
+    assert "--skip-nonfinite" in msg
+
+
+@pytest.mark.parametrize("env_id", ["SoftacTest/NaNObs-v0", "SoftacTest/InfReward-v0"])
+def test_skip_nonfinite_drops_the_transition(env_id: str) -> None:
+    c = _collector(env_id, skip=True)
+    kept = [c.step(_zeros(c), step) for step in range(12)]
+    counts = [len(t.reward) for t in kept]
+    assert counts == [1] * 7 + [0] + [1] * 4  # the bad 8th step is dropped, nothing else
+    for t in kept:
+        assert np.isfinite(t.obs).all() and np.isfinite(t.next_obs).all() and np.isfinite(t.reward).all()
+    # the env whose state became untrustworthy is reset: the next transition starts an episode
+    np.testing.assert_array_equal(kept[8].obs, [[0.0, 1.0]])
+
+
+def test_training_on_nonfinite_env_raises_then_skips() -> None:
+    settings = {**TINY, "learning_starts": 4, "total_steps": 60, "eval_freq": 60, "log_freq": 30}
+    with pytest.raises(SoftacError, match="non-finite observation at step 7"):
+        SAC("SoftacTest/NaNObs-v0", **settings).learn(progress=False)
+    agent = SAC("SoftacTest/NaNObs-v0", **settings, skip_nonfinite=True)
+    agent.learn(progress=False)
+    assert agent.updates > 0
+    assert agent.buffer.size == 59  # 60 steps, one dropped
+    assert np.isfinite(agent.buffer.storage[: agent.buffer.size].numpy()).all()

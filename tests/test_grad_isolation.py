@@ -1,0 +1,194 @@
+"""Gradient isolation on real agents (DESIGN.md's testing lesson from Spinning Up's silent bug):
+after the actor loss's backward pass the critics and α have no gradient, and after the critic
+loss's backward pass the actor has none.
+
+Two ways: (1) the update's computation reproduced step by step with the agent's own modules and
+loss functions; (2) ``agent.update`` itself, observed through its optimizers' ``step`` calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from helpers import TINY
+
+from softac import DDPG, SAC, TD3
+from softac.buffer import Batch
+from softac.distributions import squashed_gaussian_rsample
+from softac.losses import sac as LS
+from softac.losses import td3 as LT
+
+
+def _fill(agent: Any, n: int = 256, seed: int = 0) -> Batch:
+    rng = np.random.default_rng(seed)
+    o, a = agent.spec.obs_dim, agent.spec.act_dim
+    agent.buffer.add(
+        rng.normal(size=(n, o)).astype(np.float32),
+        rng.uniform(-1, 1, size=(n, a)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32),
+        (rng.uniform(size=n) < 0.1).astype(np.float32),
+        rng.normal(size=(n, o)).astype(np.float32),
+    )
+    return agent.buffer.sample(64)
+
+
+def _no_grad(params: Any) -> bool:
+    return all(p.grad is None or not p.grad.any() for p in params)
+
+
+def _has_grad(params: Any) -> bool:
+    return all(p.grad is not None for p in params) and any(p.grad.abs().sum() > 0 for p in params)
+
+
+def _zero_all(agent: Any) -> None:
+    for module in agent.modules().values():
+        module.zero_grad(set_to_none=True)
+    for t in agent.extra_tensors().values():
+        t.grad = None
+
+
+@pytest.fixture
+def sac_agent() -> SAC:
+    return SAC("Pendulum-v1", **TINY, seed=1)
+
+
+@pytest.fixture
+def td3_agent() -> TD3:
+    return TD3("Pendulum-v1", **TINY, seed=1, policy_delay=1)
+
+
+# -- (1) step by step --------------------------------------------------------------------------
+def test_sac_actor_loss_reaches_only_the_actor(sac_agent: SAC) -> None:
+    agent = sac_agent
+    batch = _fill(agent)
+    assert agent.log_alpha.requires_grad  # autotuned: α *could* receive a gradient
+    _zero_all(agent)
+    alpha = agent.log_alpha.detach().exp()
+    action, log_prob = squashed_gaussian_rsample(*agent.actor(batch.obs))
+    q_pi = agent.critic(torch.cat([batch.obs, action], dim=-1), detach_params=True)
+    LS.actor_loss(q_pi, log_prob, alpha).backward()
+    assert _has_grad(list(agent.actor.parameters()))
+    assert _no_grad(agent.critic.parameters())
+    assert _no_grad(agent.critic_target.parameters())
+    assert agent.log_alpha.grad is None
+
+    # Control: the same loss with the critic *not* detached would leak into the critic, so the
+    # check above is able to fail.
+    _zero_all(agent)
+    action, log_prob = squashed_gaussian_rsample(*agent.actor(batch.obs))
+    q_pi = agent.critic(torch.cat([batch.obs, action], dim=-1))
+    LS.actor_loss(q_pi, log_prob, agent.log_alpha.exp()).backward()
+    assert not _no_grad(agent.critic.parameters())
+    assert agent.log_alpha.grad is not None
+
+
+def test_sac_critic_loss_reaches_only_the_critic(sac_agent: SAC) -> None:
+    agent = sac_agent
+    batch = _fill(agent)
+    _zero_all(agent)
+    alpha = agent.log_alpha.detach().exp()
+    with torch.no_grad():
+        next_action, next_log_prob = squashed_gaussian_rsample(*agent.actor(batch.next_obs))
+        next_q = agent.critic_target(torch.cat([batch.next_obs, next_action], dim=-1))
+        y = LS.soft_target(batch.reward, batch.terminated, agent.config.gamma, next_q, next_log_prob, alpha)
+    LS.critic_loss(agent.critic(batch.obs_act), y).backward()
+    assert _has_grad(list(agent.critic.parameters()))
+    assert _no_grad(agent.actor.parameters())
+    assert _no_grad(agent.critic_target.parameters())
+    assert agent.log_alpha.grad is None
+
+
+def test_sac_temperature_loss_reaches_only_log_alpha(sac_agent: SAC) -> None:
+    agent = sac_agent
+    batch = _fill(agent)
+    _zero_all(agent)
+    _, log_prob = squashed_gaussian_rsample(*agent.actor(batch.obs))
+    LS.temperature_loss(agent.log_alpha, log_prob.detach(), agent.target_entropy).backward()
+    assert agent.log_alpha.grad is not None and agent.log_alpha.grad != 0
+    assert _no_grad(agent.actor.parameters()) and _no_grad(agent.critic.parameters())
+
+
+def test_td3_losses_are_isolated(td3_agent: TD3) -> None:
+    agent = td3_agent
+    batch = _fill(agent)
+    _zero_all(agent)
+    q_pi = agent.critic(torch.cat([batch.obs, agent.actor(batch.obs)], dim=-1), detach_params=True)
+    LT.actor_loss(q_pi[0]).backward()
+    assert _has_grad(list(agent.actor.parameters()))
+    assert _no_grad(agent.critic.parameters()) and _no_grad(agent.actor_target.parameters())
+
+    _zero_all(agent)
+    with torch.no_grad():
+        next_action = LT.smoothed_target_action(
+            agent.actor_target(batch.next_obs), torch.randn(64, 1) * 0.2, agent.config.target_noise_clip
+        )
+        y = LT.target(batch.reward, batch.terminated, agent.config.gamma,
+                      agent.critic_target(torch.cat([batch.next_obs, next_action], dim=-1)))  # fmt: skip
+    LT.critic_loss(agent.critic(batch.obs_act), y).backward()
+    assert _has_grad(list(agent.critic.parameters()))
+    assert _no_grad(agent.actor.parameters()) and _no_grad(agent.actor_target.parameters())
+    assert _no_grad(agent.critic_target.parameters())
+
+
+# -- (2) inside agent.update ---------------------------------------------------------------------
+def _grads(params: Any) -> list[torch.Tensor | None]:
+    return [None if p.grad is None else p.grad.clone() for p in params]
+
+
+def _same(a: list[torch.Tensor | None], b: list[torch.Tensor | None]) -> bool:
+    return all((x is None and y is None) or (x is not None and y is not None and torch.equal(x, y))
+               for x, y in zip(a, b, strict=True))  # fmt: skip
+
+
+def _spy(agent: Any) -> dict[str, Any]:
+    """Record every module's gradients each time an optimizer steps."""
+    seen: dict[str, Any] = {}
+
+    def wrap(name: str, opt: torch.optim.Optimizer) -> None:
+        original = opt.step
+
+        def step(*args: Any, **kwargs: Any) -> Any:
+            seen[name] = {m: _grads(mod.parameters()) for m, mod in agent.modules().items()}
+            seen[name]["log_alpha"] = [None if "log_alpha" not in agent.extra_tensors()
+                                       else _grads([agent.extra_tensors()["log_alpha"]])[0]]  # fmt: skip
+            return original(*args, **kwargs)
+
+        opt.step = step  # type: ignore[method-assign]
+
+    for name, opt in agent.optimizers().items():
+        wrap(name, opt)
+    return seen
+
+
+@pytest.mark.parametrize("cls", [SAC, TD3, DDPG])
+def test_update_isolates_gradients(cls: type) -> None:
+    extra = {"policy_delay": 1} if cls is TD3 else {}
+    agent = cls("Pendulum-v1", **TINY, seed=2, **extra)
+    for _ in range(3):  # several updates: stale grads from a previous update must not leak either
+        batch = _fill(agent, seed=agent.updates)
+        _zero_all(agent)
+        seen = _spy(agent)
+        agent.update(batch)
+        assert "critic" in seen and "actor" in seen
+        # at the critic step: the critic has gradient, the actor (and α) none
+        at_critic = seen["critic"]
+        assert all(g is not None and g.abs().sum() > 0 for g in at_critic["critic"])
+        assert all(g is None for g in at_critic["actor"])
+        assert at_critic["log_alpha"] == [None]
+        # at the actor step: the actor has gradient, the critic's is exactly what the critic loss left
+        at_actor = seen["actor"]
+        assert all(g is not None for g in at_actor["actor"])
+        assert _same(at_actor["critic"], at_critic["critic"])
+        assert at_actor["log_alpha"] == [None]
+        for target in ("critic_target", "actor_target"):
+            if target in at_actor:
+                assert all(g is None for g in at_actor[target])
+        if cls is SAC:
+            # the temperature step sees only its own gradient added
+            at_alpha = seen["alpha"]
+            assert at_alpha["log_alpha"][0] is not None
+            assert _same(at_alpha["critic"], at_critic["critic"])
+            assert _same(at_alpha["actor"], at_actor["actor"])

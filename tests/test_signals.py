@@ -1,0 +1,121 @@
+"""Interrupting training: SIGINT/SIGTERM save a checkpoint and exit 130/143; SIGKILL at any moment
+leaves only complete checkpoints, and --resume carries the run to its end."""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import TINY_FLAGS, popen_cli, run_cli
+
+from softac import SAC
+from softac.checkpoint import list_checkpoints
+from softac.logging import read_progress
+
+LONG_RUN = [
+    "train", "--algo", "sac", "--env", "Pendulum-v1", "--total-steps", "1000000", "--learning-starts", "200",
+    "--eval-freq", "300", "--checkpoint-freq", "1000000", *TINY_FLAGS,
+]  # fmt: skip
+
+
+def _wait_for(predicate: object, proc: subprocess.Popen[str], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        if proc.poll() is not None:
+            _out, err = proc.communicate()
+            pytest.fail(f"training exited early with {proc.returncode}: {err[-2000:]}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("timed out waiting for the training subprocess")
+
+
+def _has_progress_row(run_dir: Path) -> bool:
+    path = run_dir / "progress.csv"
+    try:
+        return len(path.read_text().splitlines()) >= 2
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_checkpoint_and_exits(sig: signal.Signals, code: int, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = popen_cli(*LONG_RUN, "--run-dir", str(run_dir))
+    try:
+        _wait_for(lambda: _has_progress_row(run_dir), proc)  # training loop running, past an eval
+        assert list_checkpoints(run_dir) == []  # checkpoint_freq is huge: only the signal saves one
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    match = re.search(r"checkpoint saved to (\S+)", err)
+    assert match, err
+    assert sig.name in err
+    ckpt = Path(match.group(1))
+    assert list_checkpoints(run_dir) == [ckpt]
+    agent = SAC.load(ckpt)
+    assert agent.env_steps >= 300 and agent.updates == agent.env_steps - 200
+    assert agent.buffer.size == agent.env_steps
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_times_then_resume_to_the_end(tmp_path: Path) -> None:
+    seed = random.SystemRandom().randrange(10**6)
+    rng = random.Random(seed)
+    run_dir = tmp_path / "run"
+    total = 3000
+    common = ["--total-steps", str(total), "--no-progress"]
+    first = [
+        "train", "--algo", "td3", "--env", "Pendulum-v1", "--learning-starts", "200", "--eval-freq", "200",
+        "--checkpoint-freq", "200", "--keep-checkpoints", "3", "--run-dir", str(run_dir), *TINY_FLAGS,
+    ]  # fmt: skip
+    resumed_from = 0
+    for attempt in range(3):
+        args = first + common if attempt == 0 else ["train", "--resume", str(run_dir), *common]
+        proc = popen_cli(*args)
+        try:
+
+            def new_checkpoint(floor: int = resumed_from) -> bool:
+                found = list_checkpoints(run_dir)
+                return bool(found) and int(found[-1].name.split("_")[1]) > floor
+
+            _wait_for(new_checkpoint, proc)
+            time.sleep(rng.uniform(0.0, 1.0))  # then kill at a random moment of the loop
+            proc.kill()
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == -signal.SIGKILL, f"seed {seed}"
+        for ckpt in list_checkpoints(run_dir):  # every checkpoint on disk is complete and loads
+            agent = _load_any(ckpt)
+            assert agent.env_steps == int(ckpt.name.split("_")[1]), f"seed {seed}"
+        resumed_from = _load_any(run_dir).env_steps
+        assert resumed_from < total, f"seed {seed}: killed too late to test a resume"
+
+    proc = run_cli("train", "--resume", str(run_dir), *common, timeout=300)
+    assert proc.returncode == 0, f"seed {seed}: {proc.stderr}"
+    final = _load_any(run_dir)
+    assert (final.env_steps, final.updates) == (total, total - 200)
+    assert final.buffer.size == total or final.buffer.size == final.config.buffer_size
+    for ckpt in list_checkpoints(run_dir):
+        assert _load_any(ckpt).env_steps == int(ckpt.name.split("_")[1])
+    steps = [int(r["step"]) for r in read_progress(run_dir / "progress.csv")]
+    assert steps == list(range(200, total + 1, 200)), f"seed {seed}: {steps}"
+
+
+def _load_any(path: Path) -> Any:
+    from softac.agents.base import OffPolicyAgent
+
+    return OffPolicyAgent.load(path)

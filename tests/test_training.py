@@ -1,0 +1,174 @@
+"""Short training runs through the Python API: they go past learning_starts, update every network,
+and the algorithm-specific machinery (policy delay, DDPG = TD3 settings, save/load) is exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from helpers import TINY, assert_bit_identical, module_params, state_tensors
+
+from softac import DDPG, SAC, TD3, SoftacError
+from softac.logging import read_progress
+
+
+def _changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
+    return all(not torch.equal(b, p) for b, p in zip(before, module.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("cls", [SAC, TD3, DDPG])
+def test_short_run_updates_every_network(cls: type, tmp_path: Path) -> None:
+    agent = cls("Pendulum-v1", **TINY, learning_starts=200, total_steps=600, eval_freq=300, log_freq=300)
+    snapshots = {name: module_params(m) for name, m in agent.modules().items()}
+    agent.learn(run_dir=tmp_path / cls.algo, progress=False)
+    assert agent.env_steps == 600
+    assert agent.updates == 400  # utd 1: one gradient step per env step after learning_starts
+    for name, module in agent.modules().items():
+        assert _changed(snapshots[name], module), f"{name} did not change"
+    rows = read_progress(tmp_path / cls.algo / "progress.csv")
+    assert [int(r["step"]) for r in rows] == [300, 600]
+    assert [int(r["updates"]) for r in rows] == [100, 400]
+    assert all(np.isfinite(float(r["eval_return_mean"])) for r in rows)
+    assert rows[-1]["loss_critic"] != ""  # training scalars were logged into the last row
+    if cls is SAC:
+        assert agent.alpha != pytest.approx(1.0)  # autotuned α moved from alpha_init
+
+
+def test_utd_ratio_sets_the_number_of_updates() -> None:
+    agent = TD3("Pendulum-v1", **TINY, learning_starts=100, total_steps=300, eval_freq=300, utd_ratio=0.5)
+    agent.learn(progress=False)
+    assert agent.updates == 100
+    agent = TD3("Pendulum-v1", **TINY, learning_starts=250, total_steps=300, eval_freq=300, utd_ratio=2)
+    agent.learn(progress=False)
+    assert agent.updates == 100
+
+
+def _random_batch(agent: Any, seed: int = 0) -> Any:
+    rng = np.random.default_rng(seed)
+    n, o = 512, agent.spec.obs_dim
+    agent.buffer.add(
+        rng.normal(size=(n, o)).astype(np.float32), rng.uniform(-1, 1, (n, 1)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32), (rng.uniform(size=n) < 0.05).astype(np.float32),
+        rng.normal(size=(n, o)).astype(np.float32),
+    )  # fmt: skip
+    g = torch.Generator().manual_seed(seed)
+    return agent.buffer.sample(64, generator=g)
+
+
+def test_td3_policy_delay_counted_exactly() -> None:
+    agent = TD3("Pendulum-v1", **TINY, policy_delay=3)
+    actor_changes = critic_changes = actor_target_changes = critic_target_changes = 0
+    for k in range(1, 11):
+        before = {name: module_params(m) for name, m in agent.modules().items()}
+        agent.update(_random_batch(agent, seed=k))
+        after = agent.modules()
+        actor_moved = _changed(before["actor"], after["actor"])
+        assert actor_moved == (k % 3 == 0), f"update {k}"
+        actor_changes += actor_moved
+        critic_changes += _changed(before["critic"], after["critic"])
+        actor_target_changes += _changed(before["actor_target"], after["actor_target"])
+        critic_target_changes += _changed(before["critic_target"], after["critic_target"])
+    assert agent.updates == 10
+    assert actor_changes == 10 // 3
+    assert critic_changes == 10
+    assert actor_target_changes == critic_target_changes == 10 // 3  # targets follow the policy delay
+    actor_steps = [int(s["step"]) for s in agent.actor_opt.state_dict()["state"].values()]
+    critic_steps = [int(s["step"]) for s in agent.critic_opt.state_dict()["state"].values()]
+    assert set(actor_steps) == {3} and set(critic_steps) == {10}
+
+
+def test_ddpg_equals_td3_with_ddpg_settings() -> None:
+    td3 = TD3("Pendulum-v1", **TINY, n_critics=1, policy_delay=1, target_noise=0.0, target_noise_clip=0.0)
+    ddpg = DDPG("Pendulum-v1", **TINY, seed=123)  # other seed: different initial weights
+    assert not torch.equal(next(td3.actor.parameters()), next(ddpg.actor.parameters()))
+    for name, module in td3.modules().items():
+        ddpg.modules()[name].load_state_dict(module.state_dict())
+    batch = _random_batch(td3)
+    for step in range(3):
+        torch.manual_seed(step)  # (neither should draw random numbers; same seed anyway)
+        m_td3 = td3.update(batch)
+        torch.manual_seed(step)
+        m_ddpg = ddpg.update(batch)
+        for key in m_td3:
+            assert torch.equal(m_td3[key], m_ddpg[key]), key
+    assert_bit_identical(state_tensors(td3), state_tensors(ddpg))
+    # and the update did do something
+    assert not torch.equal(next(td3.actor.parameters()), next(td3.actor_target.parameters()))
+
+
+def test_ddpg_does_not_draw_target_noise() -> None:
+    ddpg = DDPG("Pendulum-v1", **TINY)
+    batch = _random_batch(ddpg)
+    torch.manual_seed(0)
+    ddpg.update(batch)
+    assert torch.equal(torch.get_rng_state(), torch.manual_seed(0).get_state())
+
+
+def test_td3_target_noise_is_drawn() -> None:
+    td3 = TD3("Pendulum-v1", **TINY)
+    batch = _random_batch(td3)
+    torch.manual_seed(0)
+    td3.update(batch)
+    assert not torch.equal(torch.get_rng_state(), torch.manual_seed(0).get_state())
+
+
+@pytest.mark.parametrize("cls", [SAC, TD3])
+def test_save_load_round_trip(cls: type, tmp_path: Path) -> None:
+    agent = cls("Pendulum-v1", **TINY, learning_starts=100, total_steps=300, eval_freq=300)
+    agent.learn(progress=False)
+    assert agent.updates == 200
+    agent.save(tmp_path / "model")
+    loaded = cls.load(tmp_path / "model")
+    assert type(loaded) is cls
+    counters = (agent.env_steps, agent.updates, agent.episodes)
+    assert (loaded.env_steps, loaded.updates, loaded.episodes) == counters
+    assert_bit_identical(state_tensors(agent), state_tensors(loaded))
+    assert loaded.buffer.size == agent.buffer.size
+    assert torch.equal(loaded.buffer.storage[: loaded.buffer.size], agent.buffer.storage[: agent.buffer.size])
+    obs = np.random.default_rng(0).uniform(-1, 1, size=(20, 3)).astype(np.float32)
+    a1, _ = agent.predict(obs)
+    a2, _ = loaded.predict(obs)
+    np.testing.assert_array_equal(a1, a2)
+    # single observation: one action of the env's shape, inside the env's bounds
+    single, _ = loaded.predict(obs[0])
+    assert single.shape == (1,)
+    np.testing.assert_allclose(single, a1[0], rtol=1e-5, atol=1e-6)  # batched matmul may differ by an ulp
+    # a checkpoint without the buffer loads too (an empty buffer)
+    agent.save(tmp_path / "small", include_buffer=False)
+    small = cls.load(tmp_path / "small")
+    assert small.buffer.size == 0
+    np.testing.assert_array_equal(small.predict(obs)[0], a1)
+
+
+def test_predict_returns_env_scaled_actions_within_bounds() -> None:
+    agent = SAC("Pendulum-v1", **TINY)
+    with torch.no_grad():
+        agent.actor.trunk[-1].bias[0] = 50.0  # tanh(μ) → 1: the action saturates at the high bound
+    obs = np.zeros((4, 3), dtype=np.float32)
+    action, _ = agent.predict(obs)
+    assert action.dtype == np.float32 and action.shape == (4, 1)
+    np.testing.assert_allclose(action, 2.0)
+    assert (action <= 2.0).all()
+    with torch.no_grad():
+        agent.actor.trunk[-1].bias[0] = 0.0
+        agent.actor.trunk[-1].weight.zero_()
+    action, _ = agent.predict(obs)
+    np.testing.assert_allclose(action, 0.0, atol=1e-6)  # tanh(0) = 0 maps to the middle of [-2, 2]
+    # stochastic actions also stay within bounds
+    sampled, _ = agent.predict(np.random.default_rng(0).normal(size=(500, 3)) * 10, deterministic=False)
+    assert (np.abs(sampled) <= 2.0).all() and sampled.std() > 0.1
+    with pytest.raises(SoftacError, match="expects"):
+        agent.predict(np.zeros(5))
+
+
+def test_learn_continues_and_refuses_no_more_steps() -> None:
+    agent = TD3("Pendulum-v1", **TINY, learning_starts=100, total_steps=200, eval_freq=200)
+    agent.learn(progress=False)
+    assert agent.updates == 100
+    agent.learn(total_steps=400, progress=False)
+    assert agent.env_steps == 400 and agent.updates == 300
+    with pytest.raises(SoftacError, match="already at step 400"):
+        agent.learn(total_steps=300, progress=False)
