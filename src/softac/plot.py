@@ -55,6 +55,7 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path
             stack = np.stack([r[:n] for _, _, r in runs])
             line = ax.plot(steps, stack.mean(0), label=f"{algo.upper()} (mean of seeds {seeds})")[0]
             ax.fill_between(steps, stack.min(0), stack.max(0), color=line.get_color(), alpha=0.2)
+        ax.set_xlim(left=0)
         ax.set_title(env_id)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("deterministic evaluation return")
