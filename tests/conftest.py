@@ -30,6 +30,8 @@ def cli_sac_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--eval-freq", "300", "--checkpoint-freq", "300", "--run-dir", str(run_dir), *TINY_FLAGS,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    assert "step 600: eval return" in proc.stdout and str(run_dir) in proc.stdout
+    assert "Traceback" not in proc.stderr
     return run_dir
 
 

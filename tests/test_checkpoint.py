@@ -110,6 +110,28 @@ def _main_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return err[0]
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda s: s.pop("files"),
+        lambda s: s.pop("counters"),
+        lambda s: s["counters"].pop("updates"),
+        lambda s: s.update(buffer=None),
+        lambda s: s.update(obs_dim="3"),
+        lambda s: s["config"].update(hidden_sizes="abc"),
+        lambda s: s["config"].update(gamma=7.0),
+    ],
+)
+def test_incomplete_state_json_is_a_clear_error(run_copy: Path, edit: Any) -> None:
+    ckpt = _ckpt(run_copy)
+    state = json.loads((ckpt / "state.json").read_text())
+    edit(state)
+    (ckpt / "state.json").write_text(json.dumps(state))
+    with pytest.raises(SoftacError) as info:
+        SAC.load(ckpt)
+    assert str(ckpt) in str(info.value) or "gamma" in str(info.value)
+
+
 def test_corrupted_checkpoint_cli_exit_2(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _flip_bytes(_ckpt(run_copy) / "model.safetensors")
     assert_one_line_error(run_cli("eval", str(run_copy), "--episodes", "1"), "corrupted or truncated")
@@ -233,9 +255,9 @@ def test_existing_run_dir_is_protected(
 
 def test_resume_into_a_different_run_is_refused(sac_checkpoint: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
-    TD3("Pendulum-v1", **TINY, total_steps=200, learning_starts=100, eval_freq=200).learn(
-        run_dir=other, progress=False
-    )
+    td3 = TD3("Pendulum-v1", **TINY, total_steps=200, learning_starts=100, eval_freq=200)
+    td3.learn(run_dir=other, progress=False)
+    assert td3.updates == 100
     before = _snapshot(other)
     agent = SAC.load(sac_checkpoint)
     with pytest.raises(SoftacError, match="holds a different run"):
@@ -344,6 +366,7 @@ def test_stale_temporary_directories_are_ignored_and_cleaned(run_copy: Path) -> 
     agent = SAC.load(run_copy)
     assert agent.env_steps == 400
     agent.learn(total_steps=600, run_dir=run_copy, progress=False)
+    assert agent.updates == 400
     assert not half.exists()
     assert [p.name for p in list_checkpoints(run_copy)] == ["step_0000000400", "step_0000000600"]
 
@@ -369,3 +392,52 @@ def test_save_refuses_non_finite_weights(tmp_path: Path) -> None:
     with pytest.raises(SoftacError, match=r"critic\.weights\.0 holds NaN/inf"):
         agent.save(tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_safetensors_whose_header_length_starts_with_0x80_is_not_mistaken_for_a_pickle(tmp_path: Path) -> None:
+    """The header length is the file's first 8 bytes (little endian): 128 mod 256 starts with 0x80,
+    the pickle opcode. Such files must load (they once were refused as pickles)."""
+    path = tmp_path / "t.safetensors"
+    ckpt_mod.write_safetensors(path, {"x" * 67: torch.arange(3.0)})
+    assert path.read_bytes()[0] == 0x80  # the name length was chosen for this
+    assert torch.equal(ckpt_mod.read_tensors(path)["x" * 67], torch.arange(3.0))
+
+
+def test_ddpg_64x64_checkpoint_round_trips(tmp_path: Path) -> None:
+    """A real case of the above: DDPG on Pendulum with 64×64 networks has a 5248-byte header."""
+    agent = DDPG("Pendulum-v1", **{**TINY, "hidden_sizes": (64, 64)})
+    rng = np.random.default_rng(0)
+    agent.buffer.add(rng.normal(size=(64, 3)).astype(np.float32), rng.uniform(-1, 1, (64, 1)).astype(np.float32),
+                     rng.normal(size=64).astype(np.float32), np.zeros(64, np.float32),
+                     rng.normal(size=(64, 3)).astype(np.float32))  # fmt: skip
+    agent.update(agent.buffer.sample(64))
+    agent.save(tmp_path / "ddpg")
+    assert (tmp_path / "ddpg" / "model.safetensors").read_bytes()[0] == 0x80
+    assert_bit_identical(state_tensors(agent), state_tensors(DDPG.load(tmp_path / "ddpg")))
+
+
+def test_pruning_killed_midway_never_leaves_a_listed_broken_checkpoint(
+    run_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = SAC.load(run_copy)
+    for step in (500, 600):
+        agent.env_steps = step
+        save_checkpoint(agent, step_checkpoint_path(run_copy, step))
+    assert len(list_checkpoints(run_copy)) == 3
+    real_rmtree = shutil.rmtree
+
+    def killed_rmtree(path: Any, ignore_errors: bool = False, **kwargs: Any) -> None:
+        """rmtree that dies after deleting one file (as under SIGKILL)."""
+        Path(path, "model.safetensors").unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_mod.shutil, "rmtree", killed_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt_mod.prune_checkpoints(run_copy, keep=2)
+    monkeypatch.setattr(ckpt_mod.shutil, "rmtree", real_rmtree)
+    listed = list_checkpoints(run_copy)
+    assert [p.name for p in listed] == ["step_0000000500", "step_0000000600"]
+    for ckpt in listed:  # every listed checkpoint is whole
+        assert SAC.load(ckpt).env_steps == int(ckpt.name[5:])
+    ckpt_mod.prune_checkpoints(run_copy, keep=2)  # the next prune removes the half-deleted one
+    assert sorted(p.name for p in (run_copy / "checkpoints").iterdir()) == ["step_0000000500", "step_0000000600"]

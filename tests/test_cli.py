@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY, assert_one_line_error, run_cli
+from helpers import TINY, assert_one_line_error, cli_env, run_cli
 
 from softac import SAC, TD3, SoftacError, cli
 from softac.logging import read_progress
@@ -72,7 +74,9 @@ def td3_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
-def test_plot_overlays_two_algorithms(cli_sac_run: Path, td3_run: Path, tmp_path: Path) -> None:
+def test_plot_overlays_two_algorithms(
+    cli_sac_run: Path, td3_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,26 +86,33 @@ def test_plot_overlays_two_algorithms(cli_sac_run: Path, td3_run: Path, tmp_path
     proc = run_cli("plot", str(cli_sac_run), str(td3_run), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # in-process: the figure really has one line per algorithm, labelled
+    assert str(out) in proc.stdout
+    # in-process: the figure really has one panel with one line per algorithm, labelled
     from softac import plot as plot_mod
 
-    captured = {}
+    captured: dict[str, object] = {}
     original = plt.Figure.savefig
 
     def spy(fig: plt.Figure, *args: object, **kwargs: object) -> None:
+        captured["panels"] = [ax.get_title() for ax in fig.axes]
         captured["labels"] = sorted(line.get_label() for ax in fig.axes for line in ax.get_lines())
         original(fig, *args, **kwargs)
 
-    plt.Figure.savefig = spy  # type: ignore[method-assign]
-    try:
-        plot_mod.plot_runs([cli_sac_run, td3_run], tmp_path / "again.png")
-    finally:
-        plt.Figure.savefig = original  # type: ignore[method-assign]
+    monkeypatch.setattr(plt.Figure, "savefig", spy)
+    plot_mod.plot_runs([cli_sac_run, td3_run], tmp_path / "again.png")
+    assert captured["panels"] == ["Pendulum-v1"]
     assert captured["labels"] == ["SAC (seed 0)", "TD3 (seed 0)"]
 
 
 def test_discrete_env_exits_2_with_one_line(tmp_path: Path) -> None:
-    proc = run_cli("train", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "r"), "--no-progress")
+    # through the installed console script (the `softac` entry point of pyproject.toml)
+    script = Path(sys.executable).with_name("softac")
+    if not script.exists():
+        pytest.skip("the softac console script is not installed next to this Python")
+    proc = subprocess.run(
+        [str(script), "train", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "r"), "--no-progress"],
+        capture_output=True, text=True, env=cli_env(), timeout=120, check=False,
+    )  # fmt: skip
     assert_one_line_error(proc, "CartPole-v1", "Discrete")
     assert not (tmp_path / "r").exists()  # nothing was written for a refused run
 
@@ -180,3 +191,17 @@ def test_plot_and_eval_bad_input(
     assert "does not exist" in _main_error(capsys, "eval", str(tmp_path / "missing"))
     assert "--episodes" in _main_error(capsys, "eval", str(cli_sac_run), "--episodes", "0")
     assert "not a softac run" in _main_error(capsys, "eval", str(tmp_path))
+
+
+def test_ctrl_c_outside_training_exits_130_with_one_line(
+    cli_sac_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import softac.evaluate
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(softac.evaluate, "evaluate", interrupted)
+    assert cli.main(["eval", str(cli_sac_run), "--episodes", "1"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted" in err[0]

@@ -91,8 +91,10 @@ def test_skip_nonfinite_drops_the_transition(env_id: str) -> None:
 
 def test_training_on_nonfinite_env_raises_then_skips() -> None:
     settings = {**TINY, "learning_starts": 4, "total_steps": 60, "eval_freq": 60, "log_freq": 30}
+    failing = SAC("SoftacTest/NaNObs-v0", **settings)
     with pytest.raises(SoftacError, match="non-finite observation at step 7"):
-        SAC("SoftacTest/NaNObs-v0", **settings).learn(progress=False)
+        failing.learn(progress=False)
+    assert failing.updates == 3  # it was updating (steps 5..7) when the bad observation came
     agent = SAC("SoftacTest/NaNObs-v0", **settings, skip_nonfinite=True)
     agent.learn(progress=False)
     assert agent.updates > 0

@@ -61,6 +61,8 @@ def test_env_spec_of_pendulum() -> None:
         ("SoftacTest/InfiniteBox-v0", "infinite bounds"),
         ("SoftacTest/ImageObs-v0", "(2, 2)"),
         ("SoftacTest/DictObs-v0", "Dict observation space"),
+        ("bad id!", "invalid environment id 'bad id!'"),
+        ("nosuchmodule:Foo-v0", "No module named 'nosuchmodule'"),
     ],
 )
 def test_bad_environments_are_refused(env_id: str, needle: str) -> None:
@@ -92,6 +94,8 @@ def test_bad_environments_are_refused(env_id: str, needle: str) -> None:
         ({"vectorization": "threads"}, "vectorization"),
         ({"alpha_init": -1.0}, "alpha_init"),
         ({"log_std_min": 3.0}, "log_std_min"),
+        ({"target_entropy": float("nan")}, "target_entropy"),
+        ({"target_entropy": float("-inf")}, "target_entropy"),
         ({"device": "tpu"}, "tpu"),
         ({"no_such_field": 1}, "no_such_field"),
     ],

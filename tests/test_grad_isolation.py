@@ -143,17 +143,63 @@ def _same(a: list[torch.Tensor | None], b: list[torch.Tensor | None]) -> bool:
                for x, y in zip(a, b, strict=True))  # fmt: skip
 
 
-def _spy(agent: Any) -> dict[str, Any]:
-    """Record every module's gradients each time an optimizer steps."""
+def _named_params(agent: Any) -> dict[str, list[torch.Tensor]]:
+    out = {name: list(m.parameters()) for name, m in agent.modules().items()}
+    out.update({name: [t] for name, t in agent.extra_tensors().items()})
+    return out
+
+
+def _watch_losses(agent: Any, losses: Any, names: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Wrap the loss functions the agent's update calls: each time one is built, ask autograd
+    which of the agent's tensors it can reach (without changing what the update computes)."""
+    reach: dict[str, Any] = {}
+    params = _named_params(agent)
+
+    def wrap(fn_name: str) -> None:
+        original = getattr(losses, fn_name)
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            loss = original(*args, **kwargs)
+            flat = [(name, p) for name, ps in params.items() for p in ps if p.requires_grad]
+            grads = torch.autograd.grad(loss, [p for _, p in flat], retain_graph=True, allow_unused=True)
+            reached: dict[str, bool] = {}
+            for (name, _), g in zip(flat, grads, strict=True):
+                reached[name] = reached.get(name, False) or (g is not None and bool(g.abs().sum() > 0))
+            reach[fn_name] = reached
+            return loss
+
+        monkeypatch.setattr(losses, fn_name, spy)
+
+    for fn_name in names:
+        wrap(fn_name)
+    return reach
+
+
+@pytest.mark.parametrize("cls", [SAC, TD3, DDPG])
+def test_losses_built_inside_update_reach_only_their_parameters(cls: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = {"policy_delay": 1} if cls is TD3 else {}
+    agent = cls("Pendulum-v1", **TINY, seed=2, **extra)
+    losses = LS if cls is SAC else LT
+    names = ["critic_loss", "actor_loss", "temperature_loss"] if cls is SAC else ["critic_loss", "actor_loss"]
+    reach = _watch_losses(agent, losses, names, monkeypatch)
+    agent.update(_fill(agent))
+    assert set(reach) == set(names)  # every loss was built (and watched) in this update
+    assert reach["critic_loss"] == {**{k: False for k in reach["critic_loss"]}, "critic": True}
+    assert reach["actor_loss"] == {**{k: False for k in reach["actor_loss"]}, "actor": True}
+    if cls is SAC:
+        assert "log_alpha" in reach["actor_loss"]  # α was a candidate, and the actor loss missed it
+        assert reach["temperature_loss"] == {**{k: False for k in reach["temperature_loss"]}, "log_alpha": True}
+
+
+def _spy_steps(agent: Any) -> dict[str, Any]:
+    """Record every module's gradients (and log α's) each time an optimizer steps."""
     seen: dict[str, Any] = {}
 
     def wrap(name: str, opt: torch.optim.Optimizer) -> None:
         original = opt.step
 
         def step(*args: Any, **kwargs: Any) -> Any:
-            seen[name] = {m: _grads(mod.parameters()) for m, mod in agent.modules().items()}
-            seen[name]["log_alpha"] = [None if "log_alpha" not in agent.extra_tensors()
-                                       else _grads([agent.extra_tensors()["log_alpha"]])[0]]  # fmt: skip
+            seen[name] = {m: _grads(ps) for m, ps in _named_params(agent).items()}
             return original(*args, **kwargs)
 
         opt.step = step  # type: ignore[method-assign]
@@ -170,25 +216,25 @@ def test_update_isolates_gradients(cls: type) -> None:
     for _ in range(3):  # several updates: stale grads from a previous update must not leak either
         batch = _fill(agent, seed=agent.updates)
         _zero_all(agent)
-        seen = _spy(agent)
-        agent.update(batch)
+        seen = _spy_steps(agent)
+        metrics = agent.update(batch)
         assert "critic" in seen and "actor" in seen
         # at the critic step: the critic has gradient, the actor (and α) none
         at_critic = seen["critic"]
         assert all(g is not None and g.abs().sum() > 0 for g in at_critic["critic"])
         assert all(g is None for g in at_critic["actor"])
-        assert at_critic["log_alpha"] == [None]
+        assert all(g is None for g in at_critic.get("log_alpha", []))
         # at the actor step: the actor has gradient, the critic's is exactly what the critic loss left
         at_actor = seen["actor"]
         assert all(g is not None for g in at_actor["actor"])
         assert _same(at_actor["critic"], at_critic["critic"])
-        assert at_actor["log_alpha"] == [None]
         for target in ("critic_target", "actor_target"):
             if target in at_actor:
                 assert all(g is None for g in at_actor[target])
         if cls is SAC:
-            # the temperature step sees only its own gradient added
-            at_alpha = seen["alpha"]
-            assert at_alpha["log_alpha"][0] is not None
-            assert _same(at_alpha["critic"], at_critic["critic"])
-            assert _same(at_alpha["actor"], at_actor["actor"])
+            # log α's gradient is the temperature loss's alone, −E[log π + H̄] = entropy − H̄: the
+            # actor loss (α detached) added nothing to it
+            (g_alpha,) = at_actor["log_alpha"]
+            assert g_alpha is not None
+            expected = metrics["policy/entropy"] - agent.target_entropy
+            torch.testing.assert_close(g_alpha, expected, rtol=1e-5, atol=1e-6)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import TINY, TINY_FLAGS, assert_bit_identical, run_cli, state_tensors
 
-from softac import SAC, TD3
+from softac import SAC, TD3, cli
 from softac.checkpoint import list_checkpoints
 from softac.logging import read_progress
 
@@ -47,16 +47,22 @@ def _assert_same_progress(a: Path, b: Path) -> None:
         assert [r[key] for r in rb] == [r[key] for r in ra], key
 
 
-@pytest.mark.slow
-def test_resume_through_api_is_bit_identical(straight: Any, tmp_path: Path) -> None:
-    ref_dir, ref_tensors, ref_agent = straight
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def half(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same run stopped at step 1000 (its one checkpoint). Tests resume private copies."""
+    run_dir = tmp_path_factory.mktemp("half") / "run"
     first = SAC("Pendulum-v1", **RESUME, total_steps=1000)
     first.learn(run_dir=run_dir, progress=False)
     assert first.updates == 250
     assert [p.name for p in list_checkpoints(run_dir)] == ["step_0000001000"]
-    del first
+    return run_dir
 
+
+@pytest.mark.slow
+def test_resume_through_api_is_bit_identical(straight: Any, half: Path, tmp_path: Path) -> None:
+    ref_dir, ref_tensors, ref_agent = straight
+    run_dir = tmp_path / "run"
+    shutil.copytree(half, run_dir)
     resumed = SAC.load(run_dir)
     assert (resumed.env_steps, resumed.updates) == (1000, 250)
     resumed.learn(total_steps=2000, run_dir=run_dir, progress=False)
@@ -70,11 +76,10 @@ def test_resume_through_api_is_bit_identical(straight: Any, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_resume_through_cli_is_bit_identical(straight: Any, tmp_path: Path) -> None:
+def test_resume_through_cli_is_bit_identical(straight: Any, half: Path, tmp_path: Path) -> None:
     ref_dir, ref_tensors, _ = straight
     run_dir = tmp_path / "cli-run"
-    proc = run_cli("train", *RESUME_FLAGS, "--total-steps", "1000", "--run-dir", str(run_dir))
-    assert proc.returncode == 0, proc.stderr
+    shutil.copytree(half, run_dir)
     proc = run_cli("train", "--resume", str(run_dir), "--total-steps", "2000", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert "resuming sac on Pendulum-v1 at step 1000" in proc.stderr
@@ -82,6 +87,21 @@ def test_resume_through_cli_is_bit_identical(straight: Any, tmp_path: Path) -> N
     assert [p.name for p in list_checkpoints(run_dir)] == ["step_0000001000", "step_0000002000"]
     assert_bit_identical(ref_tensors, state_tensors(SAC.load(run_dir)))
     _assert_same_progress(ref_dir, run_dir)
+
+
+def test_cli_flags_make_the_same_run_as_the_api(tmp_path: Path) -> None:
+    """The CLI's main() builds exactly the config (and so the run) the Python API does: the same
+    checkpoint, bit for bit (400 steps, in-process to stay fast)."""
+    run_dir = tmp_path / "cli"
+    flags = [f if f != "1000" else "400" for f in RESUME_FLAGS]  # checkpoint at 400 instead of 1000
+    argv = ["train", *flags, "--learning-starts", "300", "--total-steps", "400", "--run-dir", str(run_dir)]
+    assert cli.main(argv) == 0
+    api = SAC("Pendulum-v1", **{**RESUME, "learning_starts": 300, "checkpoint_freq": 400}, total_steps=400)
+    api.learn(progress=False)
+    assert api.updates == 50
+    from_cli = SAC.load(run_dir)
+    assert from_cli.config == api.config
+    assert_bit_identical(state_tensors(api), state_tensors(from_cli))
 
 
 def test_resume_cannot_change_learned_settings(sac_checkpoint: Path) -> None:
@@ -100,7 +120,7 @@ def test_progress_rows_after_the_checkpoint_are_redone_once(tmp_path: Path) -> N
     assert [r["step"] for r in _progress(run_dir)] == ["100", "200", "300"]
     shutil.rmtree(list_checkpoints(run_dir)[-1])  # as if killed just before the step-300 checkpoint
     agent = TD3.load(run_dir)
-    assert agent.env_steps == 200
+    assert (agent.env_steps, agent.updates) == (200, 100)
     agent.learn(total_steps=500, run_dir=run_dir, progress=False)
     assert agent.updates == 400
     steps = [int(r["step"]) for r in _progress(run_dir)]
@@ -117,9 +137,59 @@ def test_resume_mid_episode_continues_with_fresh_episodes(tmp_path: Path) -> Non
         run_dir=run_dir, progress=False
     )
     agent = TD3.load(run_dir)
+    assert agent.updates == 200
     assert agent.resume_state is not None
     assert agent.resume_state["collector"]["at_episode_boundary"] is False
     agent.learn(total_steps=500, run_dir=run_dir, progress=False)
     assert (agent.env_steps, agent.updates) == (500, 400)
     assert agent.buffer.size == 500
     assert [r["step"] for r in _progress(run_dir)] == ["300", "500"]
+
+
+def test_resume_with_parallel_envs_sync_and_async_agree(tmp_path: Path) -> None:
+    """Two envs (step 400 = 200 vector steps = an episode boundary for both): a straight async run
+    and a sync run resumed from a checkpoint at 400 end bit-identical."""
+    settings = {**TINY, "learning_starts": 300, "eval_freq": 400, "n_envs": 2, "seed": 5, "policy_delay": 2}
+    straight = TD3("Pendulum-v1", **settings, total_steps=600, vectorization="async")
+    straight.learn(progress=False)  # (an async run used to crash at its very end, see trainer.py)
+    assert straight.updates == 300 and straight.buffer.size == 600
+
+    run_dir = tmp_path / "run"
+    first = TD3("Pendulum-v1", **settings, total_steps=400, vectorization="sync")
+    first.learn(run_dir=run_dir, progress=False)
+    assert first.updates == 100
+    resumed = TD3.load(run_dir)
+    assert resumed.resume_state is not None and resumed.resume_state["collector"]["at_episode_boundary"]
+    resumed.config = resumed.config.replace(vectorization="async")
+    assert (resumed.env_steps, resumed.updates) == (400, 100)
+    resumed.learn(total_steps=600, run_dir=run_dir, progress=False)
+    assert_bit_identical(state_tensors(straight), state_tensors(resumed))
+    assert torch.equal(straight.buffer.storage[:600], resumed.buffer.storage[:600])
+
+
+def test_resume_after_the_buffer_wrapped_is_bit_identical(tmp_path: Path) -> None:
+    """A 256-transition buffer has wrapped around by step 400: its rows and cursor must survive."""
+    settings = {**TINY, "buffer_size": 256, "learning_starts": 300, "eval_freq": 400, "seed": 7}
+    straight = TD3("Pendulum-v1", **settings, total_steps=600)
+    straight.learn(progress=False)
+    run_dir = tmp_path / "run"
+    TD3("Pendulum-v1", **settings, total_steps=400).learn(run_dir=run_dir, progress=False)
+    resumed = TD3.load(run_dir)
+    assert resumed.updates == 100
+    assert resumed.buffer.size == 256 and resumed.buffer.cursor == 400 % 256
+    resumed.learn(total_steps=600, run_dir=run_dir, progress=False)
+    assert resumed.updates == straight.updates == 300
+    assert resumed.buffer.cursor == straight.buffer.cursor == 600 % 256
+    assert torch.equal(resumed.buffer.storage, straight.buffer.storage)
+    assert_bit_identical(state_tensors(straight), state_tensors(resumed))
+
+
+def test_cli_resume_from_a_checkpoint_directory_continues_its_run(sac_checkpoint: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(sac_checkpoint, run_dir)
+    ckpt = list_checkpoints(run_dir)[-1]
+    assert cli.main(["train", "--resume", str(ckpt), "--total-steps", "600", "--no-progress"]) == 0
+    assert [p.name for p in list_checkpoints(run_dir)] == ["step_0000000400", "step_0000000600"]
+    assert [r["step"] for r in _progress(run_dir)] == ["400", "600"]
+    agent = SAC.load(run_dir)
+    assert (agent.env_steps, agent.updates) == (600, 400)

@@ -74,7 +74,7 @@ def test_sigkill_at_random_times_then_resume_to_the_end(tmp_path: Path) -> None:
     seed = random.SystemRandom().randrange(10**6)
     rng = random.Random(seed)
     run_dir = tmp_path / "run"
-    total = 3000
+    total = 2400
     common = ["--total-steps", str(total), "--no-progress"]
     first = [
         "train", "--algo", "td3", "--env", "Pendulum-v1", "--learning-starts", "200", "--eval-freq", "200",
@@ -86,12 +86,16 @@ def test_sigkill_at_random_times_then_resume_to_the_end(tmp_path: Path) -> None:
         proc = popen_cli(*args)
         try:
 
-            def new_checkpoint(floor: int = resumed_from) -> bool:
+            def newest(floor: int = resumed_from) -> int:
                 found = list_checkpoints(run_dir)
-                return bool(found) and int(found[-1].name.split("_")[1]) > floor
+                return int(found[-1].name.split("_")[1]) - floor if found else -floor
 
-            _wait_for(new_checkpoint, proc)
-            time.sleep(rng.uniform(0.0, 1.0))  # then kill at a random moment of the loop
+            _wait_for(lambda: newest() > 0, proc)
+            # then kill at a random moment (stepping, updating, evaluating or writing a checkpoint),
+            # at the latest 400 steps further, so a fast machine cannot finish the run in between
+            deadline = time.monotonic() + rng.uniform(0.0, 0.6)
+            while time.monotonic() < deadline and newest() < 400:
+                time.sleep(0.01)
             proc.kill()
             proc.wait(timeout=30)
         finally:

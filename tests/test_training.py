@@ -172,3 +172,40 @@ def test_learn_continues_and_refuses_no_more_steps() -> None:
     assert agent.env_steps == 400 and agent.updates == 300
     with pytest.raises(SoftacError, match="already at step 400"):
         agent.learn(total_steps=300, progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_run_checkpoint_loads_on_cpu_and_resumes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    agent = SAC("Pendulum-v1", **{**TINY, "device": "cuda"}, learning_starts=100, total_steps=300, eval_freq=300)
+    agent.learn(run_dir=run_dir, progress=False)
+    assert agent.updates == 200 and agent.device.type == "cuda"
+    on_cpu = SAC.load(run_dir, device="cpu")
+    assert on_cpu.device.type == "cpu"
+    cuda_state, cpu_state = state_tensors(agent), state_tensors(on_cpu)
+    assert cuda_state.keys() == cpu_state.keys()
+    for key, value in cuda_state.items():
+        assert torch.equal(value.cpu(), cpu_state[key].cpu()), key
+    obs = np.zeros((3, 3), dtype=np.float32)
+    np.testing.assert_allclose(agent.predict(obs)[0], on_cpu.predict(obs)[0], rtol=1e-5, atol=1e-5)
+    resumed = SAC.load(run_dir)  # on the device of its config (cuda)
+    resumed.learn(total_steps=400, run_dir=run_dir, progress=False)
+    assert resumed.updates == 300
+
+
+def test_evaluate_is_deterministic_and_leaves_training_rng_alone() -> None:
+    from softac.envs import make_env
+    from softac.evaluate import evaluate
+
+    agent = SAC("Pendulum-v1", **TINY)
+    env = make_env("Pendulum-v1")
+    torch_state = torch.get_rng_state()
+    first = evaluate(agent, env, 2, seed=123)
+    second = evaluate(agent, env, 2, seed=123)
+    assert torch.equal(torch.get_rng_state(), torch_state)  # no draw from the training stream
+    assert first.shape == (2,)
+    np.testing.assert_array_equal(first, second)
+    assert first[0] != first[1]  # episode k starts from reset(seed + k): different start states
+    assert (first < 0).all()
+    other = evaluate(agent, env, 1, seed=124)
+    assert other[0] == first[1]

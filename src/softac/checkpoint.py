@@ -107,7 +107,14 @@ def _sha256(path: Path) -> str:
 def _refuse_foreign(path: Path) -> None:
     """Name the common wrong files (pickles, torch.save zips) before the generic parse error."""
     with path.open("rb") as f:
-        head = f.read(8)
+        head = f.read(9)
+    # Why this first: a safetensors file starts with its header length as a little-endian u64, so
+    # a header of 128 mod 256 bytes starts with 0x80 like a pickle (e.g. every DDPG checkpoint on
+    # Pendulum with 64×64 networks, or default SAC on Humanoid, was refused as "a pickle"). A
+    # plausible safetensors prefix (length that fits the file, then the JSON '{') is not foreign;
+    # nothing is unpickled either way, this only picks the error message.
+    if len(head) == 9 and head[8:9] == b"{" and 8 + struct.unpack("<Q", head[:8])[0] <= path.stat().st_size:
+        return
     if head[:1] == b"\x80" or head[:2] == b"PK":
         raise SoftacError(
             f"{path} is a pickle/torch.save file, not a softac checkpoint; softac never unpickles "
@@ -297,6 +304,18 @@ def read_state(ckpt: Path) -> dict[str, Any]:
         raise SoftacError(f"{ckpt} is not a softac checkpoint")
     if state.get("version") != VERSION:
         raise SoftacError(f"{ckpt} has checkpoint format version {state.get('version')}; this softac reads {VERSION}")
+    # Why: load_agent indexes these fields directly; a damaged or hand-edited state.json that lacked
+    # one crashed with a KeyError/TypeError traceback instead of one clear line (exit 2).
+    required: dict[str, type | tuple[type, ...]] = {
+        "algo": str, "config": dict, "files": dict, "obs_dim": int, "act_dim": int, "counters": dict,
+        "buffer": dict, "optimizers": dict,
+    }  # fmt: skip
+    nested = {"counters": ("env_steps", "updates", "episodes"), "buffer": ("included", "size", "cursor")}
+    for key, kind in required.items():
+        if not isinstance(state.get(key), kind) or not all(
+            isinstance(state[key].get(k), int) for k in nested.get(key, ())
+        ):
+            raise SoftacError(f"checkpoint {ckpt} has an incomplete {STATE} (bad or missing '{key}'); it is corrupted")
     return state
 
 
@@ -317,7 +336,10 @@ def load_agent(path: Path, device: str | None = None, expect: dict[str, Any] | N
         raise SoftacError(f"checkpoint {ckpt} names an unknown algorithm {algo!r}")
     for name, digest in state["files"].items():
         verify_file(ckpt / name, digest)
-    config = CONFIGS[algo].from_dict(state["config"])
+    try:
+        config = CONFIGS[algo].from_dict(state["config"])
+    except (TypeError, ValueError) as exc:  # why: a damaged config must not end in a traceback
+        raise SoftacError(f"checkpoint {ckpt} has an invalid config in {STATE}: {exc}") from None
     if device is not None:
         config = config.replace(device=device)
     agent = AGENTS[algo](config=config)
@@ -375,13 +397,18 @@ def _load_buffer(agent: OffPolicyAgent, path: Path, meta: dict[str, Any]) -> Non
 def prune_checkpoints(run_dir: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` step checkpoints, and stale ``.tmp`` directories."""
     for old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        # Why rename first: rmtree deletes file by file, so a kill midway left a step_* directory
+        # that still had state.json but no model.safetensors, listed as a complete checkpoint that
+        # does not load. The rename is atomic: the checkpoint is either whole or not listed.
+        trash = old.with_name(f"{old.name}.trash-{os.getpid()}")
+        old.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
     ckpt_dir = run_dir / "checkpoints"
     if ckpt_dir.is_dir():
         for p in ckpt_dir.iterdir():
             if ".old-" in p.name and not (ckpt_dir / p.name.split(".old-")[0]).exists():
                 p.rename(ckpt_dir / p.name.split(".old-")[0])  # a replace cut off mid-way: keep the old
-            elif ".tmp-" in p.name or ".old-" in p.name:
+            elif ".tmp-" in p.name or ".old-" in p.name or ".trash-" in p.name:
                 shutil.rmtree(p, ignore_errors=True)
 
 

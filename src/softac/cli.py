@@ -208,6 +208,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"softac: {exc}", file=sys.stderr)
             return exc.exit_code
         raise
+    except KeyboardInterrupt:
+        # Why: Ctrl-C outside the training loop's signal guard (building the agent, `softac eval`,
+        # drawing the figure) printed a KeyboardInterrupt traceback; exit 130 with one line instead.
+        if debug:
+            raise
+        print("softac: interrupted (nothing was saved by this command)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

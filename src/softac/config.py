@@ -121,6 +121,10 @@ class SACConfig(OffPolicyConfig):
                 raise SoftacError(f"{name} must be a positive number, got {value}")
         if not self.log_std_min < self.log_std_max:
             raise SoftacError("log_std_min must be smaller than log_std_max")
+        # Why: a NaN/inf target entropy passed validation and made α (then the policy) NaN at the
+        # first update, reported as a divergence instead of as bad input.
+        if self.target_entropy is not None and not math.isfinite(self.target_entropy):
+            raise SoftacError(f"target_entropy must be a finite number, got {self.target_entropy}")
 
 
 @dataclass(frozen=True)

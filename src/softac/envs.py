@@ -38,6 +38,12 @@ def make_env(env_id: str) -> gym.Env:
         raise SoftacError(f"environment '{env_id}' is deprecated: {exc}") from None
     except gym.error.DependencyNotInstalled as exc:
         raise SoftacError(f"environment '{env_id}' needs an extra package: {exc}") from None
+    # Why: a malformed id ("bad id!") raises the base gym.error.Error and a "module:Env-v0" id whose
+    # module is missing raises ModuleNotFoundError; both escaped as tracebacks (exit 1), not exit 2.
+    except ModuleNotFoundError as exc:
+        raise SoftacError(f"environment '{env_id}': {exc}") from None
+    except gym.error.Error as exc:
+        raise SoftacError(f"invalid environment id '{env_id}': {exc}") from None
 
 
 def env_spec(env: gym.Env, env_id: str) -> EnvSpec:

@@ -184,6 +184,12 @@ def train(agent: OffPolicyAgent, run_dir: Path | None, progress: bool = True, ov
                 raise Interrupted(guard.signum, checkpoint())
             before = agent.env_steps
             action = agent.explore(collector.observe(before))
+            # Why: a diverged policy emits NaN actions; stepping the env with them made the *env*
+            # return NaN observations, reported as a bad environment (exit 2, "--skip-nonfinite",
+            # which would then silently drop every transition). Name the real cause instead.
+            # The action is already a host array, so this costs no device sync.
+            if not np.isfinite(action).all():
+                raise DivergenceError(f"step {before}: the policy's action became non-finite")
             tr = collector.step(action, before)
             if len(tr.reward):
                 agent.buffer.add(tr.obs, tr.action, tr.reward, tr.terminated, tr.next_obs)
@@ -220,6 +226,10 @@ def train(agent: OffPolicyAgent, run_dir: Path | None, progress: bool = True, ov
                 if not _crossed(before, step, cfg.log_freq):
                     log_scalars(step)
                 checkpoint()
+        # Why here and not after ``finally``: the snapshot reads the envs' RNG states, and a closed
+        # AsyncVectorEnv refuses every call (ClosedEnvironmentError at the end of every
+        # --vectorization async run).
+        agent.resume_state = snapshot()
     except DivergenceError as exc:
         where = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written before it"
         raise DivergenceError(
@@ -230,7 +240,6 @@ def train(agent: OffPolicyAgent, run_dir: Path | None, progress: bool = True, ov
         logger.close()
         envs.close()
         eval_env.close()
-    agent.resume_state = snapshot()
     if run_dir is not None:
         from softac.plot import plot_runs
 

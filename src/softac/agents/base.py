@@ -127,7 +127,7 @@ class OffPolicyAgent(abc.ABC):
         in place of SB3's recurrent state, so ``action, _ = model.predict(obs)`` works as there."""
         obs = np.asarray(obs, dtype=np.float32)
         single = obs.ndim == 1
-        if obs.shape[-1] != self.spec.obs_dim:
+        if obs.ndim not in (1, 2) or obs.shape[-1] != self.spec.obs_dim:
             raise SoftacError(f"observation has shape {obs.shape}; this policy expects ({self.spec.obs_dim},)")
         action = self.act(obs[None] if single else obs, deterministic)
         env_action = self.scaler.to_env(action).astype(np.float32)
@@ -167,7 +167,8 @@ class OffPolicyAgent(abc.ABC):
         from softac.checkpoint import load_agent
 
         agent = load_agent(Path(path), device=device)
-        if cls is not OffPolicyAgent and not isinstance(agent, cls):
+        # Exact type: DDPG subclasses TD3 only to share its update, a DDPG run is not a TD3 run.
+        if cls is not OffPolicyAgent and type(agent) is not cls:
             raise SoftacError(
                 f"{path} holds a {agent.algo} checkpoint, not {cls.algo}: use softac.{type(agent).__name__}.load"
             )

@@ -54,7 +54,7 @@ class SAC(OffPolicyAgent):
 
     @property
     def alpha(self) -> float:
-        return float(self.log_alpha.exp())
+        return float(self.log_alpha.detach().exp())
 
     def _policy_action(self, obs: Tensor, deterministic: bool) -> Tensor:
         mean, log_std = self.actor(obs)
