@@ -25,7 +25,7 @@ SOFTAC = [sys.executable, "-m", "softac.cli"]
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--kills", type=int, default=10)
-    p.add_argument("--total-steps", type=int, default=6000)
+    p.add_argument("--total-steps", type=int, default=8000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", type=Path, default=None)
     args = p.parse_args()
@@ -33,8 +33,8 @@ def main() -> int:
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="softac-kill-")) / "run"
     train = [
         *SOFTAC, "train", "--env", "Pendulum-v1", "--total-steps", str(args.total_steps),
-        "--learning-starts", "500", "--hidden-sizes", "64", "64", "--batch-size", "64",
-        "--checkpoint-freq", "400", "--keep-checkpoints", "3", "--eval-freq", "1000", "--eval-episodes", "2",
+        "--learning-starts", "1000", "--checkpoint-freq", "500", "--keep-checkpoints", "3",
+        "--eval-freq", "1000", "--eval-episodes", "5",
         "--threads", "1", "--no-progress", "--run-dir", str(run_dir),
     ]  # fmt: skip
     from softac.checkpoint import list_checkpoints, load_agent
@@ -43,7 +43,7 @@ def main() -> int:
         fresh = not list_checkpoints(run_dir)
         cmd = [*train, "--overwrite"] if fresh else [*SOFTAC, "train", "--resume", str(run_dir), "--no-progress"]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        delay = rng.uniform(2.0, 8.0)
+        delay = rng.uniform(6.0, 15.0)  # start-up takes a few seconds; then steps, updates, saves
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -61,7 +61,7 @@ def main() -> int:
     if final.env_steps < args.total_steps:
         print(f"the run stopped at step {final.env_steps} < {args.total_steps}")
         return 1
-    ev = subprocess.run([*SOFTAC, "eval", str(run_dir), "--episodes", "3"], check=False)
+    ev = subprocess.run([*SOFTAC, "eval", str(run_dir), "--episodes", "10"], check=False)
     return ev.returncode
 
 

@@ -47,3 +47,10 @@ def sac_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     agent.learn(run_dir=run_dir, progress=False)
     assert agent.updates > 0
     return run_dir
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the minutes-long learning tests first: with `pytest -n 2` each then starts on its own
+    worker at once and the short tests fill the gaps, instead of two of them queuing at the end
+    (12.5 → about 8 minutes wall on 2 cores)."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/test_learning.py") else 1)
