@@ -47,21 +47,9 @@ def run_softac(algo: str, env_id: str, steps: int, seed: int, learning_starts: i
 
 
 def run_sb3(algo: str, env_id: str, steps: int, seed: int, learning_starts: int) -> tuple[float, float]:
-    from stable_baselines3 import SAC, TD3
-    from stable_baselines3.common.noise import NormalActionNoise
+    from softac.bench import make_sb3
 
-    env = gym.make(env_id)
-    common: dict[str, Any] = dict(
-        learning_starts=learning_starts, batch_size=256, buffer_size=1_000_000, learning_rate=3e-4, gamma=0.99,
-        tau=0.005, train_freq=1, gradient_steps=1, policy_kwargs={"net_arch": [256, 256]}, device="cpu",
-        seed=seed, verbose=0,
-    )  # fmt: skip
-    model: Any
-    if algo == "sac":
-        model = SAC("MlpPolicy", env, **common)
-    else:
-        n = env.action_space.shape[0]  # type: ignore[index]
-        model = TD3("MlpPolicy", env, action_noise=NormalActionNoise(np.zeros(n), 0.1 * np.ones(n)), **common)
+    model = make_sb3(algo, env_id, learning_starts, seed=seed)
     t0 = time.perf_counter()
     model.learn(steps)
     elapsed = time.perf_counter() - t0

@@ -45,12 +45,29 @@ def run_softac(algo: str, env_id: str, warmup: int, steps: int, extra: dict[str,
     }
 
 
-def run_sb3(algo: str, env_id: str, warmup: int, steps: int) -> dict[str, Any]:
+def make_sb3(algo: str, env_id: str, learning_starts: int, seed: int | None = None) -> Any:
+    """An SB3 SAC/TD3 model with softac's defaults (the only settings that differ from SB3's own
+    are the TD3 learning rate and network, 1e-3 and 400×300 in SB3)."""
     import gymnasium as gym
     import numpy as np
     from stable_baselines3 import SAC, TD3
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.noise import NormalActionNoise
+
+    env = gym.make(env_id)
+    common: dict[str, Any] = dict(
+        learning_starts=learning_starts, batch_size=256, buffer_size=1_000_000, learning_rate=3e-4, gamma=0.99,
+        tau=0.005, train_freq=1, gradient_steps=1, policy_kwargs={"net_arch": [256, 256]}, device="cpu",
+        seed=seed, verbose=0,
+    )  # fmt: skip
+    if algo == "sac":
+        return SAC("MlpPolicy", env, **common)
+    n = env.action_space.shape[0]  # type: ignore[index]
+    noise = NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))
+    return TD3("MlpPolicy", env, action_noise=noise, policy_delay=2, **common)
+
+
+def run_sb3(algo: str, env_id: str, warmup: int, steps: int) -> dict[str, Any]:
+    from stable_baselines3.common.callbacks import BaseCallback
 
     class Timer(BaseCallback):
         def __init__(self) -> None:
@@ -65,19 +82,7 @@ def run_sb3(algo: str, env_id: str, warmup: int, steps: int) -> dict[str, Any]:
                 self.elapsed = time.perf_counter() - self.t0
             return True
 
-    env = gym.make(env_id)
-    common: dict[str, Any] = dict(
-        learning_starts=warmup, batch_size=256, buffer_size=1_000_000, learning_rate=3e-4, gamma=0.99,
-        tau=0.005, train_freq=1, gradient_steps=1, policy_kwargs={"net_arch": [256, 256]}, device="cpu",
-        verbose=0,
-    )  # fmt: skip
-    model: Any
-    if algo == "sac":
-        model = SAC("MlpPolicy", env, **common)
-    else:
-        n = env.action_space.shape[0]  # type: ignore[index]
-        noise = NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))
-        model = TD3("MlpPolicy", env, action_noise=noise, policy_delay=2, **common)
+    model = make_sb3(algo, env_id, warmup)
     timer = Timer()
     model.learn(warmup + steps + 1, callback=timer)
     buf = model.replay_buffer
