@@ -33,7 +33,7 @@ def main() -> int:
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="softac-kill-")) / "run"
     train = [
         *SOFTAC, "train", "--env", "Pendulum-v1", "--total-steps", str(args.total_steps),
-        "--learning-starts", "1000", "--checkpoint-freq", "500", "--keep-checkpoints", "3",
+        "--learning-starts", "1000", "--checkpoint-freq", "200", "--keep-checkpoints", "3",
         "--eval-freq", "1000", "--eval-episodes", "5",
         "--threads", "1", "--no-progress", "--run-dir", str(run_dir),
     ]  # fmt: skip
