@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers import TINY
 
-from softac import DDPG, SAC, TD3, SACConfig, SoftacError, TD3Config
+from softac import DDPG, SAC, TD3, SACConfig, SoftacError
 from softac.envs import ActionScaler, env_spec, make_env
 
 
@@ -118,9 +118,12 @@ def test_invalid_td3_hyperparameters_raise(overrides: dict[str, Any], field: str
 
 
 def test_valid_edge_values_are_accepted() -> None:
-    SACConfig(gamma=1.0, tau=1.0, learning_starts=0).validate()
-    SACConfig(gamma=0.0).validate()
-    TD3Config(target_noise=0.0, policy_delay=1).validate()
+    # The boundaries of the valid ranges must not be refused by validate() (run by the agents).
+    sac = SAC("Pendulum-v1", **{**TINY, "gamma": 1.0, "tau": 1.0, "learning_starts": 0})
+    assert (sac.config.gamma, sac.config.tau, sac.config.learning_starts) == (1.0, 1.0, 0)
+    assert SACConfig(gamma=0.0).validate() is None
+    td3 = TD3("Pendulum-v1", **{**TINY, "target_noise": 0.0, "policy_delay": 1})
+    assert (td3.config.target_noise, td3.config.policy_delay) == (0.0, 1)
 
 
 def test_wrong_config_class_is_refused() -> None:
