@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -93,8 +94,6 @@ def prepare_run_dir(run_dir: Path, agent: OffPolicyAgent, overwrite: bool) -> No
             )
         for name in ("config.json", "progress.csv", "learning_curve.png"):
             (run_dir / name).unlink(missing_ok=True)
-        import shutil
-
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         shutil.rmtree(run_dir / "tb", ignore_errors=True)
         return
