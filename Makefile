@@ -24,7 +24,7 @@ train: setup
 test: setup
 	$(BIN)/ruff check src tests scripts benchmarks
 	$(BIN)/mypy
-	$(BIN)/pytest -n 2 --dist load --durations=10 tests
+	$(BIN)/pytest -n 2 --dist worksteal --durations=10 tests
 
 bench: setup
 	$(BIN)/softac bench --env HalfCheetah-v5
