@@ -46,6 +46,11 @@ class OffPolicyConfig:
     keep_checkpoints: int = _f(2, "How many of the newest checkpoints to keep on disk.")
     device: str = _f("auto", "Torch device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:N'.")
     threads: int = _f(0, "Torch intra-op CPU threads (0: one per available core).")
+    fast_update: bool = _f(
+        True,
+        "Run the update's hand-written forward/backward passes (softac.fastpath); --no-fast-update runs "
+        "the autograd reference. Same equations and random draws, verified equal in the tests.",
+    )
     skip_nonfinite: bool = _f(
         False, "Drop transitions whose observation or reward is NaN/inf (default: stop with an error)."
     )
@@ -77,9 +82,7 @@ class OffPolicyConfig:
         if self.vectorization not in ("sync", "async"):
             raise SoftacError(f"vectorization must be 'sync' or 'async', got {self.vectorization!r}")
         if self.batch_size > self.buffer_size:
-            raise SoftacError(
-                f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size})"
-            )
+            raise SoftacError(f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size})")
 
     def replace(self, **changes: Any) -> Any:
         return dataclasses.replace(self, **changes)

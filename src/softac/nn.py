@@ -102,6 +102,52 @@ def adam(params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float) -> torc
     return torch.optim.Adam(params, lr=lr, fused=True)
 
 
+def adam_step(opt: torch.optim.Optimizer) -> None:
+    """``opt.step()`` for a fused, plain Adam (no amsgrad, weight decay or maximize), as one direct
+    ``torch._fused_adam_`` call per parameter group.
+
+    Same kernel, same state (so checkpoints and ``opt.state_dict()`` are unaffected); what it skips
+    is ``Optimizer.step``'s per-call Python bookkeeping — grouping tensors by device and dtype,
+    profiler hooks, dtype checks — which costs ≈0.3 ms per step on a 2-core CPU, several times the
+    kernel itself for these network sizes. The first step (no state yet) goes through ``opt.step()``,
+    which creates the state exactly as PyTorch does.
+    """
+    groups = []
+    for group in opt.param_groups:
+        if not group["fused"] or group["amsgrad"] or group["maximize"] or group["differentiable"]:
+            opt.step()  # not the configuration this shortcut reproduces
+            return
+        params = [p for p in group["params"] if p.grad is not None]
+        if any(not opt.state[p] for p in params):
+            opt.step()
+            return
+        groups.append((group, params))
+    for group, params in groups:
+        if not params:
+            continue
+        states = [opt.state[p] for p in params]
+        steps = [s["step"] for s in states]
+        beta1, beta2 = group["betas"]
+        torch._foreach_add_(steps, 1.0)  # a float: an int scalar costs a dtype conversion per tensor
+        torch._fused_adam_(
+            params,
+            [p.grad for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [],
+            steps,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )
+
+
 def hard_update(target: nn.Module, source: nn.Module) -> None:
     """Copy source's parameters into target (targets start equal to their networks)."""
     target.load_state_dict(source.state_dict())

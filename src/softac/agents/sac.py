@@ -13,6 +13,7 @@ from softac.agents.base import OffPolicyAgent
 from softac.buffer import Batch
 from softac.config import SACConfig
 from softac.distributions import squashed_gaussian_rsample
+from softac.fastpath import SACFastUpdate
 from softac.losses import sac as L
 from softac.nn import CriticEnsemble, GaussianActor, adam, hard_update, polyak_update
 
@@ -24,6 +25,7 @@ class SAC(OffPolicyAgent):
 
     def _build(self) -> None:
         cfg, spec = self.config, self.spec
+        self._fast: SACFastUpdate | None = None  # built at the first update (see softac.fastpath)
         self.actor = GaussianActor(spec.obs_dim, spec.act_dim, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max)
         self.critic = CriticEnsemble(spec.obs_dim + spec.act_dim, cfg.hidden_sizes, cfg.n_critics)
         self.critic_target = copy.deepcopy(self.critic)
@@ -63,6 +65,14 @@ class SAC(OffPolicyAgent):
         return squashed_gaussian_rsample(mean, log_std)[0]
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
+        if self.config.fast_update:
+            if self._fast is None:
+                self._fast = SACFastUpdate(self)
+            return self._fast(batch)
+        return self._update_reference(batch)
+
+    def _update_reference(self, batch: Batch) -> dict[str, Tensor]:
+        """The update written with autograd: the readable reference for ``softac.fastpath``."""
         cfg = self.config
         alpha = self.log_alpha.detach().exp()
 

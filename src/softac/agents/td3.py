@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from softac.agents.base import OffPolicyAgent
 from softac.buffer import Batch
 from softac.config import DDPGConfig, TD3Config
+from softac.fastpath import TD3FastUpdate
 from softac.losses import td3 as L
 from softac.nn import CriticEnsemble, DeterministicActor, adam, hard_update, polyak_update
 
@@ -21,6 +22,7 @@ class TD3(OffPolicyAgent):
 
     def _build(self) -> None:
         cfg, spec = self.config, self.spec
+        self._fast: TD3FastUpdate | None = None  # built at the first update (see softac.fastpath)
         self.actor = DeterministicActor(spec.obs_dim, spec.act_dim, cfg.hidden_sizes).to(self.device)
         self.actor_target = copy.deepcopy(self.actor)
         hard_update(self.actor_target, self.actor)
@@ -50,6 +52,14 @@ class TD3(OffPolicyAgent):
         return L.exploration_action(action, torch.randn_like(action) * self.config.exploration_noise)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
+        if self.config.fast_update:
+            if self._fast is None:
+                self._fast = TD3FastUpdate(self)
+            return self._fast(batch)
+        return self._update_reference(batch)
+
+    def _update_reference(self, batch: Batch) -> dict[str, Tensor]:
+        """The update written with autograd: the readable reference for ``softac.fastpath``."""
         cfg = self.config
 
         # Critic: y = r + γ(1 − d) min_j Q_targ,j(s', a'(s')), a'(s') = clip(μ_targ(s') + clip(ε, −c, c), −1, 1).
