@@ -4,6 +4,8 @@ loss's backward pass the actor has none.
 
 Two ways: (1) the update's computation reproduced step by step with the agent's own modules and
 loss functions; (2) ``agent.update`` itself, observed through its optimizers' ``step`` calls.
+Both concern the autograd reference update (``fast_update=False``); the hand-written fast path
+is held to it gradient by gradient in ``test_fastpath.py``.
 """
 
 from __future__ import annotations
@@ -178,7 +180,7 @@ def _watch_losses(agent: Any, losses: Any, names: list[str], monkeypatch: pytest
 @pytest.mark.parametrize("cls", [SAC, TD3, DDPG])
 def test_losses_built_inside_update_reach_only_their_parameters(cls: type, monkeypatch: pytest.MonkeyPatch) -> None:
     extra = {"policy_delay": 1} if cls is TD3 else {}
-    agent = cls("Pendulum-v1", **TINY, seed=2, **extra)
+    agent = cls("Pendulum-v1", **TINY, seed=2, fast_update=False, **extra)
     losses = LS if cls is SAC else LT
     names = ["critic_loss", "actor_loss", "temperature_loss"] if cls is SAC else ["critic_loss", "actor_loss"]
     reach = _watch_losses(agent, losses, names, monkeypatch)
@@ -212,7 +214,7 @@ def _spy_steps(agent: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("cls", [SAC, TD3, DDPG])
 def test_update_isolates_gradients(cls: type) -> None:
     extra = {"policy_delay": 1} if cls is TD3 else {}
-    agent = cls("Pendulum-v1", **TINY, seed=2, **extra)
+    agent = cls("Pendulum-v1", **TINY, seed=2, fast_update=False, **extra)
     for _ in range(3):  # several updates: stale grads from a previous update must not leak either
         batch = _fill(agent, seed=agent.updates)
         _zero_all(agent)
