@@ -7,6 +7,7 @@ import random
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,27 @@ def _load_any(path: Path) -> Any:
     from softac.agents.base import OffPolicyAgent
 
     return OffPolicyAgent.load(path)
+
+
+def test_second_signal_exits_at_once() -> None:
+    """The first SIGINT asks for a checkpoint at the end of the step; a second one (a user who
+    will not wait for it) exits immediately with 128 + signal, without a traceback. Checked on
+    the guard itself in a subprocess: the window between the two signals in a real run is the
+    few milliseconds of a checkpoint write."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from softac.trainer import SignalGuard\n"
+        "guard = SignalGuard()\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "assert guard.signum == signal.SIGINT\n"
+        "print('first signal recorded', flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(30)\n"
+        "print('not reached', flush=True)\n"
+    )
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert "first signal recorded" in proc.stdout and "not reached" not in proc.stdout
+    assert "SIGINT received" in proc.stderr and "Traceback" not in proc.stderr
+    assert time.monotonic() - t0 < 25  # it did not sleep through the second signal
