@@ -183,16 +183,16 @@ class _MLP:
                 d = _relu_backward_(d_prev, x)
 
 
-class SACFastUpdate:
-    """``SAC.update`` without autograd; same equations as ``SAC._update_reference``."""
+class _FastUpdate:
+    """What both fast updates hold: the workspace, the actor and critic parameter lists with their
+    persistent gradients, and the critic step (the same in SAC and TD3 once the target y is known)."""
 
-    def __init__(self, agent: SAC) -> None:
+    def __init__(self, agent: SAC | TD3) -> None:
         self.agent = agent
-        ws = _Workspace(agent.device)
-        self.ws = ws
-        self.actor = _MLP(ws, "actor", agent.actor.trunk)
-        self.critic = _Ensemble(ws, "critic")
-        self.target = _Ensemble(ws, "target")
+        self.ws = _Workspace(agent.device)
+        self.actor = _MLP(self.ws, "actor", agent.actor.trunk)
+        self.critic = _Ensemble(self.ws, "critic")
+        self.target = _Ensemble(self.ws, "target")
         self.cw = list(agent.critic.weights)
         self.cb = list(agent.critic.biases)
         self.tw = list(agent.critic_target.weights)
@@ -201,6 +201,27 @@ class SACFastUpdate:
         self.critic_grads = _persistent_grads(self.critic_params)
         self.actor_params = [*self.actor.weights, *self.actor.biases]
         self.actor_grads = _persistent_grads(self.actor_params)
+
+    def _critic_step(self, batch: Batch, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Σ_j E[(Q_φj(s, a) − y)²]: forward, backward, Adam. Returns (loss, mean Q) for the logs."""
+        c_acts = self.critic.forward(self.cw, self.cb, batch.obs_act)
+        rows = batch.obs_act.shape[0]
+        q = c_acts[-1].view(-1, rows)
+        critic_loss = LS.critic_loss(q, y)
+        q_mean = q.mean()  # now: the actor step reuses q's buffer
+        d_q = (q - y).mul_(2.0 / rows)  # ∂/∂q_j of Σ_j mean_i (q_ji − y_i)²
+        n_layers = len(self.cw)
+        self.critic.backward(self.cw, c_acts, d_q, self.critic_grads[:n_layers], self.critic_grads[n_layers:])
+        adam_step(self.agent.critic_opt)
+        return critic_loss, q_mean
+
+
+class SACFastUpdate(_FastUpdate):
+    """``SAC.update`` without autograd; same equations as ``SAC._update_reference``."""
+
+    def __init__(self, agent: SAC) -> None:
+        super().__init__(agent)
+        self.agent: SAC = agent
         self.alpha_params = [agent.log_alpha] if agent.config.autotune_alpha else []
         self.alpha_grads = _persistent_grads(self.alpha_params)
 
@@ -210,7 +231,6 @@ class SACFastUpdate:
         _attach(self.critic_params + self.actor_params + self.alpha_params,
                 self.critic_grads + self.actor_grads + self.alpha_grads)  # fmt: skip
         rows, o, a = batch.obs.shape[0], ag.spec.obs_dim, ag.spec.act_dim
-        n_layers = len(self.cw)
         alpha = ag.log_alpha.detach().exp()
 
         # One actor pass over [s' ; s] (both under the current θ).
@@ -232,14 +252,7 @@ class SACFastUpdate:
         t_in[:, o:].copy_(action[:rows])
         next_q = self.target.forward(self.tw, self.tb, t_in)[-1].view(-1, rows)
         y = LS.soft_target(batch.reward, batch.terminated, cfg.gamma, next_q, log_prob[:rows], alpha)
-        c_acts = self.critic.forward(self.cw, self.cb, batch.obs_act)
-        q = c_acts[-1].view(-1, rows)
-        critic_loss = LS.critic_loss(q, y)
-        q_mean = q.mean()  # now: the actor step reuses q's buffer
-        d_q = (q - y).mul_(2.0 / rows)  # ∂/∂q_j of Σ_j mean_i (q_ji − y_i)²
-        gw, gb = self.critic_grads[:n_layers], self.critic_grads[n_layers:]
-        self.critic.backward(self.cw, c_acts, d_q, gw, gb)
-        adam_step(ag.critic_opt)
+        critic_loss, q_mean = self._critic_step(batch, y)
 
         # Actor: E[α log π(ã|s) − min_j Q_j(s, ã)] with the updated critics, weights held fixed.
         act_pi, log_prob_pi = action[rows:], log_prob[rows:]
@@ -283,26 +296,14 @@ class SACFastUpdate:
         return metrics
 
 
-class TD3FastUpdate:
+class TD3FastUpdate(_FastUpdate):
     """``TD3.update`` (and DDPG's) without autograd; same equations as ``TD3._update_reference``."""
 
     def __init__(self, agent: TD3) -> None:
-        self.agent = agent
-        ws = _Workspace(agent.device)
-        self.ws = ws
-        self.actor = _MLP(ws, "actor", agent.actor.trunk)
-        self.actor_target = _MLP(ws, "actor_target", agent.actor_target.trunk)
-        self.critic = _Ensemble(ws, "critic")
-        self.critic_first = _Ensemble(ws, "critic1")
-        self.target = _Ensemble(ws, "target")
-        self.cw = list(agent.critic.weights)
-        self.cb = list(agent.critic.biases)
-        self.tw = list(agent.critic_target.weights)
-        self.tb = list(agent.critic_target.biases)
-        self.critic_params = [*self.cw, *self.cb]
-        self.critic_grads = _persistent_grads(self.critic_params)
-        self.actor_params = [*self.actor.weights, *self.actor.biases]
-        self.actor_grads = _persistent_grads(self.actor_params)
+        super().__init__(agent)
+        self.agent: TD3 = agent
+        self.actor_target = _MLP(self.ws, "actor_target", agent.actor_target.trunk)
+        self.critic_first = _Ensemble(self.ws, "critic1")
         self.actor_target_params = [*self.actor_target.weights, *self.actor_target.biases]
 
     @torch.no_grad()
@@ -310,7 +311,6 @@ class TD3FastUpdate:
         ag, cfg, ws = self.agent, self.agent.config, self.ws
         _attach(self.critic_params + self.actor_params, self.critic_grads + self.actor_grads)
         rows, o = batch.obs.shape[0], ag.spec.obs_dim
-        n_layers = len(self.cw)
 
         # Critic: y = r + γ(1 − d) min_j Q_targ,j(s', clip(μ_targ(s') + clip(ε, −c, c), −1, 1)).
         next_action = torch.tanh(self.actor_target.forward(batch.next_obs)[-1])
@@ -322,14 +322,7 @@ class TD3FastUpdate:
         t_in[:, o:].copy_(next_action)
         next_q = self.target.forward(self.tw, self.tb, t_in)[-1].view(-1, rows)
         y = LT.target(batch.reward, batch.terminated, cfg.gamma, next_q)
-        c_acts = self.critic.forward(self.cw, self.cb, batch.obs_act)
-        q = c_acts[-1].view(-1, rows)
-        critic_loss = LT.critic_loss(q, y)
-        q_mean = q.mean()
-        d_q = (q - y).mul_(2.0 / rows)
-        gw, gb = self.critic_grads[:n_layers], self.critic_grads[n_layers:]
-        self.critic.backward(self.cw, c_acts, d_q, gw, gb)
-        adam_step(ag.critic_opt)
+        critic_loss, q_mean = self._critic_step(batch, y)
         ag.updates += 1
 
         if ag.updates % cfg.policy_delay == 0:
