@@ -187,3 +187,17 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+def fill_buffer(agent: Any, n: int, seed: int = 0) -> None:
+    """Add n random transitions (Gaussian observations and rewards, uniform actions, 10 %
+    terminations) to an agent's replay buffer."""
+    rng = np.random.default_rng(seed)
+    o, a = agent.spec.obs_dim, agent.spec.act_dim
+    agent.buffer.add(
+        rng.normal(size=(n, o)).astype(np.float32),
+        rng.uniform(-1, 1, size=(n, a)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32),
+        (rng.uniform(size=n) < 0.1).astype(np.float32),
+        rng.normal(size=(n, o)).astype(np.float32),
+    )

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
-from helpers import TINY
+from helpers import TINY, fill_buffer
 
 from softac import DDPG, SAC, TD3
 from softac.nn import adam, adam_step
@@ -34,15 +33,7 @@ CASES: list[tuple[type, str, dict[str, Any]]] = [
 def _agent(cls: type, env_id: str, fast: bool, extra: dict[str, Any]) -> Any:
     settings = {**TINY, "seed": 3, "learning_starts": 0, **extra}
     agent = cls(env_id, fast_update=fast, **settings)
-    rng = np.random.default_rng(0)
-    n, o, a = 500, agent.spec.obs_dim, agent.spec.act_dim
-    agent.buffer.add(
-        rng.normal(size=(n, o)).astype(np.float32),
-        rng.uniform(-1, 1, size=(n, a)).astype(np.float32),
-        rng.normal(size=n).astype(np.float32),
-        (rng.uniform(size=n) < 0.1).astype(np.float32),
-        rng.normal(size=(n, o)).astype(np.float32),
-    )
+    fill_buffer(agent, 500, seed=0)
     return agent
 
 

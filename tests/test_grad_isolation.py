@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
-from helpers import TINY
+from helpers import TINY, fill_buffer
 
 from softac import DDPG, SAC, TD3
 from softac.buffer import Batch
@@ -25,15 +24,7 @@ from softac.losses import td3 as LT
 
 
 def _fill(agent: Any, n: int = 256, seed: int = 0) -> Batch:
-    rng = np.random.default_rng(seed)
-    o, a = agent.spec.obs_dim, agent.spec.act_dim
-    agent.buffer.add(
-        rng.normal(size=(n, o)).astype(np.float32),
-        rng.uniform(-1, 1, size=(n, a)).astype(np.float32),
-        rng.normal(size=n).astype(np.float32),
-        (rng.uniform(size=n) < 0.1).astype(np.float32),
-        rng.normal(size=(n, o)).astype(np.float32),
-    )
+    fill_buffer(agent, n, seed)
     return agent.buffer.sample(64)
 
 
