@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from softac.distributions import squashed_gaussian_rsample
 from softac.losses import sac as LS
 from softac.losses import td3 as LT
+from softac.losses.common import critic_loss
 from softac.nn import adam_step, polyak_update
 
 if TYPE_CHECKING:
@@ -207,13 +208,13 @@ class _FastUpdate:
         c_acts = self.critic.forward(self.cw, self.cb, batch.obs_act)
         rows = batch.obs_act.shape[0]
         q = c_acts[-1].view(-1, rows)
-        critic_loss = LS.critic_loss(q, y)
+        loss = critic_loss(q, y)
         q_mean = q.mean()  # now: the actor step reuses q's buffer
         d_q = (q - y).mul_(2.0 / rows)  # ∂/∂q_j of Σ_j mean_i (q_ji − y_i)²
         n_layers = len(self.cw)
         self.critic.backward(self.cw, c_acts, d_q, self.critic_grads[:n_layers], self.critic_grads[n_layers:])
         adam_step(self.agent.critic_opt)
-        return critic_loss, q_mean
+        return loss, q_mean
 
 
 class SACFastUpdate(_FastUpdate):
