@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -73,6 +74,7 @@ class OffPolicyAgent(abc.ABC):
         self.episodes = 0
         self.resume_state: dict[str, Any] | None = None  # env RNG and logger position to continue from
         self.loaded_from: Path | None = None  # the checkpoint this agent was loaded from, if any
+        self._fast: Callable[[Batch], dict[str, Tensor]] | None = None
         self._build()
 
     # -- what an algorithm provides ---------------------------------------------------------
@@ -84,9 +86,22 @@ class OffPolicyAgent(abc.ABC):
     def _policy_action(self, obs: Tensor, deterministic: bool) -> Tensor:
         """Behaviour (or deterministic) actions in [−1, 1] for a batch of observations."""
 
-    @abc.abstractmethod
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One gradient step on ``batch``; returns detached scalar tensors (no host sync)."""
+        """One gradient step on ``batch``; returns detached scalar tensors (no host sync).
+        ``fast_update`` picks the hand-written update (softac.fastpath), else the autograd one."""
+        if not self.config.fast_update:
+            return self._update_reference(batch)
+        if self._fast is None:  # built at the first update, when the optimizers exist
+            self._fast = self._make_fast_update()
+        return self._fast(batch)
+
+    @abc.abstractmethod
+    def _update_reference(self, batch: Batch) -> dict[str, Tensor]:
+        """The update written with autograd from the loss functions: the readable reference."""
+
+    @abc.abstractmethod
+    def _make_fast_update(self) -> Callable[[Batch], dict[str, Tensor]]:
+        """The same update without autograd (see softac.fastpath)."""
 
     @abc.abstractmethod
     def modules(self) -> dict[str, nn.Module]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,7 +26,6 @@ class SAC(OffPolicyAgent):
 
     def _build(self) -> None:
         cfg, spec = self.config, self.spec
-        self._fast: SACFastUpdate | None = None  # built at the first update (see softac.fastpath)
         self.actor = GaussianActor(spec.obs_dim, spec.act_dim, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max)
         self.critic = CriticEnsemble(spec.obs_dim + spec.act_dim, cfg.hidden_sizes, cfg.n_critics)
         self.critic_target = copy.deepcopy(self.critic)
@@ -66,12 +66,8 @@ class SAC(OffPolicyAgent):
         # acting never uses: a third of the ops of the per-environment-step action.
         return torch.tanh(torch.randn_like(mean).mul_(log_std.exp()).add_(mean))
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        if self.config.fast_update:
-            if self._fast is None:
-                self._fast = SACFastUpdate(self)
-            return self._fast(batch)
-        return self._update_reference(batch)
+    def _make_fast_update(self) -> Callable[[Batch], dict[str, Tensor]]:
+        return SACFastUpdate(self)
 
     def _update_reference(self, batch: Batch) -> dict[str, Tensor]:
         """The update written with autograd: the readable reference for ``softac.fastpath``."""

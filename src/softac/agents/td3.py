@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +23,6 @@ class TD3(OffPolicyAgent):
 
     def _build(self) -> None:
         cfg, spec = self.config, self.spec
-        self._fast: TD3FastUpdate | None = None  # built at the first update (see softac.fastpath)
         self.actor = DeterministicActor(spec.obs_dim, spec.act_dim, cfg.hidden_sizes).to(self.device)
         self.actor_target = copy.deepcopy(self.actor)
         hard_update(self.actor_target, self.actor)
@@ -51,12 +51,8 @@ class TD3(OffPolicyAgent):
             return action
         return L.exploration_action(action, torch.randn_like(action) * self.config.exploration_noise)
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        if self.config.fast_update:
-            if self._fast is None:
-                self._fast = TD3FastUpdate(self)
-            return self._fast(batch)
-        return self._update_reference(batch)
+    def _make_fast_update(self) -> Callable[[Batch], dict[str, Tensor]]:
+        return TD3FastUpdate(self)
 
     def _update_reference(self, batch: Batch) -> dict[str, Tensor]:
         """The update written with autograd: the readable reference for ``softac.fastpath``."""
