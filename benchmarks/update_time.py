@@ -1,11 +1,12 @@
-"""Time of one gradient update: the hand-written fast path vs the autograd reference, side by side.
+"""Time of one gradient update: compiled fast path, fast path and autograd reference, side by side.
 
     .venv/bin/python benchmarks/update_time.py --env HalfCheetah-v5 --rounds 5
 
-Two agents with identical settings (default networks and batch size) and the same replay data
-take turns: each round runs ``--updates`` updates on one, then on the other, alternating which
-goes first. Prints the median milliseconds per update of every round, their medians and the
-ratio. Also prints the Python/dispatch overhead, measured the same way with 8-unit networks and
+Three agents with identical settings (default networks and batch size) and the same replay data
+take turns — ``compile_update=True``, the eager fast path, ``fast_update=False`` — each round
+running ``--updates`` updates on each, in an order rotated every round (compilation happens in
+the untimed warm-up). Prints the medians over rounds of the median ms per update, and the ratios
+to the autograd update. Also prints the Python/dispatch overhead, measured the same way with 8-unit networks and
 batch 8 (where the arithmetic is negligible).
 """
 
@@ -19,11 +20,18 @@ from typing import Any
 
 import numpy as np
 
+VARIANTS = {
+    "compiled": {"compile_update": True},
+    "fast": {},
+    "autograd": {"fast_update": False},
+}
 
-def _agent(algo: str, env_id: str, fast: bool, **overrides: Any) -> Any:
+
+def _agent(algo: str, env_id: str, variant: str, **overrides: Any) -> Any:
     from softac.agents import AGENTS
 
-    agent = AGENTS[algo](env_id, learning_starts=0, buffer_size=10_000, fast_update=fast, **overrides)
+    settings = {"learning_starts": 0, "buffer_size": 10_000, **VARIANTS[variant], **overrides}
+    agent = AGENTS[algo](env_id, **settings)
     rng = np.random.default_rng(0)
     n, o, a = 10_000, agent.spec.obs_dim, agent.spec.act_dim
     agent.buffer.add(
@@ -46,16 +54,16 @@ def _median_ms(agent: Any, updates: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def compare(algo: str, env_id: str, rounds: int, updates: int, **overrides: Any) -> tuple[float, float]:
-    agents = {"fast": _agent(algo, env_id, True, **overrides), "reference": _agent(algo, env_id, False, **overrides)}
+def compare(algo: str, env_id: str, rounds: int, updates: int, **overrides: Any) -> dict[str, float]:
+    agents = {name: _agent(algo, env_id, name, **overrides) for name in VARIANTS}
     for agent in agents.values():
-        _median_ms(agent, 50)  # warm-up: allocations, optimizer state
-    results: dict[str, list[float]] = {"fast": [], "reference": []}
+        _median_ms(agent, 50)  # warm-up: allocations, optimizer state, compilation
+    results: dict[str, list[float]] = {name: [] for name in agents}
+    names = list(agents)
     for r in range(rounds):
-        order = ["fast", "reference"] if r % 2 == 0 else ["reference", "fast"]
-        for name in order:
+        for name in names[r % 3 :] + names[: r % 3]:
             results[name].append(_median_ms(agents[name], updates))
-    return statistics.median(results["fast"]), statistics.median(results["reference"])
+    return {name: statistics.median(v) for name, v in results.items()}
 
 
 def main() -> int:
@@ -68,11 +76,13 @@ def main() -> int:
     import torch
 
     print(f"{args.env}, torch threads {torch.get_num_threads()}, {args.rounds} rounds × {args.updates} updates")
-    print(f"{'algo':>5} {'networks':>9} {'fast ms':>8} {'autograd ms':>12} {'autograd/fast':>14}")
+    print(f"{'algo':>5} {'networks':>9} {'compiled ms':>12} {'fast ms':>8} {'autograd ms':>12} "
+          f"{'autograd/compiled':>18} {'autograd/fast':>14}")  # fmt: skip
     for algo in args.algos:
         for label, overrides in (("256x256", {}), ("8x8 (*)", {"hidden_sizes": (8, 8), "batch_size": 8})):
-            fast, ref = compare(algo, args.env, args.rounds, args.updates, **overrides)
-            print(f"{algo:>5} {label:>9} {fast:>8.2f} {ref:>12.2f} {ref / fast:>14.2f}", flush=True)
+            ms = compare(algo, args.env, args.rounds, args.updates, **overrides)
+            c, f, a = ms["compiled"], ms["fast"], ms["autograd"]
+            print(f"{algo:>5} {label:>9} {c:>12.2f} {f:>8.2f} {a:>12.2f} {a / c:>18.2f} {a / f:>14.2f}", flush=True)
     print("(*) batch 8 and 8-unit layers: almost no arithmetic, i.e. the per-update Python/dispatch overhead")
     return 0
 

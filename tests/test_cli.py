@@ -149,6 +149,7 @@ def _main_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (["--hidden-sizes", "32", "0"], "hidden_sizes"),
         (["--policy-delay", "2"], "unrecognized arguments: --policy-delay"),  # a TD3 flag given to SAC
         (["--algo", "td3", "--policy-delay", "0"], "policy_delay"),
+        (["--compile-update", "--no-fast-update"], "drop --no-fast-update or --compile-update"),
         (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "nonsense"], "device"),
     ],
 )

@@ -16,7 +16,9 @@ import torch
 from helpers import TINY, fill_buffer
 
 from softac import DDPG, SAC, TD3
-from softac.nn import adam, adam_step
+from softac.errors import SoftacError
+from softac.fastpath import _Compiled
+from softac.nn import adam, adam_step, adam_step_traceable, init_adam_state
 
 CASES: list[tuple[type, str, dict[str, Any]]] = [
     (SAC, "Pendulum-v1", {}),
@@ -31,8 +33,8 @@ CASES: list[tuple[type, str, dict[str, Any]]] = [
 
 
 def _agent(cls: type, env_id: str, fast: bool, extra: dict[str, Any]) -> Any:
-    settings = {**TINY, "seed": 3, "learning_starts": 0, **extra}
-    agent = cls(env_id, fast_update=fast, **settings)
+    settings = {**TINY, "seed": 3, "learning_starts": 0, "fast_update": fast, **extra}
+    agent = cls(env_id, **settings)
     fill_buffer(agent, 500, seed=0)
     return agent
 
@@ -124,3 +126,110 @@ def test_adam_step_is_optimizer_step() -> None:
             for key in ("step", "exp_avg", "exp_avg_sq"):
                 assert torch.equal(opt_a.state[pa][key], opt_b.state[pb][key])
     assert not torch.equal(ps_a[0], base[0])  # the parameters did move
+
+
+def _opt_state(agent: Any) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, opt in agent.optimizers().items():
+        for i, (p, st) in enumerate(opt.state.items()):
+            out.update({f"{name}.{i}.{k}": v.clone() for k, v in st.items()})
+            assert p.shape == st["exp_avg"].shape
+    return out
+
+
+COMPILED_CASES: list[tuple[type, dict[str, Any]]] = [(SAC, {}), (TD3, {"policy_delay": 2})]
+
+
+@pytest.mark.parametrize(("cls", "extra"), COMPILED_CASES, ids=[c.__name__ for c, _ in COMPILED_CASES])
+def test_compiled_update_equals_eager_fast_update(cls: type, extra: dict[str, Any]) -> None:
+    """``compile_update``: the same inputs and random draws give the eager fast path's parameters,
+    optimizer state and metrics, up to the rounding of fused kernels (Inductor reorders float ops),
+    update after update — TD3's both graphs (critic every update, actor every second) included."""
+    eager = _agent(cls, "Pendulum-v1", True, extra)
+    comp = _agent(cls, "Pendulum-v1", True, {**extra, "compile_update": True})
+    gen = torch.Generator().manual_seed(7)
+    for step in range(1, 5):
+        idx = torch.randint(0, len(eager.buffer), (eager.config.batch_size,), generator=gen)
+        torch.manual_seed(100 + step)
+        m_eager = eager.update(eager.buffer.view(eager.buffer.storage[idx]))
+        torch.manual_seed(100 + step)
+        m_comp = comp.update(comp.buffer.view(comp.buffer.storage[idx]))
+        assert comp.updates == eager.updates == step
+        _close(_state(comp), _state(eager), f"after update {step}")
+        # compiled: every optimizer's state exists from the start (zero moments, step 0), eager: from
+        # its first step (TD3's actor at update 2); the states that exist on both sides must agree
+        s_comp, s_eager = _opt_state(comp), _opt_state(eager)
+        assert s_eager.keys() <= s_comp.keys()
+        _close({k: s_comp[k] for k in s_eager}, s_eager, f"optimizer state after update {step}")
+        _close({k: v.detach() for k, v in m_comp.items()}, {k: v.detach() for k, v in m_eager.items()}, "metric")
+    # it really ran compiled, and the parameters really moved
+    assert isinstance(comp._fast._critic if cls is TD3 else comp._fast._step, _Compiled)
+    initial = _agent(cls, "Pendulum-v1", True, extra)
+    assert not torch.equal(_state(comp)["actor.trunk.0.weight"], _state(initial)["actor.trunk.0.weight"])
+
+
+def test_adam_step_traceable_matches_fused_adam() -> None:
+    """The compile-friendly Adam is the fused kernel's formula: equal up to float32 rounding of the
+    bias corrections (the fused kernel takes them in double), over steps and parameter groups."""
+    torch.manual_seed(0)
+    base = [torch.randn(5, 3), torch.randn(3), torch.randn(())]
+    ps_a = [p.clone().requires_grad_() for p in base]
+    ps_b = [p.clone().requires_grad_() for p in base]
+    opt_a = adam([{"params": ps_a[:2], "lr": 1e-2}, {"params": ps_a[2:], "lr": 3e-3}], 1e-2)
+    opt_b = adam([{"params": ps_b[:2], "lr": 1e-2}, {"params": ps_b[2:], "lr": 3e-3}], 1e-2)
+    init_adam_state(opt_b)
+    for _ in range(6):
+        for pa, pb in zip(ps_a, ps_b, strict=True):
+            g = torch.randn_like(pa)
+            pa.grad, pb.grad = g.clone(), g.clone()
+        opt_a.step()
+        with torch.no_grad():
+            adam_step_traceable(opt_b)
+        for pa, pb in zip(ps_a, ps_b, strict=True):
+            torch.testing.assert_close(pb, pa, rtol=1e-6, atol=1e-7)
+            for key in ("step", "exp_avg", "exp_avg_sq"):
+                torch.testing.assert_close(opt_b.state[pb][key], opt_a.state[pa][key], rtol=1e-6, atol=1e-9)
+    assert opt_b.state_dict()["state"].keys() == opt_a.state_dict()["state"].keys()
+    assert not torch.equal(ps_b[0], base[0])
+
+
+def test_compile_failure_is_one_clear_error_and_changes_nothing() -> None:
+    """A graph that cannot be compiled (here: a forced graph break under fullgraph) is reported as
+    a SoftacError naming the way out, raised before any of the function's in-place ops ran."""
+    x = torch.zeros(3)
+
+    def update(t: torch.Tensor) -> torch.Tensor:
+        t.add_(1.0)
+        torch._dynamo.graph_break()
+        return t.mul_(2.0)
+
+    with pytest.raises(SoftacError, match="run without --compile-update"):
+        _Compiled(update)(x)
+    assert torch.equal(x, torch.zeros(3))
+
+
+def test_compile_update_needs_the_fast_update() -> None:
+    with pytest.raises(SoftacError, match="compile_update"):
+        SAC("Pendulum-v1", fast_update=False, compile_update=True)
+
+
+def test_each_compiled_update_has_its_own_graph_cache() -> None:
+    """Dynamo allows 8 compiled graphs per code object and guards each on the owner's objects: the
+    compiled updates of more agents than that in one process (a sweep, this test session) must
+    each get their own cache, not exceed the limit."""
+
+    class Owner:
+        def __init__(self) -> None:
+            self.w = torch.ones(4)
+            self.w.grad = torch.ones(4)
+            self.opt = adam([self.w], 0.5)
+            init_adam_state(self.opt)
+
+        def step(self, x: torch.Tensor) -> torch.Tensor:
+            adam_step_traceable(self.opt)  # guarded on this owner's optimizer object, as an update is
+            return x * self.w
+
+    for _ in range(10):
+        owner = Owner()
+        out = _Compiled(owner.step)(torch.full((4,), 2.0))
+        assert torch.allclose(owner.w, torch.full((4,), 0.5)) and torch.allclose(out, torch.ones(4))

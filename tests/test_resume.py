@@ -193,3 +193,20 @@ def test_cli_resume_from_a_checkpoint_directory_continues_its_run(sac_checkpoint
     assert [r["step"] for r in _progress(run_dir)] == ["400", "600"]
     agent = SAC.load(run_dir)
     assert (agent.env_steps, agent.updates) == (600, 400)
+
+
+def test_compiled_update_run_resumes_bit_identically(tmp_path: Path) -> None:
+    """A run with ``compile_update`` goes through the whole training loop past learning_starts, and
+    its resume — a new agent, so a new compiled graph over the loaded tensors — continues it bit
+    for bit (the optimizer state the compiled Adam created is saved and restored like eager's)."""
+    cfg = {**RESUME, "learning_starts": 200, "checkpoint_freq": 400, "eval_freq": 400, "compile_update": True}
+    straight = SAC("Pendulum-v1", **cfg, total_steps=600)
+    straight.learn(progress=False)
+    assert straight.updates == 200
+    run_dir = tmp_path / "run"
+    SAC("Pendulum-v1", **cfg, total_steps=400).learn(run_dir=run_dir, progress=False)
+    resumed = SAC.load(run_dir)
+    assert resumed.config.compile_update and resumed.updates == 100
+    resumed.learn(total_steps=600, run_dir=run_dir, progress=False)
+    assert resumed.updates == 200
+    assert_bit_identical(state_tensors(straight), state_tensors(resumed))

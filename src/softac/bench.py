@@ -27,19 +27,34 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+PRE_UPDATES = 20  # untimed steps with updates before softac's timed window
+
+
 def run_softac(algo: str, env_id: str, warmup: int, steps: int, extra: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from softac import trainer
     from softac.agents import AGENTS
 
     agent = AGENTS[algo](
         env_id, learning_starts=warmup, total_steps=warmup, eval_freq=10**9, eval_episodes=1, **extra
     )
+    # The timed window holds environment steps and updates only, as on SB3's side: no evaluation
+    # (the training loop's final one would add ~1,000 policy steps to softac's time alone).
+    trainer.evaluate = lambda *args, **kwargs: np.zeros(1)
     agent.learn(progress=False)  # warm-up: random actions only, no updates
+    # A few updates before the clock starts: first-update costs (optimizer state, buffers and, with
+    # compile_update, the compilation itself) are not throughput; compile time is reported apart.
     t0 = time.perf_counter()
-    agent.learn(total_steps=warmup + steps, progress=False)
+    agent.learn(total_steps=warmup + PRE_UPDATES, progress=False)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    agent.learn(total_steps=warmup + PRE_UPDATES + steps, progress=False)
     elapsed = time.perf_counter() - t0
-    assert agent.updates >= steps - 1, "the timed window must consist of gradient steps"
+    assert agent.updates >= PRE_UPDATES + steps - 1, "the timed window must consist of gradient steps"
     return {
         "steps_per_s": steps / elapsed,
+        "first_updates_s": first,
         "peak_rss_mb": _rss_mb(),
         "buffer_mb": agent.buffer.storage.nbytes / 1e6,
     }
@@ -122,9 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="alternating softac/SB3 rounds (default 3)")
     p.add_argument("--no-sb3", action="store_true", help="measure softac only")
     p.add_argument("--softac-options", default="{}", help='extra softac config as JSON, e.g. \'{"threads": 1}\'')
+    p.add_argument(
+        "--compile-update", action="store_true", help="softac with compile_update (compilation is not timed)"
+    )
     p.add_argument("--worker", choices=["softac", "sb3"], help=argparse.SUPPRESS)
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.compile_update:
+        args.softac_options = json.dumps({**json.loads(args.softac_options), "compile_update": True})
     if args.worker:
         return _worker(args)
     have_sb3 = not args.no_sb3
@@ -154,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     rss = {k: max(x["peak_rss_mb"] for x in v) for k, v in results.items() if v}
     buf = {k: v[0]["buffer_mb"] for k, v in results.items() if v}
     print(f"median softac: {med['softac']:.1f} steps/s   peak RSS {rss['softac']:.0f} MB   "
-          f"1M-transition buffer {buf['softac']:.0f} MB")  # fmt: skip
+          f"1M-transition buffer {buf['softac']:.0f} MB   (untimed first {PRE_UPDATES} updates: "
+          f"{statistics.median(x['first_updates_s'] for x in results['softac']):.1f} s)")  # fmt: skip
     if "sb3" in med:
         print(f"median SB3:    {med['sb3']:.1f} steps/s   peak RSS {rss['sb3']:.0f} MB   "
               f"1M-transition buffer {buf['sb3']:.0f} MB")  # fmt: skip

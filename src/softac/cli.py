@@ -21,7 +21,7 @@ from softac.errors import DivergenceError, SoftacError
 # Fields that only say how to run, not what is learned: these may change when a run is resumed.
 RUN_FIELDS = {
     "total_steps", "eval_freq", "eval_episodes", "log_freq", "checkpoint_freq", "keep_checkpoints",
-    "device", "threads", "fast_update",
+    "device", "threads", "fast_update", "compile_update",
 }  # fmt: skip
 
 

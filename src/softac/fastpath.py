@@ -28,16 +28,19 @@ paths produce the same parameters up to floating-point rounding (``tests/test_fa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from softac.distributions import squashed_gaussian_rsample
+from softac.errors import SoftacError
 from softac.losses import sac as LS
 from softac.losses import td3 as LT
 from softac.losses.common import critic_loss
-from softac.nn import adam_step, polyak_update
+from softac.nn import adam_step, adam_step_traceable, init_adam_state, polyak_update
 
 if TYPE_CHECKING:
     from softac.agents.sac import SAC
@@ -46,13 +49,20 @@ if TYPE_CHECKING:
 
 
 class _Workspace:
-    """Named buffers allocated on first use and reused by every later update of the same shape."""
+    """Named buffers allocated on first use and reused by every later update of the same shape.
 
-    def __init__(self, device: torch.device) -> None:
+    Not persistent under ``torch.compile``: there every ``get`` is a fresh ``torch.empty`` inside
+    the graph, whose memory Inductor plans itself; writing into tensors kept between calls would
+    make them graph inputs that are mutated, i.e. extra copies at the end of every call."""
+
+    def __init__(self, device: torch.device, persistent: bool = True) -> None:
         self.device = device
+        self.persistent = persistent
         self._buffers: dict[str, Tensor] = {}
 
     def get(self, name: str, *shape: int) -> Tensor:
+        if not self.persistent:
+            return torch.empty(shape, dtype=torch.float32, device=self.device)
         buf = self._buffers.get(name)
         if buf is None or buf.shape != shape:
             buf = torch.empty(shape, dtype=torch.float32, device=self.device)
@@ -184,13 +194,56 @@ class _MLP:
                 d = _relu_backward_(d_prev, x)
 
 
+def _own_code(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The (bound) function over a private copy of its code object. Dynamo keeps compiled graphs per
+    code object, at most 8 (``recompile_limit``), and every agent's graph is guarded on that agent's
+    own tensors and optimizers: with one shared code object the ninth agent made in a process — a
+    sweep, a test session — would exceed the limit, even after the first eight were freed."""
+    func = method.__func__ if isinstance(method, types.MethodType) else method
+    assert isinstance(func, types.FunctionType)
+    code = func.__code__.replace()  # a new, equal code object: its own cache
+    copy = types.FunctionType(code, func.__globals__, func.__name__, func.__defaults__, func.__closure__)
+    return types.MethodType(copy, method.__self__) if isinstance(method, types.MethodType) else copy
+
+
+class _Compiled:
+    """``fn`` under ``torch.compile`` (Inductor, one graph, static shapes). A failure to compile — no
+    C++ compiler on a CPU machine, an op Inductor rejects — becomes one clear error; it happens
+    while tracing, before the graph has run, so no parameter has changed."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = torch.compile(_own_code(fn), fullgraph=True, dynamic=False)
+        self.ready = False
+
+    def __call__(self, *args: Any) -> Any:
+        if self.ready:
+            return self.fn(*args)
+        try:
+            out = self.fn(*args)
+        except Exception as exc:  # whatever the compiler raised: report it in one line, keep the chain
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise SoftacError(
+                f"torch.compile could not compile the update ({first}); run without --compile-update"
+            ) from exc
+        self.ready = True
+        return out
+
+
 class _FastUpdate:
     """What both fast updates hold: the workspace, the actor and critic parameter lists with their
-    persistent gradients, and the critic step (the same in SAC and TD3 once the target y is known)."""
+    persistent gradients, and the critic step (the same in SAC and TD3 once the target y is known).
 
-    def __init__(self, agent: SAC | TD3) -> None:
+    With ``compiled`` the tensor work of an update (everything but the random draws, which stay
+    eager so that the random stream is the eager path's, and the Python counters) runs as one
+    ``torch.compile`` graph: Inductor fuses the elementwise ops and Adam into a few C++ loops
+    and calls the matrix products directly, which removes most of the per-op dispatch cost."""
+
+    def __init__(self, agent: SAC | TD3, compiled: bool = False) -> None:
         self.agent = agent
-        self.ws = _Workspace(agent.device)
+        self.compiled = compiled
+        self.ws = _Workspace(agent.device, persistent=not compiled)
+        self.draws = _Workspace(agent.device)  # the eager random draws, kept between updates
+        self._adam = adam_step_traceable if compiled else adam_step
         self.actor = _MLP(self.ws, "actor", agent.actor.trunk)
         self.critic = _Ensemble(self.ws, "critic")
         self.target = _Ensemble(self.ws, "target")
@@ -203,6 +256,13 @@ class _FastUpdate:
         self.actor_params = [*self.actor.weights, *self.actor.biases]
         self.actor_grads = _persistent_grads(self.actor_params)
 
+    def _maybe_compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not self.compiled:
+            return fn
+        for opt in self.agent.optimizers().values():
+            init_adam_state(opt)  # the compiled graph updates the state, it cannot create it
+        return _Compiled(fn)
+
     def _critic_step(self, batch: Batch, y: Tensor) -> tuple[Tensor, Tensor]:
         """Σ_j E[(Q_φj(s, a) − y)²]: forward, backward, Adam. Returns (loss, mean Q) for the logs."""
         c_acts = self.critic.forward(self.cw, self.cb, batch.obs_act)
@@ -213,24 +273,34 @@ class _FastUpdate:
         d_q = (q - y).mul_(2.0 / rows)  # ∂/∂q_j of Σ_j mean_i (q_ji − y_i)²
         n_layers = len(self.cw)
         self.critic.backward(self.cw, c_acts, d_q, self.critic_grads[:n_layers], self.critic_grads[n_layers:])
-        adam_step(self.agent.critic_opt)
+        self._adam(self.agent.critic_opt)
         return loss, q_mean
 
 
 class SACFastUpdate(_FastUpdate):
     """``SAC.update`` without autograd; same equations as ``SAC._update_reference``."""
 
-    def __init__(self, agent: SAC) -> None:
-        super().__init__(agent)
+    def __init__(self, agent: SAC, compiled: bool = False) -> None:
+        super().__init__(agent, compiled)
         self.agent: SAC = agent
         self.alpha_params = [agent.log_alpha] if agent.config.autotune_alpha else []
         self.alpha_grads = _persistent_grads(self.alpha_params)
+        self._step = self._maybe_compile(self._update)
 
     @torch.no_grad()
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
-        ag, cfg, ws = self.agent, self.agent.config, self.ws
         _attach(self.critic_params + self.actor_params + self.alpha_params,
                 self.critic_grads + self.actor_grads + self.alpha_grads)  # fmt: skip
+        rows, a = batch.obs.shape[0], self.agent.spec.act_dim
+        xi = self.draws.get("xi", 2 * rows, a)
+        torch.randn(rows, a, out=xi[:rows])  # ξ' for ã' first, then ξ for ã: the reference's order
+        torch.randn(rows, a, out=xi[rows:])
+        metrics: dict[str, Tensor] = self._step(batch, xi)
+        self.agent.updates += 1
+        return metrics
+
+    def _update(self, batch: Batch, xi: Tensor) -> dict[str, Tensor]:
+        ag, cfg, ws = self.agent, self.agent.config, self.ws
         rows, o, a = batch.obs.shape[0], ag.spec.obs_dim, ag.spec.act_dim
         alpha = ag.log_alpha.detach().exp()
 
@@ -242,9 +312,6 @@ class SACFastUpdate(_FastUpdate):
         head = a_acts[-1]
         mean, raw_log_std = head[:, :a], head[:, a:]
         log_std = raw_log_std.clamp(cfg.log_std_min, cfg.log_std_max)
-        xi = ws.get("xi", 2 * rows, a)
-        torch.randn(rows, a, out=xi[:rows])  # ξ' for ã' first, then ξ for ã: the reference's order
-        torch.randn(rows, a, out=xi[rows:])
         action, log_prob = squashed_gaussian_rsample(mean, log_std, noise=xi)
 
         # Critic: y = r + γ(1 − d)(min_j Q_targ,j(s', ã') − α log π(ã'|s')).
@@ -290,62 +357,74 @@ class SACFastUpdate(_FastUpdate):
             shifted = log_prob_pi + ag.target_entropy
             torch.mean(shifted, dim=0, out=self.alpha_grads[0]).neg_()
             metrics["loss/alpha"] = -(ag.log_alpha.detach() * shifted).mean()
-        adam_step(ag.actor_opt)
+        self._adam(ag.actor_opt)
 
         polyak_update(self.tw + self.tb, self.cw + self.cb, cfg.tau)
-        ag.updates += 1
         return metrics
 
 
 class TD3FastUpdate(_FastUpdate):
     """``TD3.update`` (and DDPG's) without autograd; same equations as ``TD3._update_reference``."""
 
-    def __init__(self, agent: TD3) -> None:
-        super().__init__(agent)
+    def __init__(self, agent: TD3, compiled: bool = False) -> None:
+        super().__init__(agent, compiled)
         self.agent: TD3 = agent
         self.actor_target = _MLP(self.ws, "actor_target", agent.actor_target.trunk)
         self.critic_first = _Ensemble(self.ws, "critic1")
         self.actor_target_params = [*self.actor_target.weights, *self.actor_target.biases]
+        # Two graphs: the critic step runs every update, the actor step every policy_delay-th.
+        self._critic = self._maybe_compile(self._critic_update)
+        self._actor = self._maybe_compile(self._actor_update)
 
     @torch.no_grad()
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
-        ag, cfg, ws = self.agent, self.agent.config, self.ws
+        ag, cfg = self.agent, self.agent.config
         _attach(self.critic_params + self.actor_params, self.critic_grads + self.actor_grads)
-        rows, o = batch.obs.shape[0], ag.spec.obs_dim
+        noise = None
+        if cfg.target_noise > 0.0:  # ε ~ N(0, I), scaled in the update (the reference's randn_like)
+            noise = self.draws.get("eps", batch.obs.shape[0], ag.spec.act_dim)
+            torch.randn(noise.shape, out=noise)
+        critic_loss, q_mean = self._critic(batch, noise)
+        ag.updates += 1
+        if ag.updates % cfg.policy_delay == 0:
+            ag._last_actor_loss = self._actor(batch)
+        return {"loss/critic": critic_loss, "loss/actor": ag._last_actor_loss, "q/mean": q_mean}
 
-        # Critic: y = r + γ(1 − d) min_j Q_targ,j(s', clip(μ_targ(s') + clip(ε, −c, c), −1, 1)).
+    def _critic_update(self, batch: Batch, noise: Tensor | None) -> tuple[Tensor, Tensor]:
+        """y = r + γ(1 − d) min_j Q_targ,j(s', clip(μ_targ(s') + clip(σε, −c, c), −1, 1)), then the critic step."""
+        ag, cfg, ws = self.agent, self.agent.config, self.ws
+        rows, o = batch.obs.shape[0], ag.spec.obs_dim
         next_action = torch.tanh(self.actor_target.forward(batch.next_obs)[-1])
-        if cfg.target_noise > 0.0:
-            noise = torch.randn_like(next_action) * cfg.target_noise
-            next_action = LT.smoothed_target_action(next_action, noise, cfg.target_noise_clip)
+        if noise is not None:
+            next_action = LT.smoothed_target_action(next_action, noise * cfg.target_noise, cfg.target_noise_clip)
         t_in = ws.get("t_in", rows, o + next_action.shape[1])
         t_in[:, :o].copy_(batch.next_obs)
         t_in[:, o:].copy_(next_action)
         next_q = self.target.forward(self.tw, self.tb, t_in)[-1].view(-1, rows)
         y = LT.target(batch.reward, batch.terminated, cfg.gamma, next_q)
-        critic_loss, q_mean = self._critic_step(batch, y)
-        ag.updates += 1
+        return self._critic_step(batch, y)
 
-        if ag.updates % cfg.policy_delay == 0:
-            # Actor: −E[Q_φ1(s, μ_θ(s))] — only the first critic enters the loss, so only it runs.
-            a_acts = self.actor.forward(batch.obs)
-            mu = torch.tanh(a_acts[-1])
-            p_in = ws.get("p_in", rows, o + mu.shape[1])
-            p_in[:, :o].copy_(batch.obs)
-            p_in[:, o:].copy_(mu)
-            w1 = [w[:1] for w in self.cw]
-            p_acts = self.critic_first.forward(w1, [b[:1] for b in self.cb], p_in)
-            q1 = p_acts[-1].view(rows)
-            actor_loss = -q1.mean()
-            d_q1 = ws.get("d_q1", 1, rows).fill_(-1.0 / rows)
-            d_mu = self.critic_first.backward(w1, p_acts, d_q1, None, None, input_cols=slice(o, None))
-            assert d_mu is not None
-            d_pre = d_mu.mul_(1.0 - mu.square())  # through μ = tanh(pre)
-            n_lin = len(self.actor.weights)
-            self.actor.backward(a_acts, d_pre, self.actor_grads[:n_lin], self.actor_grads[n_lin:])
-            adam_step(ag.actor_opt)
-            ag._last_actor_loss = actor_loss
-            polyak_update(self.tw + self.tb, self.cw + self.cb, cfg.tau)
-            polyak_update(self.actor_target_params, self.actor_params, cfg.tau)
-
-        return {"loss/critic": critic_loss, "loss/actor": ag._last_actor_loss, "q/mean": q_mean}
+    def _actor_update(self, batch: Batch) -> Tensor:
+        """−E[Q_φ1(s, μ_θ(s))] — only the first critic enters the loss, so only it runs — then the
+        actor step and both Polyak updates. Returns the actor loss."""
+        ag, cfg, ws = self.agent, self.agent.config, self.ws
+        rows, o = batch.obs.shape[0], ag.spec.obs_dim
+        a_acts = self.actor.forward(batch.obs)
+        mu = torch.tanh(a_acts[-1])
+        p_in = ws.get("p_in", rows, o + mu.shape[1])
+        p_in[:, :o].copy_(batch.obs)
+        p_in[:, o:].copy_(mu)
+        w1 = [w[:1] for w in self.cw]
+        p_acts = self.critic_first.forward(w1, [b[:1] for b in self.cb], p_in)
+        q1 = p_acts[-1].view(rows)
+        actor_loss = -q1.mean()
+        d_q1 = ws.get("d_q1", 1, rows).fill_(-1.0 / rows)
+        d_mu = self.critic_first.backward(w1, p_acts, d_q1, None, None, input_cols=slice(o, None))
+        assert d_mu is not None
+        d_pre = d_mu.mul_(1.0 - mu.square())  # through μ = tanh(pre)
+        n_lin = len(self.actor.weights)
+        self.actor.backward(a_acts, d_pre, self.actor_grads[:n_lin], self.actor_grads[n_lin:])
+        self._adam(ag.actor_opt)
+        polyak_update(self.tw + self.tb, self.cw + self.cb, cfg.tau)
+        polyak_update(self.actor_target_params, self.actor_params, cfg.tau)
+        return actor_loss

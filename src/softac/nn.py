@@ -148,6 +148,44 @@ def adam_step(opt: torch.optim.Optimizer) -> None:
         )
 
 
+def init_adam_state(opt: torch.optim.Optimizer) -> None:
+    """Create the state of every parameter that has none yet, exactly as a fused ``Adam.step`` would
+    (a float32 step tensor on the parameter's device, zero moments): ``adam_step_traceable`` runs
+    inside a compiled graph, which cannot create dictionary entries on its first call."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if not opt.state[p]:
+                opt.state[p]["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                opt.state[p]["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                opt.state[p]["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+
+def adam_step_traceable(opt: torch.optim.Optimizer) -> None:
+    """``adam_step`` in foreach and elementwise ops, for ``torch.compile``: it cannot trace the fused
+    kernel (an opaque in-place op), while these Inductor fuses into one loop per tensor. Same
+    formula as the fused kernel — m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − lr/(1−β₁ᵗ) ·
+    m / (√v / √(1−β₂ᵗ) + ε) — with the bias corrections in float32 instead of double, so the two
+    agree to rounding. Needs ``init_adam_state`` first and a plain Adam (no weight decay, amsgrad)."""
+    for group in opt.param_groups:
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            continue
+        states = [opt.state[p] for p in params]
+        grads = [p.grad for p in params]
+        steps = [s["step"] for s in states]
+        exp_avgs = [s["exp_avg"] for s in states]
+        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+        beta1, beta2 = group["betas"]
+        torch._foreach_add_(steps, 1.0)
+        torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1.0 - beta2)
+        for p, m, v, step in zip(params, exp_avgs, exp_avg_sqs, steps, strict=True):
+            step_size = group["lr"] / (1.0 - beta1**step)
+            denom = (v.sqrt() / (1.0 - beta2**step).sqrt()).add_(group["eps"])
+            p.sub_(m / denom * step_size)
+
+
 def hard_update(target: nn.Module, source: nn.Module) -> None:
     """Copy source's parameters into target (targets start equal to their networks)."""
     target.load_state_dict(source.state_dict())

@@ -67,7 +67,7 @@ class SAC(OffPolicyAgent):
         return torch.tanh(torch.randn_like(mean).mul_(log_std.exp()).add_(mean))
 
     def _make_fast_update(self) -> Callable[[Batch], dict[str, Tensor]]:
-        return SACFastUpdate(self)
+        return SACFastUpdate(self, compiled=self.config.compile_update)
 
     def _update_reference(self, batch: Batch) -> dict[str, Tensor]:
         """The update written with autograd: the readable reference for ``softac.fastpath``."""

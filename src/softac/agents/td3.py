@@ -52,7 +52,7 @@ class TD3(OffPolicyAgent):
         return L.exploration_action(action, torch.randn_like(action) * self.config.exploration_noise)
 
     def _make_fast_update(self) -> Callable[[Batch], dict[str, Tensor]]:
-        return TD3FastUpdate(self)
+        return TD3FastUpdate(self, compiled=self.config.compile_update)
 
     def _update_reference(self, batch: Batch) -> dict[str, Tensor]:
         """The update written with autograd: the readable reference for ``softac.fastpath``."""
