@@ -180,9 +180,15 @@ def adam_step_traceable(opt: torch.optim.Optimizer) -> None:
         torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
         torch._foreach_mul_(exp_avg_sqs, beta2)
         torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1.0 - beta2)
-        for p, m, v, step in zip(params, exp_avgs, exp_avg_sqs, steps, strict=True):
-            step_size = group["lr"] / (1.0 - beta1**step)
-            denom = (v.sqrt() / (1.0 - beta2**step).sqrt()).add_(group["eps"])
+        # The bias corrections once per group (its parameters are always stepped together, so their
+        # step counts are equal), as exp(t log β): Inductor stores a scalar that several loops read
+        # when it holds an exp, and would otherwise recompute β**t inside every vectorised
+        # iteration of every parameter's loop (≈0.25 ms per SAC update on 2 cores).
+        t = steps[0]
+        step_size = group["lr"] / (1.0 - torch.exp(t * math.log(beta1)))
+        bias2_sqrt = (1.0 - torch.exp(t * math.log(beta2))).sqrt()
+        for p, m, v in zip(params, exp_avgs, exp_avg_sqs, strict=True):
+            denom = (v.sqrt() / bias2_sqrt).add_(group["eps"])
             p.sub_(m / denom * step_size)
 
 
