@@ -9,6 +9,7 @@ lr · sign(g) — and so must the parameters, targets, α and the logged metrics
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -62,19 +63,26 @@ def _close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], what: str) ->
         torch.testing.assert_close(a[k], b[k], rtol=2e-4, atol=2e-6, msg=lambda m, k=k: f"{what} {k}: {m}")
 
 
+def _paired_updates(a: Any, b: Any, n: int = 4) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """``n`` updates of two agents on the same batches with the same torch seed before each:
+    yields (update number, a's metrics, b's metrics) after checking both counted it."""
+    gen = torch.Generator().manual_seed(7)
+    for step in range(1, n + 1):
+        idx = torch.randint(0, len(a.buffer), (a.config.batch_size,), generator=gen)
+        torch.manual_seed(100 + step)
+        m_a = a.update(a.buffer.view(a.buffer.storage[idx]))
+        torch.manual_seed(100 + step)
+        m_b = b.update(b.buffer.view(b.buffer.storage[idx]))
+        assert a.updates == b.updates == step
+        yield step, m_a, m_b
+
+
 @pytest.mark.parametrize(("cls", "env_id", "extra"), CASES, ids=[f"{c.__name__}-{e}-{x}" for c, e, x in CASES])
 def test_fast_update_equals_autograd_reference(cls: type, env_id: str, extra: dict[str, Any]) -> None:
     fast, ref = _agent(cls, env_id, True, extra), _agent(cls, env_id, False, extra)
     _close(_state(fast), _state(ref), "initial state")
     delay = getattr(fast.config, "policy_delay", 1)
-    gen = torch.Generator().manual_seed(7)
-    for step in range(1, 5):
-        idx = torch.randint(0, len(fast.buffer), (fast.config.batch_size,), generator=gen)
-        torch.manual_seed(100 + step)
-        m_fast = fast.update(fast.buffer.view(fast.buffer.storage[idx]))
-        torch.manual_seed(100 + step)
-        m_ref = ref.update(ref.buffer.view(ref.buffer.storage[idx]))
-        assert fast.updates == ref.updates == step
+    for step, m_fast, m_ref in _paired_updates(fast, ref):
         # TD3 without an actor step this time: the critic's gradients only
         stepped = ["critic", "actor"] if step % delay == 0 else ["critic"]
         g_fast, g_ref = _grads(fast, stepped), _grads(ref, stepped)
@@ -147,14 +155,7 @@ def test_compiled_update_equals_eager_fast_update(cls: type, extra: dict[str, An
     update after update — TD3's both graphs (critic every update, actor every second) included."""
     eager = _agent(cls, "Pendulum-v1", True, extra)
     comp = _agent(cls, "Pendulum-v1", True, {**extra, "compile_update": True})
-    gen = torch.Generator().manual_seed(7)
-    for step in range(1, 5):
-        idx = torch.randint(0, len(eager.buffer), (eager.config.batch_size,), generator=gen)
-        torch.manual_seed(100 + step)
-        m_eager = eager.update(eager.buffer.view(eager.buffer.storage[idx]))
-        torch.manual_seed(100 + step)
-        m_comp = comp.update(comp.buffer.view(comp.buffer.storage[idx]))
-        assert comp.updates == eager.updates == step
+    for step, m_eager, m_comp in _paired_updates(eager, comp):
         _close(_state(comp), _state(eager), f"after update {step}")
         # compiled: every optimizer's state exists from the start (zero moments, step 0), eager: from
         # its first step (TD3's actor at update 2); the states that exist on both sides must agree
