@@ -114,13 +114,19 @@ class _Ensemble:
             if i == last:
                 # The Q head (in → 1) as qᵀ = wᵀ xᵀ, shape (n, 1, B): BLAS runs the (B, in) × (in, 1)
                 # product as a slow thin matmul (≈100 µs here), the transposed one in ≈40 µs.
-                out = self.ws.get(f"{self.name}.q", n, 1, rows)
-                torch.baddbmm(b, w.transpose(1, 2), x.transpose(1, 2), out=out)
-            else:
+                if self.ws.persistent:
+                    out = self.ws.get(f"{self.name}.q", n, 1, rows)
+                    torch.baddbmm(b, w.transpose(1, 2), x.transpose(1, 2), out=out)
+                else:
+                    out = torch.bmm(w.transpose(1, 2), x.transpose(1, 2)) + b
+            elif self.ws.persistent:
                 out = self.ws.get(f"{self.name}.h{i}", n, rows, w.shape[2])
                 torch.baddbmm(b, x, w, out=out)
-                if i < last:
-                    out.relu_()
+                out.relu_()
+            else:
+                # Compiled: the product alone, the bias in the ReLU's loop. ``baddbmm`` would first
+                # copy the broadcast bias into its output (a full pass over it) for BLAS to add to.
+                out = torch.relu(torch.bmm(x, w) + b)
             acts.append(out)
             x = out
         return acts
@@ -179,10 +185,15 @@ class _MLP:
         acts = [x]
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            out = self.ws.get(f"{self.name}.h{i}", x.shape[0], w.shape[0])
-            torch.addmm(b, acts[-1], w.t(), out=out)
-            if i < last:
-                out.relu_()
+            if self.ws.persistent:
+                out = self.ws.get(f"{self.name}.h{i}", x.shape[0], w.shape[0])
+                torch.addmm(b, acts[-1], w.t(), out=out)
+                if i < last:
+                    out.relu_()
+            else:  # compiled: bias and ReLU in one loop after the product (see ``_Ensemble.forward``)
+                out = torch.mm(acts[-1], w.t()) + b
+                if i < last:
+                    out = torch.relu(out)
             acts.append(out)
         return acts
 
