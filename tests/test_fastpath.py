@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from helpers import TINY, fill_buffer
@@ -234,3 +235,36 @@ def test_each_compiled_update_has_its_own_graph_cache() -> None:
         owner = Owner()
         out = _Compiled(owner.step)(torch.full((4,), 2.0))
         assert torch.allclose(owner.w, torch.full((4,), 0.5)) and torch.allclose(out, torch.ones(4))
+
+
+EXPLORE_CASES: list[tuple[type, str, dict[str, Any]]] = [
+    (SAC, "HalfCheetah-v5", {"hidden_sizes": (64, 64)}),
+    (SAC, "Pendulum-v1", {"log_std_min": -1.0, "log_std_max": 0.1}),  # both clamp bounds in play
+    (TD3, "HalfCheetah-v5", {"hidden_sizes": (64, 64)}),
+    (DDPG, "Pendulum-v1", {"exploration_noise": 0.0}),
+]
+
+
+@pytest.mark.parametrize(("cls", "env_id", "extra"), EXPLORE_CASES, ids=[c.__name__ for c, _, _ in EXPLORE_CASES])
+def test_single_observation_explore_equals_the_torch_policy(cls: type, env_id: str, extra: dict[str, Any]) -> None:
+    """The numpy acting path for one observation against ``_policy_action``: same actions to float32
+    rounding, and the same numbers drawn from torch's generator (so runs and resumes are unchanged)."""
+    agent = cls(env_id, **{**TINY, "seed": 1, "learning_starts": 0, **extra})
+    with torch.no_grad():  # away from the initialisation: saturated tanh and clamped log σ occur
+        for p in agent.actor.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    torch_policy = type(agent)._policy_action
+    agent._policy_action = None  # explore must not fall back on the torch path
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        obs = (rng.normal(size=(1, agent.spec.obs_dim)) * 3.0).astype(np.float32)
+        torch.manual_seed(i)
+        fast = agent.explore(obs)
+        fast_next = torch.randn(4)
+        torch.manual_seed(i)
+        with torch.no_grad():
+            ref = torch_policy(agent, torch.from_numpy(obs), False).numpy()
+        assert fast.dtype == np.float32 and fast.shape == ref.shape == (1, agent.spec.act_dim)
+        np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-5)  # sums of 64 products, other order
+        assert torch.equal(fast_next, torch.randn(4)), "the two paths consumed different random numbers"
+    assert np.abs(fast).max() <= 1.0

@@ -75,6 +75,7 @@ class OffPolicyAgent(abc.ABC):
         self.resume_state: dict[str, Any] | None = None  # env RNG and logger position to continue from
         self.loaded_from: Path | None = None  # the checkpoint this agent was loaded from, if any
         self._fast: Callable[[Batch], dict[str, Tensor]] | None = None
+        self._numpy_views: dict[int, list[tuple[Tensor, int, np.ndarray]]] = {}  # see _mlp_numpy
         self._build()
 
     # -- what an algorithm provides ---------------------------------------------------------
@@ -128,8 +129,43 @@ class OffPolicyAgent(abc.ABC):
         if self.env_steps < self.config.learning_starts:
             shape = (obs.shape[0], self.spec.act_dim)
             return (torch.rand(shape, dtype=torch.float32) * 2.0 - 1.0).numpy()
-        obs_t = torch.from_numpy(obs).to(self.device, non_blocking=True)
-        return self._policy_action(obs_t, deterministic=False).cpu().numpy()
+        if self.config.fast_update and obs.shape[0] == 1 and self.device.type == "cpu":
+            return self._explore_one(np.ascontiguousarray(obs, dtype=np.float32))
+        with torch.inference_mode():
+            obs_t = torch.from_numpy(obs).to(self.device, non_blocking=True)
+            return self._policy_action(obs_t, deterministic=False).cpu().numpy()
+
+    def _explore_one(self, obs: np.ndarray) -> np.ndarray:
+        """``_policy_action(obs, deterministic=False)`` for one observation on the CPU, in numpy.
+
+        Why: with one environment (the default) the behaviour action is three vector-matrix
+        products and a handful of elementwise ops on 256 numbers, and PyTorch's fixed cost per op
+        (dispatch, tensor creation, waking the thread pool for the products) made it ≈0.3–0.5 ms
+        of each ≈9 ms training step on 2 cores; numpy does the same float32 arithmetic in ≈0.05
+        ms. The noise is still drawn with ``torch.randn`` from the global generator, in the same
+        order and shape as ``_policy_action``, so the random stream — and exact resume — is
+        unchanged; the actions agree with the torch path to float32 rounding
+        (``tests/test_fastpath.py``). Single rows only: numpy's BLAS runs larger products on its
+        own thread pool, whose spinning threads would compete with PyTorch's for the 2 cores.
+        This default is the torch path; the algorithms override it."""
+        with torch.inference_mode():
+            return self._policy_action(torch.from_numpy(obs), deterministic=False).numpy()
+
+    def _mlp_numpy(self, trunk: nn.Module, x: np.ndarray) -> np.ndarray:
+        """A Linear/ReLU ``trunk`` applied in numpy to float32 rows ``x``: x Wᵀ + b, ReLU between.
+        The arrays are views of the parameters (no copy: they always hold the current weights,
+        which the optimizers update in place); they are rebuilt if a parameter's memory moved."""
+        cached = self._numpy_views.get(id(trunk))
+        if cached is None or any(t.data_ptr() != ptr for t, ptr, _ in cached):
+            params = [p for m in trunk.modules() if isinstance(m, nn.Linear) for p in (m.weight, m.bias)]
+            cached = [(p, p.data_ptr(), p.detach().numpy().T) for p in params]
+            self._numpy_views[id(trunk)] = cached
+        last = len(cached) // 2 - 1
+        for i in range(last + 1):
+            x = x @ cached[2 * i][2] + cached[2 * i + 1][2]
+            if i < last:
+                np.maximum(x, 0.0, out=x)
+        return x
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:

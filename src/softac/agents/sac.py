@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -65,6 +66,13 @@ class SAC(OffPolicyAgent):
         # ã = tanh(μ + σξ) as in squashed_gaussian_rsample (same draw of ξ), without the log π that
         # acting never uses: a third of the ops of the per-environment-step action.
         return torch.tanh(torch.randn_like(mean).mul_(log_std.exp()).add_(mean))
+
+    def _explore_one(self, obs: np.ndarray) -> np.ndarray:
+        out = self._mlp_numpy(self.actor.trunk, obs)
+        a, cfg = self.spec.act_dim, self.config
+        mean, log_std = out[:, :a], np.clip(out[:, a:], cfg.log_std_min, cfg.log_std_max)
+        xi = torch.randn(mean.shape).numpy()  # the draw of randn_like(mean) in _policy_action
+        return np.tanh(xi * np.exp(log_std) + mean)
 
     def _make_fast_update(self) -> Callable[[Batch], dict[str, Tensor]]:
         return SACFastUpdate(self, compiled=self.config.compile_update)

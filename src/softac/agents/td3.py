@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -50,6 +51,13 @@ class TD3(OffPolicyAgent):
         if deterministic or self.config.exploration_noise == 0.0:
             return action
         return L.exploration_action(action, torch.randn_like(action) * self.config.exploration_noise)
+
+    def _explore_one(self, obs: np.ndarray) -> np.ndarray:
+        action = np.tanh(self._mlp_numpy(self.actor.trunk, obs))
+        if self.config.exploration_noise == 0.0:
+            return action
+        noise = (torch.randn(action.shape) * self.config.exploration_noise).numpy()  # randn_like(action) · σ
+        return np.clip(action + noise, -1.0, 1.0)
 
     def _make_fast_update(self) -> Callable[[Batch], dict[str, Tensor]]:
         return TD3FastUpdate(self, compiled=self.config.compile_update)
