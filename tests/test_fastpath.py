@@ -9,6 +9,7 @@ lr · sign(g) — and so must the parameters, targets, α and the logged metrics
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -268,3 +269,52 @@ def test_single_observation_explore_equals_the_torch_policy(cls: type, env_id: s
         np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-5)  # sums of 64 products, other order
         assert torch.equal(fast_next, torch.randn(4)), "the two paths consumed different random numbers"
     assert np.abs(fast).max() <= 1.0
+
+
+def _products(rows: int, sizes: list[int]) -> int:
+    """Floating-point operations (2·rows·in·out per layer) of a forward pass through ``sizes``."""
+    return sum(2 * rows * i * o for i, o in itertools.pairwise(sizes))
+
+
+@pytest.mark.parametrize("cls", [SAC, TD3])
+def test_fast_update_does_only_the_products_the_equations_need(cls: type) -> None:
+    """The matrix-product FLOPs of one fast update, counted by ``FlopCounterMode`` on the real update,
+    equal the hand count: no critic weight gradients in the actor step, no input gradient into
+    the first layers, TD3's actor step through the first critic only, SAC's actor run once on
+    [s′; s] (the same count as twice). ``benchmarks/floor.py`` divides this count by the
+    machine's product rate."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    agent = _agent(cls, "HalfCheetah-v5", True, {"hidden_sizes": (32, 16)})
+    agent.update(agent.buffer.sample(agent.config.batch_size))  # first update: optimizer state
+    o, a, n, b = agent.spec.obs_dim, agent.spec.act_dim, agent.config.n_critics, agent.config.batch_size
+    h1, h2 = agent.config.hidden_sizes
+    critic = n * _products(b, [o + a, h1, h2, 1])  # one forward pass of the ensemble
+    mid = 2 * b * h1 * h2  # the input gradient of the middle layer (the Q head's is a broadcast multiply)
+    counts, actor_steps = [], []
+    for _ in range(2):  # TD3: one update with the delayed actor step and one without
+        actor_steps.append((agent.updates + 1) % getattr(agent.config, "policy_delay", 1) == 0)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            agent.update(agent.buffer.sample(b))
+        counts.append(counter.get_total_flops())
+    if cls is SAC:
+        actor = [o, h1, h2, 2 * a]
+        expected = (
+            _products(2 * b, actor)  # ã′ and ã in one pass
+            + 3 * critic  # target, critic step, actor step forwards
+            + critic + n * mid  # critic step backward: weight gradients, middle input gradient
+            + n * mid + n * 2 * b * h1 * a  # actor step through the critics: input gradients only
+            + _products(b, actor) + 2 * b * h2 * 2 * a + 2 * b * h1 * h2  # actor backward
+        )
+        assert counts == [expected, expected]
+    else:
+        actor = [o, h1, h2, a]
+        critic_update = _products(b, actor) + 3 * critic + n * mid
+        first = critic // n
+        actor_update = (
+            _products(b, actor) + first + mid + 2 * b * h1 * a  # μ(s), Q_φ1 and its input gradient
+            + _products(b, actor) + 2 * b * h2 * a + 2 * b * h1 * h2  # actor backward
+        )  # fmt: skip
+        assert sorted(actor_steps) == [False, True]
+        assert counts == [critic_update + actor_update * step for step in actor_steps]
