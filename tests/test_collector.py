@@ -100,3 +100,34 @@ def test_training_on_nonfinite_env_raises_then_skips() -> None:
     assert agent.updates > 0
     assert agent.buffer.size == 59  # 60 steps, one dropped
     assert np.isfinite(agent.buffer.storage[: agent.buffer.size].numpy()).all()
+
+
+@pytest.mark.parametrize(
+    ("env_id", "steps", "skip"),
+    [("SoftacTest/CounterTerminates-v0", 12, False), ("Pendulum-v1", 450, False), ("SoftacTest/NaNObs-v0", 25, True)],
+)
+def test_single_env_path_equals_sync_vector_env(env_id: str, steps: int, skip: bool) -> None:
+    """``make_vector_env(id, 1)`` is the lean ``SingleVectorEnv``: step by step it must give the same
+    transitions, episode ends and environment random state as Gymnasium's ``SyncVectorEnv``
+    (terminations, time-limit truncations, dropped non-finite steps, and a checkpoint restore)."""
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    from softac.envs import SingleVectorEnv, get_rng_states, make_env
+
+    lean = make_vector_env(env_id, 1)
+    assert isinstance(lean, SingleVectorEnv)
+    sync = SyncVectorEnv([lambda: make_env(env_id)], autoreset_mode=AutoresetMode.DISABLED)
+    space = lean.single_action_space
+    pair = [Collector(e, ActionScaler(space.low, space.high), seed=5, skip_nonfinite=skip) for e in (lean, sync)]
+    rng = np.random.default_rng(0)
+    for step in range(steps):
+        if step == steps // 2:  # as after loading a checkpoint: same generators, fresh episodes
+            for c in pair:
+                c.restore(pair[1].state())
+        action = rng.uniform(-1, 1, size=(1, space.shape[0])).astype(np.float32)
+        a, b = (c.step(action, step) for c in pair)
+        for field in ("obs", "action", "reward", "terminated", "next_obs"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=f"{field} at step {step}")
+        assert (a.episode_returns, a.episode_lengths) == (b.episode_returns, b.episode_lengths)
+        assert pair[0].needs_reset.tolist() == pair[1].needs_reset.tolist()
+    assert get_rng_states(lean) == get_rng_states(sync)

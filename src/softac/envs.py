@@ -100,10 +100,70 @@ class ActionScaler:
         return (np.asarray(env_action, dtype=np.float64) - self.low) / self._half_range - 1.0
 
 
+class SingleVectorEnv(gym.vector.VectorEnv):
+    """One environment behind the part of the vector-env interface the collector uses, with the
+    semantics of ``SyncVectorEnv(autoreset_mode=DISABLED)`` for ``num_envs = 1``: ``reset(seed=s)``
+    seeds the env with s, a ``reset_mask`` reset passes no seed, ``step`` returns arrays with a
+    leading dimension of one and never resets.
+
+    Why: the default run has one environment, and ``SyncVectorEnv``'s generality (per-env info
+    dictionaries merged every step, batched spaces iterated and concatenated) cost ≈75–100 µs per
+    step on top of HalfCheetah's own ≈130 µs. The transitions and random streams are identical
+    (``tests/test_envs.py`` steps both side by side through episode ends)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        self.env = env
+        self.num_envs = 1
+        self.single_observation_space = env.observation_space
+        self.single_action_space = env.action_space
+        self.observation_space = gym.vector.utils.batch_space(env.observation_space, 1)
+        self.action_space = gym.vector.utils.batch_space(env.action_space, 1)
+        self.metadata = {**env.metadata, "autoreset_mode": gym.vector.AutoresetMode.DISABLED}
+        self._needs_reset = True
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is not None and not bool(np.asarray(mask).reshape(-1)[0]):
+            raise ValueError("`options['reset_mask']` must contain at least one True value")
+        single_seed = seed[0] if isinstance(seed, list) else seed
+        obs, info = self.env.reset(seed=single_seed, options=options)
+        self._needs_reset = False
+        return np.asarray(obs)[None].copy(), info
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self._needs_reset:
+            raise RuntimeError("step() on an environment whose episode ended: reset it first")
+        obs, reward, terminated, truncated, info = self.env.step(actions[0])
+        self._needs_reset = bool(terminated or truncated)
+        return (
+            np.asarray(obs)[None].copy(),
+            np.array([reward], dtype=np.float64),
+            np.array([terminated], dtype=np.bool_),
+            np.array([truncated], dtype=np.bool_),
+            info,
+        )
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        return (self.env.get_wrapper_attr(name),)
+
+    def set_attr(self, name: str, values: list[Any] | tuple[Any, ...] | Any) -> None:
+        value = values[0] if isinstance(values, (list, tuple)) else values
+        setattr(self.env, name, value)
+
+    def close(self, **kwargs: Any) -> None:
+        self.env.close()
+
+
 def make_vector_env(env_id: str, n_envs: int, kind: str = "sync") -> gym.vector.VectorEnv:
     """A Gymnasium vector env with autoreset *disabled*: the collector decides when to reset, so a
     finished episode's real final observation is returned by ``step`` (no ``final_obs`` juggling)
-    and resets happen lazily, before the next step, which makes exact resume possible."""
+    and resets happen lazily, before the next step, which makes exact resume possible. One env in
+    one process (the default) is a ``SingleVectorEnv``, the same semantics at less cost."""
+    if kind == "sync" and n_envs == 1:
+        return SingleVectorEnv(make_env(env_id))
     fns: list[Callable[[], gym.Env]] = [lambda: make_env(env_id) for _ in range(n_envs)]
     mode = gym.vector.AutoresetMode.DISABLED
     if kind == "async":
