@@ -117,14 +117,23 @@ def test_metrics_survive_later_updates() -> None:
         assert torch.equal(first[k], kept[k]), k
 
 
-def test_adam_step_is_optimizer_step() -> None:
-    """``adam_step`` calls the same fused kernel as ``Adam.step``: bit-identical results."""
+Tensors = list[torch.Tensor]
+
+
+def _two_equal_adams() -> tuple[Tensors, Tensors, Tensors, torch.optim.Adam, torch.optim.Adam]:
+    """Three initial values, two trainable copies of them, each with a fused Adam over two groups."""
     torch.manual_seed(0)
     base = [torch.randn(5, 3), torch.randn(3), torch.randn(())]
     ps_a = [p.clone().requires_grad_() for p in base]
     ps_b = [p.clone().requires_grad_() for p in base]
     opt_a = adam([{"params": ps_a[:2], "lr": 1e-2}, {"params": ps_a[2:], "lr": 3e-3}], 1e-2)
     opt_b = adam([{"params": ps_b[:2], "lr": 1e-2}, {"params": ps_b[2:], "lr": 3e-3}], 1e-2)
+    return base, ps_a, ps_b, opt_a, opt_b
+
+
+def test_adam_step_is_optimizer_step() -> None:
+    """``adam_step`` calls the same fused kernel as ``Adam.step``: bit-identical results."""
+    base, ps_a, ps_b, opt_a, opt_b = _two_equal_adams()
     for _ in range(4):
         for pa, pb in zip(ps_a, ps_b, strict=True):
             g = torch.randn_like(pa)
@@ -174,12 +183,7 @@ def test_compiled_update_equals_eager_fast_update(cls: type, extra: dict[str, An
 def test_adam_step_traceable_matches_fused_adam() -> None:
     """The compile-friendly Adam is the fused kernel's formula: equal up to float32 rounding of the
     bias corrections (the fused kernel takes them in double), over steps and parameter groups."""
-    torch.manual_seed(0)
-    base = [torch.randn(5, 3), torch.randn(3), torch.randn(())]
-    ps_a = [p.clone().requires_grad_() for p in base]
-    ps_b = [p.clone().requires_grad_() for p in base]
-    opt_a = adam([{"params": ps_a[:2], "lr": 1e-2}, {"params": ps_a[2:], "lr": 3e-3}], 1e-2)
-    opt_b = adam([{"params": ps_b[:2], "lr": 1e-2}, {"params": ps_b[2:], "lr": 3e-3}], 1e-2)
+    base, ps_a, ps_b, opt_a, opt_b = _two_equal_adams()
     init_adam_state(opt_b)
     for _ in range(6):
         for pa, pb in zip(ps_a, ps_b, strict=True):
