@@ -109,7 +109,7 @@ class SingleVectorEnv(gym.vector.VectorEnv):
     Why: the default run has one environment, and ``SyncVectorEnv``'s generality (per-env info
     dictionaries merged every step, batched spaces iterated and concatenated) cost ≈75–100 µs per
     step on top of HalfCheetah's own ≈130 µs. The transitions and random streams are identical
-    (``tests/test_envs.py`` steps both side by side through episode ends)."""
+    (``tests/test_collector.py`` steps both side by side through episode ends)."""
 
     def __init__(self, env: gym.Env) -> None:
         self.env = env

@@ -135,6 +135,7 @@ class OffPolicyAgent(abc.ABC):
             obs_t = torch.from_numpy(obs).to(self.device, non_blocking=True)
             return self._policy_action(obs_t, deterministic=False).cpu().numpy()
 
+    @abc.abstractmethod
     def _explore_one(self, obs: np.ndarray) -> np.ndarray:
         """``_policy_action(obs, deterministic=False)`` for one observation on the CPU, in numpy.
 
@@ -142,14 +143,11 @@ class OffPolicyAgent(abc.ABC):
         products and a handful of elementwise ops on 256 numbers, and PyTorch's fixed cost per op
         (dispatch, tensor creation, waking the thread pool for the products) made it ≈0.3–0.5 ms
         of each ≈9 ms training step on 2 cores; numpy does the same float32 arithmetic in ≈0.05
-        ms. The noise is still drawn with ``torch.randn`` from the global generator, in the same
-        order and shape as ``_policy_action``, so the random stream — and exact resume — is
-        unchanged; the actions agree with the torch path to float32 rounding
+        ms. The noise must be drawn with ``torch.randn`` from the global generator, in the same
+        order and shape as ``_policy_action``, so that the random stream — and exact resume — is
+        unchanged; the actions must agree with the torch path to float32 rounding
         (``tests/test_fastpath.py``). Single rows only: numpy's BLAS runs larger products on its
-        own thread pool, whose spinning threads would compete with PyTorch's for the 2 cores.
-        This default is the torch path; the algorithms override it."""
-        with torch.inference_mode():
-            return self._policy_action(torch.from_numpy(obs), deterministic=False).numpy()
+        own thread pool, whose spinning threads would compete with PyTorch's for the 2 cores."""
 
     def _mlp_numpy(self, trunk: nn.Module, x: np.ndarray) -> np.ndarray:
         """A Linear/ReLU ``trunk`` applied in numpy to float32 rows ``x``: x Wᵀ + b, ReLU between.
