@@ -12,6 +12,22 @@ import torch
 from helpers import TINY, TINY_FLAGS, run_cli
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--device", default=None,
+        help="device the tests train on: cpu (default) or cuda; also SOFTAC_TEST_DEVICE",
+    )  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import helpers
+
+    device = config.getoption("--device") or helpers.DEVICE
+    if device != "cpu" and not torch.cuda.is_available():
+        raise pytest.UsageError(f"--device {device}: CUDA is not available on this machine")
+    helpers.set_device(device)
+
+
 # -- fixtures ---------------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def _restore_torch_rng() -> Any:

@@ -15,6 +15,10 @@ import torch
 # One intra-op thread: the machine is shared and tiny networks gain nothing from more.
 torch.set_num_threads(1)
 
+# The device the tests run on: `pytest --device cuda` (conftest.py) or SOFTAC_TEST_DEVICE=cuda.
+# Tests that only make sense on one device skip themselves with the reason.
+DEVICE = os.environ.get("SOFTAC_TEST_DEVICE", "cpu")
+
 ROOT = Path(__file__).resolve().parents[1]
 SOFTAC = [sys.executable, "-m", "softac.cli"]
 
@@ -25,12 +29,25 @@ TINY: dict[str, Any] = {
     "buffer_size": 4000,
     "eval_episodes": 1,
     "threads": 1,
-    "device": "cpu",
+    "device": DEVICE,
 }
 TINY_FLAGS = [
     "--hidden-sizes", "32", "32", "--batch-size", "64", "--buffer-size", "4000",
-    "--eval-episodes", "1", "--threads", "1", "--device", "cpu", "--no-progress",
+    "--eval-episodes", "1", "--threads", "1", "--device", DEVICE, "--no-progress",
 ]  # fmt: skip
+
+
+def on_cpu() -> bool:
+    return DEVICE == "cpu"
+
+
+def set_device(device: str) -> None:
+    """Called once by conftest.py from the --device option, before any test module is imported."""
+    global DEVICE
+    DEVICE = device
+    TINY["device"] = device
+    TINY_FLAGS[TINY_FLAGS.index("--device") + 1] = device
+    os.environ["SOFTAC_TEST_DEVICE"] = device  # for the CLI subprocesses' helpers and children
 
 
 # -- custom environments ----------------------------------------------------------------------
@@ -189,15 +206,29 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
     return lines[0]
 
 
-def fill_buffer(agent: Any, n: int, seed: int = 0) -> None:
-    """Add n random transitions (Gaussian observations and rewards, uniform actions, 10 %
-    terminations) to an agent's replay buffer."""
-    rng = np.random.default_rng(seed)
+def random_rows(agent: Any, n: int, seed: int = 0) -> np.ndarray:
+    """n random transitions per learner as buffer rows (L, n, row): Gaussian observations and
+    rewards, uniform actions, 10 % terminations; learner k's from ``seed + k``, so a learner's
+    data does not depend on how many learners there are."""
     o, a = agent.spec.obs_dim, agent.spec.act_dim
-    agent.buffer.add(
-        rng.normal(size=(n, o)).astype(np.float32),
-        rng.uniform(-1, 1, size=(n, a)).astype(np.float32),
-        rng.normal(size=n).astype(np.float32),
-        (rng.uniform(size=n) < 0.1).astype(np.float32),
-        rng.normal(size=(n, o)).astype(np.float32),
-    )
+    per_learner = []
+    for k in range(agent.learners):
+        rng = np.random.default_rng(seed + k)
+        per_learner.append(agent.buffer.rows(
+            rng.normal(size=(n, o)).astype(np.float32),
+            rng.uniform(-1, 1, size=(n, a)).astype(np.float32),
+            rng.normal(size=n).astype(np.float32),
+            (rng.uniform(size=n) < 0.1).astype(np.float32),
+            rng.normal(size=(n, o)).astype(np.float32),
+        ))  # fmt: skip
+    return np.stack(per_learner)
+
+
+def fill_buffer(agent: Any, n: int, seed: int = 0) -> None:
+    """Add ``random_rows`` to every learner's replay region."""
+    agent.buffer.add_all(random_rows(agent, n, seed))
+
+
+def seed_rows(agent: Any, k: int, n: int, seed: int = 0) -> np.ndarray:
+    """Learner k's rows of ``random_rows`` (what a single agent with learner k's seed gets)."""
+    return random_rows(agent, n, seed)[k]

@@ -14,11 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import TINY, TINY_FLAGS, assert_bit_identical, assert_one_line_error, run_cli, state_tensors
+from helpers import TINY, TINY_FLAGS, assert_bit_identical, assert_one_line_error, fill_buffer, run_cli, state_tensors
 
-import softac.checkpoint as ckpt_mod
+import softac.io.rundir as rundir_mod
+import softac.io.state as ckpt_mod
 from softac import DDPG, SAC, TD3, SoftacError, cli
-from softac.checkpoint import list_checkpoints, load_agent, save_checkpoint, step_checkpoint_path
+from softac.io.files import read_tensors, write_safetensors
+from softac.io.load import load_agent
+from softac.io.rundir import list_checkpoints, step_checkpoint_path
+from softac.io.state import save_checkpoint
 
 
 @pytest.fixture
@@ -116,7 +120,7 @@ def _main_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         lambda s: s.pop("files"),
         lambda s: s.pop("counters"),
         lambda s: s["counters"].pop("updates"),
-        lambda s: s.update(buffer=None),
+        lambda s: s.update(data=None),
         lambda s: s.update(obs_dim="3"),
         lambda s: s["config"].update(hidden_sizes="abc"),
         lambda s: s["config"].update(gamma=7.0),
@@ -318,7 +322,7 @@ def test_failed_save_keeps_previous_checkpoint(
     monkeypatch.setattr(ckpt_mod, "write_safetensors", _failing_writer("buffer.safetensors", exc))
     for path in (step_checkpoint_path(run_copy, 500), old):  # a new step, and replacing the old one
         with pytest.raises((SoftacError, RuntimeError)):
-            save_checkpoint(agent, path)
+            save_checkpoint(agent, 0, path)
         assert list_checkpoints(run_copy) == [old]
         assert _snapshot(old) == before
         leftovers = [p.name for p in old.parent.iterdir() if p != old]
@@ -380,7 +384,8 @@ def test_checkpoint_files_are_plain_safetensors(sac_checkpoint: Path) -> None:
     for name, digest in state["files"].items():
         assert hashlib.sha256((ckpt / name).read_bytes()).hexdigest() == digest
     tensors = load_file(str(ckpt / "model.safetensors"))
-    assert "extra/log_alpha" in tensors and "net/critic/weights.0" in tensors
+    assert "extra/log_alpha" in tensors and "net/critic/net.weights.0" in tensors
+    assert tensors["net/critic/net.weights.0"].shape == (2, 3 + 1, 32)  # one learner: its two critics
     buffer = load_file(str(ckpt / "buffer.safetensors"))["storage"]
     assert buffer.shape == (400, 3 + 1 + 2 + 3) and np.isfinite(buffer).all()
 
@@ -388,8 +393,8 @@ def test_checkpoint_files_are_plain_safetensors(sac_checkpoint: Path) -> None:
 def test_save_refuses_non_finite_weights(tmp_path: Path) -> None:
     agent = TD3("Pendulum-v1", **TINY)
     with torch.no_grad():
-        agent.critic.weights[0][0, 0, 0] = float("nan")
-    with pytest.raises(SoftacError, match=r"critic\.weights\.0 holds NaN/inf"):
+        agent.critic.net.weights[0][0, 0, 0] = float("nan")
+    with pytest.raises(SoftacError, match=r"critic/net\.weights\.0 holds NaN/inf"):
         agent.save(tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
 
@@ -398,21 +403,16 @@ def test_safetensors_whose_header_length_starts_with_0x80_is_not_mistaken_for_a_
     """The header length is the file's first 8 bytes (little endian): 128 mod 256 starts with 0x80,
     the pickle opcode. Such files must load (they once were refused as pickles)."""
     path = tmp_path / "t.safetensors"
-    ckpt_mod.write_safetensors(path, {"x" * 67: torch.arange(3.0)})
+    write_safetensors(path, {"x" * 67: torch.arange(3.0)})
     assert path.read_bytes()[0] == 0x80  # the name length was chosen for this
-    assert torch.equal(ckpt_mod.read_tensors(path)["x" * 67], torch.arange(3.0))
+    assert torch.equal(read_tensors(path)["x" * 67], torch.arange(3.0))
 
 
-def test_ddpg_64x64_checkpoint_round_trips(tmp_path: Path) -> None:
-    """A real case of the above: DDPG on Pendulum with 64×64 networks has a 5248-byte header."""
-    agent = DDPG("Pendulum-v1", **{**TINY, "hidden_sizes": (64, 64)})
-    rng = np.random.default_rng(0)
-    agent.buffer.add(rng.normal(size=(64, 3)).astype(np.float32), rng.uniform(-1, 1, (64, 1)).astype(np.float32),
-                     rng.normal(size=64).astype(np.float32), np.zeros(64, np.float32),
-                     rng.normal(size=(64, 3)).astype(np.float32))  # fmt: skip
-    agent.update(agent.buffer.sample(64))
+def test_ddpg_checkpoint_round_trips(tmp_path: Path) -> None:
+    agent = DDPG("Pendulum-v1", **{**TINY, "hidden_sizes": (48, 48)})
+    fill_buffer(agent, 64)
+    agent.update()
     agent.save(tmp_path / "ddpg")
-    assert (tmp_path / "ddpg" / "model.safetensors").read_bytes()[0] == 0x80
     assert_bit_identical(state_tensors(agent), state_tensors(DDPG.load(tmp_path / "ddpg")))
 
 
@@ -422,7 +422,7 @@ def test_pruning_killed_midway_never_leaves_a_listed_broken_checkpoint(
     agent = SAC.load(run_copy)
     for step in (500, 600):
         agent.env_steps = step
-        save_checkpoint(agent, step_checkpoint_path(run_copy, step))
+        save_checkpoint(agent, 0, step_checkpoint_path(run_copy, step))
     assert len(list_checkpoints(run_copy)) == 3
     real_rmtree = shutil.rmtree
 
@@ -431,13 +431,13 @@ def test_pruning_killed_midway_never_leaves_a_listed_broken_checkpoint(
         Path(path, "model.safetensors").unlink()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ckpt_mod.shutil, "rmtree", killed_rmtree)
+    monkeypatch.setattr(rundir_mod.shutil, "rmtree", killed_rmtree)
     with pytest.raises(KeyboardInterrupt):
-        ckpt_mod.prune_checkpoints(run_copy, keep=2)
-    monkeypatch.setattr(ckpt_mod.shutil, "rmtree", real_rmtree)
+        rundir_mod.prune_checkpoints(run_copy, keep=2)
+    monkeypatch.setattr(rundir_mod.shutil, "rmtree", real_rmtree)
     listed = list_checkpoints(run_copy)
     assert [p.name for p in listed] == ["step_0000000500", "step_0000000600"]
     for ckpt in listed:  # every listed checkpoint is whole
         assert SAC.load(ckpt).env_steps == int(ckpt.name[5:])
-    ckpt_mod.prune_checkpoints(run_copy, keep=2)  # the next prune removes the half-deleted one
+    rundir_mod.prune_checkpoints(run_copy, keep=2)  # the next prune removes the half-deleted one
     assert sorted(p.name for p in (run_copy / "checkpoints").iterdir()) == ["step_0000000500", "step_0000000600"]

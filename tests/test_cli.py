@@ -144,12 +144,13 @@ def _main_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (["--tau", "0"], "tau must be in (0, 1]"),
         (["--batch-size", "many"], "--batch-size"),
         (["--batch-size", "1.5"], "--batch-size"),
-        (["--algo", "ppo"], "unknown --algo 'ppo'"),
+        (["--algo", "a2c"], "unknown --algo 'a2c'"),
         (["--env", "NoSuchEnv-v0"], "unknown environment 'NoSuchEnv-v0'"),
         (["--hidden-sizes", "32", "0"], "hidden_sizes"),
         (["--policy-delay", "2"], "unrecognized arguments: --policy-delay"),  # a TD3 flag given to SAC
         (["--algo", "td3", "--policy-delay", "0"], "policy_delay"),
-        (["--compile-update", "--no-fast-update"], "drop --no-fast-update or --compile-update"),
+        (["--seeds", "3-1"], "expected seeds like 0-7 or 0,3,9"),
+        (["--seeds", "1,1"], "seeds must be distinct"),
         (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "nonsense"], "device"),
     ],
 )
@@ -170,11 +171,12 @@ def test_integer_flags_accept_scientific_notation() -> None:
 def test_every_config_field_is_a_flag() -> None:
     import dataclasses
 
-    from softac.config import CONFIGS
+    from softac import registry
 
-    for algo, cls in CONFIGS.items():
+    assert {"sac", "td3", "ddpg"} <= set(registry.names())
+    for algo in registry.names():
         help_text = cli.build_train_parser(algo).format_help()
-        for f in dataclasses.fields(cls):
+        for f in dataclasses.fields(registry.get(algo).config_cls):
             assert "--" + f.name.replace("_", "-") in help_text, (algo, f.name)
 
 

@@ -12,18 +12,19 @@ import torch
 from helpers import TINY, TINY_FLAGS, run_cli
 
 from softac import SAC, TD3, DivergenceError
-from softac.checkpoint import check_finite, list_checkpoints
+from softac.io.rundir import list_checkpoints
+from softac.io.state import check_finite
 
 
 def _poison_after(agent: Any, n_updates: int, module: str = "critic") -> None:
     """From the ``n_updates``-th update on, a weight of ``module`` becomes NaN (as if it blew up)."""
     original = agent.update
 
-    def update(batch: Any) -> Any:
+    def update() -> Any:
         if agent.updates == n_updates:
             with torch.no_grad():
                 next(getattr(agent, module).parameters()).view(-1)[0] = float("nan")
-        return original(batch)
+        return original()
 
     agent.update = update
 
@@ -51,7 +52,7 @@ def test_nan_weights_raise_divergence_and_keep_last_good_checkpoint(
     assert [p.name for p in list_checkpoints(run_dir)] == ["step_0000000300"]
     loaded = TD3.load(run_dir)
     assert loaded.env_steps == 300 and loaded.updates == 200
-    assert check_finite(loaded) is None
+    assert check_finite(loaded) == [None]
 
 
 def test_nan_in_actor_is_named(tmp_path: Path) -> None:
@@ -83,5 +84,5 @@ def test_absurd_learning_rate_exits_3_and_keeps_checkpoint(tmp_path: Path) -> No
     ckpt = Path(match.group(3))
     assert list_checkpoints(run_dir)[-1] == ckpt
     loaded = TD3.load(ckpt)
-    assert check_finite(loaded) is None
+    assert check_finite(loaded) == [None]
     assert loaded.env_steps == 200

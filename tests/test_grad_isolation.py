@@ -4,8 +4,8 @@ loss's backward pass the actor has none.
 
 Two ways: (1) the update's computation reproduced step by step with the agent's own modules and
 loss functions; (2) ``agent.update`` itself, observed through its optimizers' ``step`` calls.
-Both concern the autograd reference update (``fast_update=False``); the hand-written fast path
-is held to it gradient by gradient in ``test_fastpath.py``.
+Both on the plain autograd update (``fast_update=False``) and on the fused layer stack (the default),
+which must leave exactly the same gradients where the plain ops leave them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from helpers import TINY, fill_buffer
 
 from softac import DDPG, SAC, TD3
-from softac.buffer import Batch
+from softac.data.replay import Batch
 from softac.distributions import squashed_gaussian_rsample
 from softac.losses import sac as LS
 from softac.losses import td3 as LT
@@ -25,7 +25,7 @@ from softac.losses import td3 as LT
 
 def _fill(agent: Any, n: int = 256, seed: int = 0) -> Batch:
     fill_buffer(agent, n, seed)
-    return agent.buffer.sample(64)
+    return agent.buffer.sample(64, agent.rng)
 
 
 def _no_grad(params: Any) -> bool:
@@ -62,7 +62,7 @@ def test_sac_actor_loss_reaches_only_the_actor(sac_agent: SAC) -> None:
     alpha = agent.log_alpha.detach().exp()
     action, log_prob = squashed_gaussian_rsample(*agent.actor(batch.obs))
     q_pi = agent.critic(torch.cat([batch.obs, action], dim=-1), detach_params=True)
-    LS.actor_loss(q_pi, log_prob, alpha).backward()
+    LS.actor_loss(q_pi, log_prob, alpha).sum().backward()
     assert _has_grad(list(agent.actor.parameters()))
     assert _no_grad(agent.critic.parameters())
     assert _no_grad(agent.critic_target.parameters())
@@ -73,7 +73,7 @@ def test_sac_actor_loss_reaches_only_the_actor(sac_agent: SAC) -> None:
     _zero_all(agent)
     action, log_prob = squashed_gaussian_rsample(*agent.actor(batch.obs))
     q_pi = agent.critic(torch.cat([batch.obs, action], dim=-1))
-    LS.actor_loss(q_pi, log_prob, agent.log_alpha.exp()).backward()
+    LS.actor_loss(q_pi, log_prob, agent.log_alpha.exp()).sum().backward()
     assert not _no_grad(agent.critic.parameters())
     assert agent.log_alpha.grad is not None
 
@@ -87,7 +87,7 @@ def test_sac_critic_loss_reaches_only_the_critic(sac_agent: SAC) -> None:
         next_action, next_log_prob = squashed_gaussian_rsample(*agent.actor(batch.next_obs))
         next_q = agent.critic_target(torch.cat([batch.next_obs, next_action], dim=-1))
         y = LS.soft_target(batch.reward, batch.terminated, agent.config.gamma, next_q, next_log_prob, alpha)
-    LS.critic_loss(agent.critic(batch.obs_act), y).backward()
+    LS.critic_loss(agent.critic(batch.obs_act), y).sum().backward()
     assert _has_grad(list(agent.critic.parameters()))
     assert _no_grad(agent.actor.parameters())
     assert _no_grad(agent.critic_target.parameters())
@@ -99,8 +99,8 @@ def test_sac_temperature_loss_reaches_only_log_alpha(sac_agent: SAC) -> None:
     batch = _fill(agent)
     _zero_all(agent)
     _, log_prob = squashed_gaussian_rsample(*agent.actor(batch.obs))
-    LS.temperature_loss(agent.log_alpha, log_prob.detach(), agent.target_entropy).backward()
-    assert agent.log_alpha.grad is not None and agent.log_alpha.grad != 0
+    LS.temperature_loss(agent.log_alpha, log_prob.detach(), agent.target_entropy).sum().backward()
+    assert agent.log_alpha.grad is not None and (agent.log_alpha.grad != 0).all()
     assert _no_grad(agent.actor.parameters()) and _no_grad(agent.critic.parameters())
 
 
@@ -109,18 +109,18 @@ def test_td3_losses_are_isolated(td3_agent: TD3) -> None:
     batch = _fill(agent)
     _zero_all(agent)
     q_pi = agent.critic(torch.cat([batch.obs, agent.actor(batch.obs)], dim=-1), detach_params=True)
-    LT.actor_loss(q_pi[0]).backward()
+    LT.actor_loss(q_pi[:, 0]).sum().backward()
     assert _has_grad(list(agent.actor.parameters()))
     assert _no_grad(agent.critic.parameters()) and _no_grad(agent.actor_target.parameters())
 
     _zero_all(agent)
     with torch.no_grad():
         next_action = LT.smoothed_target_action(
-            agent.actor_target(batch.next_obs), torch.randn(64, 1) * 0.2, agent.config.target_noise_clip
+            agent.actor_target(batch.next_obs), torch.randn(1, 64, 1, device=agent.device) * 0.2, agent.config.target_noise_clip
         )
         y = LT.target(batch.reward, batch.terminated, agent.config.gamma,
                       agent.critic_target(torch.cat([batch.next_obs, next_action], dim=-1)))  # fmt: skip
-    LT.critic_loss(agent.critic(batch.obs_act), y).backward()
+    LT.critic_loss(agent.critic(batch.obs_act), y).sum().backward()
     assert _has_grad(list(agent.critic.parameters()))
     assert _no_grad(agent.actor.parameters()) and _no_grad(agent.actor_target.parameters())
     assert _no_grad(agent.critic_target.parameters())
@@ -154,7 +154,7 @@ def _watch_losses(agent: Any, losses: Any, names: list[str], monkeypatch: pytest
         def spy(*args: Any, **kwargs: Any) -> Any:
             loss = original(*args, **kwargs)
             flat = [(name, p) for name, ps in params.items() for p in ps if p.requires_grad]
-            grads = torch.autograd.grad(loss, [p for _, p in flat], retain_graph=True, allow_unused=True)
+            grads = torch.autograd.grad(loss.sum(), [p for _, p in flat], retain_graph=True, allow_unused=True)
             reached: dict[str, bool] = {}
             for (name, _), g in zip(flat, grads, strict=True):
                 reached[name] = reached.get(name, False) or (g is not None and bool(g.abs().sum() > 0))
@@ -168,14 +168,18 @@ def _watch_losses(agent: Any, losses: Any, names: list[str], monkeypatch: pytest
     return reach
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("cls", [SAC, TD3, DDPG])
-def test_losses_built_inside_update_reach_only_their_parameters(cls: type, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_losses_built_inside_update_reach_only_their_parameters(
+    cls: type, fused: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     extra = {"policy_delay": 1} if cls is TD3 else {}
-    agent = cls("Pendulum-v1", **TINY, seed=2, fast_update=False, **extra)
+    agent = cls("Pendulum-v1", **{**TINY, "cuda_graph": False}, seed=2, fast_update=fused, **extra)
     losses = LS if cls is SAC else LT
     names = ["critic_loss", "actor_loss", "temperature_loss"] if cls is SAC else ["critic_loss", "actor_loss"]
     reach = _watch_losses(agent, losses, names, monkeypatch)
-    agent.update(_fill(agent))
+    fill_buffer(agent, 256)
+    agent.update()
     assert set(reach) == set(names)  # every loss was built (and watched) in this update
     assert reach["critic_loss"] == {**{k: False for k in reach["critic_loss"]}, "critic": True}
     assert reach["actor_loss"] == {**{k: False for k in reach["actor_loss"]}, "actor": True}
@@ -187,30 +191,27 @@ def test_losses_built_inside_update_reach_only_their_parameters(cls: type, monke
 def _spy_steps(agent: Any) -> dict[str, Any]:
     """Record every module's gradients (and log α's) each time an optimizer steps."""
     seen: dict[str, Any] = {}
+    names = {id(opt): name for name, opt in agent.optimizers().items()}
+    original = agent.step_optimizer
 
-    def wrap(name: str, opt: torch.optim.Optimizer) -> None:
-        original = opt.step
+    def step(opt: torch.optim.Optimizer) -> None:
+        seen[names[id(opt)]] = {m: _grads(ps) for m, ps in _named_params(agent).items()}
+        original(opt)
 
-        def step(*args: Any, **kwargs: Any) -> Any:
-            seen[name] = {m: _grads(ps) for m, ps in _named_params(agent).items()}
-            return original(*args, **kwargs)
-
-        opt.step = step  # type: ignore[method-assign]
-
-    for name, opt in agent.optimizers().items():
-        wrap(name, opt)
+    agent.step_optimizer = step
     return seen
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("cls", [SAC, TD3, DDPG])
-def test_update_isolates_gradients(cls: type) -> None:
+def test_update_isolates_gradients(cls: type, fused: bool) -> None:
     extra = {"policy_delay": 1} if cls is TD3 else {}
-    agent = cls("Pendulum-v1", **TINY, seed=2, fast_update=False, **extra)
+    agent = cls("Pendulum-v1", **{**TINY, "cuda_graph": False}, seed=2, fast_update=fused, **extra)
     for _ in range(3):  # several updates: stale grads from a previous update must not leak either
-        batch = _fill(agent, seed=agent.updates)
+        fill_buffer(agent, 64, seed=agent.updates)
         _zero_all(agent)
         seen = _spy_steps(agent)
-        metrics = agent.update(batch)
+        metrics = agent.update()
         assert "critic" in seen and "actor" in seen
         # at the critic step: the critic has gradient, the actor (and α) none
         at_critic = seen["critic"]

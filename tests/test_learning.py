@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from softac import DDPG, SAC, TD3
-from softac.agents.base import OffPolicyAgent
+from softac.algos.offpolicy import OffPolicyAgent
 from softac.logging import read_progress
 
 

@@ -1,16 +1,22 @@
-"""Networks: Polyak averaging, the batched critic ensemble, actors."""
+"""Networks: Polyak averaging, batched MLPs with a group (member × learner) axis, the critic
+ensemble, actors."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from softac.nn import CriticEnsemble, DeterministicActor, GaussianActor, hard_update, mlp, polyak_update
+from softac.nn import BatchedMLP, CriticEnsemble, DeterministicActor, GaussianActor
+from softac.optim import frozen_copy, polyak_update
 
 
 def _tensors(seed: int, dtype: torch.dtype = torch.float64) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(*shape, generator=g, dtype=dtype) for shape in [(4, 5), (5,), (2, 3, 7)]]
+
+
+def _gens(*seeds: int) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(s) for s in seeds]
 
 
 @pytest.mark.parametrize("tau", [0.005, 0.1, 0.5, 0.9])
@@ -34,9 +40,9 @@ def test_polyak_update_float32_and_tau_one_copies_exactly() -> None:
 
 
 def test_polyak_update_on_modules_leaves_target_without_grad() -> None:
-    torch.manual_seed(0)
-    net, targ = mlp(3, [8], 2), mlp(3, [8], 2)
-    hard_update(targ, net)
+    net = BatchedMLP(1, 3, [8], 2)
+    net.reset_parameters(_gens(0))
+    targ = frozen_copy(net)
     assert all(torch.equal(a, b) for a, b in zip(targ.parameters(), net.parameters(), strict=True))
     assert not any(p.requires_grad for p in targ.parameters())
     with torch.no_grad():
@@ -48,46 +54,68 @@ def test_polyak_update_on_modules_leaves_target_without_grad() -> None:
         torch.testing.assert_close(p, b + 0.25, rtol=1e-6, atol=1e-6)
 
 
-def _member_forward(ens: CriticEnsemble, j: int, x: torch.Tensor) -> torch.Tensor:
-    """Member j as an ordinary MLP built from its own weight slices."""
-    n_layers = len(ens.weights)
-    for i, (w, b) in enumerate(zip(ens.weights, ens.biases, strict=True)):
-        x = x @ w[j] + b[j, 0]
+def test_initialisation_is_per_learner_and_independent_of_the_number_of_learners() -> None:
+    """Learner k of a batched network starts exactly where a single network with learner k's seed
+    starts, members included: the draws come from the learner's own stream, in the same order."""
+    batched = BatchedMLP(3 * 2, 5, [16, 8], 1)
+    batched.reset_parameters(_gens(10, 11, 12), members=2)
+    for k, seed in enumerate((10, 11, 12)):
+        single = BatchedMLP(2, 5, [16, 8], 1)
+        single.reset_parameters(_gens(seed), members=2)
+        for big, small in zip(batched.params(), single.params(), strict=True):
+            assert torch.equal(big[2 * k : 2 * k + 2], small)
+    w = batched.weights[0]
+    assert not torch.equal(w[0], w[1])  # members differ
+    bound = 1 / 5**0.5  # nn.Linear's U(−1/√fan_in, 1/√fan_in)
+    assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
+
+
+def _member_forward(ens: CriticEnsemble, g: int, x: torch.Tensor) -> torch.Tensor:
+    """Group g as an ordinary MLP built from its own weight slices."""
+    net = ens.net
+    n_layers = len(net.weights)
+    for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        x = x @ w[g] + b[g, 0]
         if i < n_layers - 1:
             x = torch.relu(x)
     return x.squeeze(-1)
 
 
-@pytest.mark.parametrize("n", [1, 2, 5])
-def test_critic_ensemble_members_are_independent_mlps(n: int) -> None:
-    torch.manual_seed(n)
-    ens = CriticEnsemble(4, [16, 8], n)
-    x = torch.randn(33, 4)
+@pytest.mark.parametrize(("learners", "n"), [(1, 1), (1, 2), (1, 5), (3, 2)])
+@pytest.mark.parametrize("fused", [True, False])
+def test_critic_ensemble_members_are_independent_mlps(learners: int, n: int, fused: bool) -> None:
+    ens = CriticEnsemble(learners, n, 4, [16, 8])
+    ens.net.reset_parameters(_gens(*range(learners)), members=n)
+    ens.net.fused = fused
+    x = torch.randn(learners, 33, 4)
     q = ens(x)
-    assert q.shape == (n, 33)
-    for j in range(n):
-        torch.testing.assert_close(q[j], _member_forward(ens, j, x), rtol=1e-5, atol=1e-5)
+    assert q.shape == (learners, n, 33)
+    for k in range(learners):
+        for j in range(n):
+            torch.testing.assert_close(q[k, j], _member_forward(ens, k * n + j, x[k]), rtol=1e-5, atol=1e-5)
     if n > 1:
-        # members are initialised independently
-        assert not torch.equal(ens.weights[0][0], ens.weights[0][1])
-        assert not torch.allclose(q[0], q[1])
+        assert not torch.allclose(q[0, 0], q[0, 1])  # members are initialised independently
 
 
-def test_critic_ensemble_member_gradients_are_disjoint() -> None:
-    torch.manual_seed(0)
-    ens = CriticEnsemble(3, [8], 3)
-    q = ens(torch.randn(10, 3))
-    q[1].sum().backward()  # only member 1's output
-    for w in [*ens.weights, *ens.biases]:
+@pytest.mark.parametrize("fused", [True, False])
+def test_critic_ensemble_member_gradients_are_disjoint(fused: bool) -> None:
+    ens = CriticEnsemble(2, 3, 3, [8])
+    ens.net.reset_parameters(_gens(0, 1), members=3)
+    ens.net.fused = fused
+    q = ens(torch.randn(2, 10, 3))
+    q[1, 1].sum().backward()  # only learner 1's member 1 (group 4)
+    for w in ens.net.params():
         assert w.grad is not None
-        assert w.grad[1].abs().sum() > 0
-        assert w.grad[0].abs().sum() == 0 and w.grad[2].abs().sum() == 0
+        assert w.grad[4].abs().sum() > 0
+        assert all(w.grad[g].abs().sum() == 0 for g in range(6) if g != 4)
 
 
-def test_critic_ensemble_detach_params_grads_input_only() -> None:
-    torch.manual_seed(0)
-    ens = CriticEnsemble(3, [8, 8], 2)
-    x = torch.randn(10, 3, requires_grad=True)
+@pytest.mark.parametrize("fused", [True, False])
+def test_critic_ensemble_detach_params_grads_input_only(fused: bool) -> None:
+    ens = CriticEnsemble(1, 2, 3, [8, 8])
+    ens.net.reset_parameters(_gens(0), members=2)
+    ens.net.fused = fused
+    x = torch.randn(1, 10, 3, requires_grad=True)
     q = ens(x, detach_params=True)
     torch.testing.assert_close(q, ens(x))  # same values
     q.sum().backward()
@@ -99,22 +127,35 @@ def test_critic_ensemble_detach_params_grads_input_only() -> None:
 
 
 def test_gaussian_actor_clamps_log_std_and_shapes() -> None:
-    torch.manual_seed(0)
-    actor = GaussianActor(3, 2, [16], log_std_min=-1.0, log_std_max=0.5)
+    actor = GaussianActor(1, 3, 2, [16], log_std_min=-1.0, log_std_max=0.5)
+    actor.trunk.reset_parameters(_gens(0))
     with torch.no_grad():
-        actor.trunk[-1].bias[2:] = 100.0  # the log-std half of the output
-    mean, log_std = actor(torch.randn(7, 3))
-    assert mean.shape == (7, 2) and log_std.shape == (7, 2)
+        actor.trunk.biases[-1][..., 2:] = 100.0  # the log-std half of the output
+    mean, log_std = actor(torch.randn(1, 7, 3))
+    assert mean.shape == (1, 7, 2) and log_std.shape == (1, 7, 2)
     assert torch.all(log_std == 0.5)
     with torch.no_grad():
-        actor.trunk[-1].bias[2:] = -100.0
-    _, log_std = actor(torch.randn(7, 3))
+        actor.trunk.biases[-1][..., 2:] = -100.0
+    _, log_std = actor(torch.randn(1, 7, 3))
     assert torch.all(log_std == -1.0)
 
 
 def test_deterministic_actor_is_bounded() -> None:
-    torch.manual_seed(0)
-    actor = DeterministicActor(3, 2, [16])
-    a = actor(torch.randn(100, 3) * 1000)
-    assert a.shape == (100, 2)
+    actor = DeterministicActor(2, 3, 2, [16])
+    actor.trunk.reset_parameters(_gens(0, 1))
+    a = actor(torch.randn(2, 100, 3) * 1000)
+    assert a.shape == (2, 100, 2)
     assert a.abs().max() <= 1.0
+
+
+def test_layer_norm_critic_normalises_hidden_features() -> None:
+    ens = CriticEnsemble(1, 2, 3, [16, 16], layer_norm=True)
+    ens.net.reset_parameters(_gens(0), members=2)
+    x = torch.randn(1, 50, 3) * 100  # inputs far from unit scale
+    q = ens(x)
+    assert q.shape == (1, 2, 50) and torch.isfinite(q).all()
+    # with unit gains and zero biases the pre-ReLU features have zero mean and unit variance per row
+    z = torch.nn.functional.layer_norm(x.expand(2, 50, 3) @ ens.net.weights[0] + ens.net.biases[0], (16,))
+    torch.testing.assert_close(z.mean(-1), torch.zeros(2, 50), atol=1e-5, rtol=0)
+    q.sum().backward()
+    assert all(p.grad is not None for p in ens.parameters())

@@ -74,7 +74,7 @@ def test_plot_errors(tmp_path: Path) -> None:
 
 
 def test_run_logger_appends_rows_and_truncates_on_resume(tmp_path: Path) -> None:
-    logger = RunLogger(tmp_path, total_steps=300, start_step=0, progress=False)
+    logger = RunLogger(tmp_path, start_step=0)
     logger.scalars(50, {"loss/critic": 1.5, "alpha": 0.3})
     for step in (100, 200, 300):
         logger.evaluation(step, {"step": step, "eval_return_mean": -step / 3, "eval_return_std": 0.0})
@@ -86,7 +86,7 @@ def test_run_logger_appends_rows_and_truncates_on_resume(tmp_path: Path) -> None
     assert rows[1]["eval_return_mean"] == "-66.6667"
 
     # resuming from a checkpoint at step 200: the row at 300 belonged to the lost part of the run
-    logger = RunLogger(tmp_path, total_steps=400, start_step=200, progress=False)
+    logger = RunLogger(tmp_path, start_step=200)
     logger.evaluation(300, {"step": 300, "eval_return_mean": -1.0, "eval_return_std": 0.0})
     logger.close()
     rows = read_progress(tmp_path / "progress.csv")
@@ -97,5 +97,5 @@ def test_run_logger_appends_rows_and_truncates_on_resume(tmp_path: Path) -> None
 
 def test_fresh_logger_replaces_old_rows(tmp_path: Path) -> None:
     (tmp_path / "progress.csv").write_text("step,eval_return_mean\n100,5\n")
-    RunLogger(tmp_path, total_steps=10, start_step=0, progress=False).close()
+    RunLogger(tmp_path, start_step=0).close()
     assert read_progress(tmp_path / "progress.csv") == []

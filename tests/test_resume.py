@@ -12,7 +12,7 @@ import torch
 from helpers import TINY, TINY_FLAGS, assert_bit_identical, run_cli, state_tensors
 
 from softac import SAC, TD3, cli
-from softac.checkpoint import list_checkpoints
+from softac.io.rundir import list_checkpoints
 from softac.logging import read_progress
 
 # Pendulum episodes last 200 steps, so step 1000 is an episode boundary; updates begin at 500 and
@@ -68,7 +68,7 @@ def test_resume_through_api_is_bit_identical(straight: Any, half: Path, tmp_path
     resumed.learn(total_steps=2000, run_dir=run_dir, progress=False)
     assert resumed.updates == 750
     assert_bit_identical(ref_tensors, state_tensors(resumed))
-    assert torch.equal(resumed.buffer.storage[:2000], ref_agent.buffer.storage[:2000])
+    assert torch.equal(resumed.buffer.storage[0, :2000], ref_agent.buffer.storage[0, :2000])
     assert (resumed.env_steps, resumed.episodes) == (ref_agent.env_steps, ref_agent.episodes)
     _assert_same_progress(ref_dir, run_dir)
     # the checkpoint written at the end of the resumed run is identical to the straight run's
@@ -139,10 +139,10 @@ def test_resume_mid_episode_continues_with_fresh_episodes(tmp_path: Path) -> Non
     agent = TD3.load(run_dir)
     assert agent.updates == 200
     assert agent.resume_state is not None
-    assert agent.resume_state["collector"]["at_episode_boundary"] is False
+    assert agent.resume_state[0]["collector"]["at_episode_boundary"] is False
     agent.learn(total_steps=500, run_dir=run_dir, progress=False)
     assert (agent.env_steps, agent.updates) == (500, 400)
-    assert agent.buffer.size == 500
+    assert agent.buffer.size[0] == 500
     assert [r["step"] for r in _progress(run_dir)] == ["300", "500"]
 
 
@@ -152,19 +152,19 @@ def test_resume_with_parallel_envs_sync_and_async_agree(tmp_path: Path) -> None:
     settings = {**TINY, "learning_starts": 300, "eval_freq": 400, "n_envs": 2, "seed": 5, "policy_delay": 2}
     straight = TD3("Pendulum-v1", **settings, total_steps=600, vectorization="async")
     straight.learn(progress=False)  # (an async run used to crash at its very end, see trainer.py)
-    assert straight.updates == 300 and straight.buffer.size == 600
+    assert straight.updates == 300 and straight.buffer.size[0] == 600
 
     run_dir = tmp_path / "run"
     first = TD3("Pendulum-v1", **settings, total_steps=400, vectorization="sync")
     first.learn(run_dir=run_dir, progress=False)
     assert first.updates == 100
     resumed = TD3.load(run_dir)
-    assert resumed.resume_state is not None and resumed.resume_state["collector"]["at_episode_boundary"]
+    assert resumed.resume_state is not None and resumed.resume_state[0]["collector"]["at_episode_boundary"]
     resumed.config = resumed.config.replace(vectorization="async")
     assert (resumed.env_steps, resumed.updates) == (400, 100)
     resumed.learn(total_steps=600, run_dir=run_dir, progress=False)
     assert_bit_identical(state_tensors(straight), state_tensors(resumed))
-    assert torch.equal(straight.buffer.storage[:600], resumed.buffer.storage[:600])
+    assert torch.equal(straight.buffer.storage[0, :600], resumed.buffer.storage[0, :600])
 
 
 def test_resume_after_the_buffer_wrapped_is_bit_identical(tmp_path: Path) -> None:
@@ -176,10 +176,10 @@ def test_resume_after_the_buffer_wrapped_is_bit_identical(tmp_path: Path) -> Non
     TD3("Pendulum-v1", **settings, total_steps=400).learn(run_dir=run_dir, progress=False)
     resumed = TD3.load(run_dir)
     assert resumed.updates == 100
-    assert resumed.buffer.size == 256 and resumed.buffer.cursor == 400 % 256
+    assert resumed.buffer.size[0] == 256 and resumed.buffer.cursor[0] == 400 % 256
     resumed.learn(total_steps=600, run_dir=run_dir, progress=False)
     assert resumed.updates == straight.updates == 300
-    assert resumed.buffer.cursor == straight.buffer.cursor == 600 % 256
+    assert resumed.buffer.cursor[0] == straight.buffer.cursor[0] == 600 % 256
     assert torch.equal(resumed.buffer.storage, straight.buffer.storage)
     assert_bit_identical(state_tensors(straight), state_tensors(resumed))
 

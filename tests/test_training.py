@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import TINY, assert_bit_identical, module_params, state_tensors
+from helpers import TINY, assert_bit_identical, fill_buffer, module_params, on_cpu, state_tensors
 
 from softac import DDPG, SAC, TD3, SoftacError
 from softac.logging import read_progress
@@ -46,24 +46,13 @@ def test_utd_ratio_sets_the_number_of_updates() -> None:
     assert agent.updates == 100
 
 
-def _random_batch(agent: Any, seed: int = 0) -> Any:
-    rng = np.random.default_rng(seed)
-    n, o = 512, agent.spec.obs_dim
-    agent.buffer.add(
-        rng.normal(size=(n, o)).astype(np.float32), rng.uniform(-1, 1, (n, 1)).astype(np.float32),
-        rng.normal(size=n).astype(np.float32), (rng.uniform(size=n) < 0.05).astype(np.float32),
-        rng.normal(size=(n, o)).astype(np.float32),
-    )  # fmt: skip
-    g = torch.Generator().manual_seed(seed)
-    return agent.buffer.sample(64, generator=g)
-
-
 def test_td3_policy_delay_counted_exactly() -> None:
     agent = TD3("Pendulum-v1", **TINY, policy_delay=3)
+    fill_buffer(agent, 512)
     actor_changes = critic_changes = actor_target_changes = critic_target_changes = 0
     for k in range(1, 11):
         before = {name: module_params(m) for name, m in agent.modules().items()}
-        agent.update(_random_batch(agent, seed=k))
+        agent.update()
         after = agent.modules()
         actor_moved = _changed(before["actor"], after["actor"])
         assert actor_moved == (k % 3 == 0), f"update {k}"
@@ -86,12 +75,12 @@ def test_ddpg_equals_td3_with_ddpg_settings() -> None:
     assert not torch.equal(next(td3.actor.parameters()), next(ddpg.actor.parameters()))
     for name, module in td3.modules().items():
         ddpg.modules()[name].load_state_dict(module.state_dict())
-    batch = _random_batch(td3)
-    for step in range(3):
-        torch.manual_seed(step)  # (neither should draw random numbers; same seed anyway)
-        m_td3 = td3.update(batch)
-        torch.manual_seed(step)
-        m_ddpg = ddpg.update(batch)
+    ddpg.rng.set_state(0, td3.rng.state(0))  # the same replay samples
+    fill_buffer(td3, 512)
+    fill_buffer(ddpg, 512)
+    for _ in range(3):
+        m_td3 = td3.update()
+        m_ddpg = ddpg.update()
         for key in m_td3:
             assert torch.equal(m_td3[key], m_ddpg[key]), key
     assert_bit_identical(state_tensors(td3), state_tensors(ddpg))
@@ -99,20 +88,32 @@ def test_ddpg_equals_td3_with_ddpg_settings() -> None:
     assert not torch.equal(next(td3.actor.parameters()), next(td3.actor_target.parameters()))
 
 
+def _after_sampling_only(agent: Any) -> torch.Tensor:
+    """The learner's stream state had the update drawn its replay sample and nothing else."""
+    gen = torch.Generator().manual_seed(agent.seeds[0])
+    gen.set_state(agent.rng.state(0)["host"])
+    torch.empty(agent.config.batch_size, dtype=torch.float64).uniform_(generator=gen)
+    return gen.get_state()
+
+
+@pytest.mark.skipif(not on_cpu(), reason="reads the learner's CPU stream, which the update uses only on the CPU")
 def test_ddpg_does_not_draw_target_noise() -> None:
     ddpg = DDPG("Pendulum-v1", **TINY)
-    batch = _random_batch(ddpg)
-    torch.manual_seed(0)
-    ddpg.update(batch)
-    assert torch.equal(torch.get_rng_state(), torch.manual_seed(0).get_state())
+    fill_buffer(ddpg, 512)
+    expected = _after_sampling_only(ddpg)
+    global_state = torch.get_rng_state()
+    ddpg.update()
+    assert torch.equal(ddpg.rng.state(0)["host"], expected)
+    assert torch.equal(torch.get_rng_state(), global_state)  # the global generator is never touched
 
 
+@pytest.mark.skipif(not on_cpu(), reason="reads the learner's CPU stream, which the update uses only on the CPU")
 def test_td3_target_noise_is_drawn() -> None:
     td3 = TD3("Pendulum-v1", **TINY)
-    batch = _random_batch(td3)
-    torch.manual_seed(0)
-    td3.update(batch)
-    assert not torch.equal(torch.get_rng_state(), torch.manual_seed(0).get_state())
+    fill_buffer(td3, 512)
+    expected = _after_sampling_only(td3)
+    td3.update()
+    assert not torch.equal(td3.rng.state(0)["host"], expected)
 
 
 @pytest.mark.parametrize("cls", [SAC, TD3])
@@ -126,8 +127,9 @@ def test_save_load_round_trip(cls: type, tmp_path: Path) -> None:
     counters = (agent.env_steps, agent.updates, agent.episodes)
     assert (loaded.env_steps, loaded.updates, loaded.episodes) == counters
     assert_bit_identical(state_tensors(agent), state_tensors(loaded))
-    assert loaded.buffer.size == agent.buffer.size
-    assert torch.equal(loaded.buffer.storage[: loaded.buffer.size], agent.buffer.storage[: agent.buffer.size])
+    assert loaded.buffer.size[0] == agent.buffer.size[0]
+    n = int(agent.buffer.size[0])
+    assert torch.equal(loaded.buffer.storage[0, :n], agent.buffer.storage[0, :n])
     obs = np.random.default_rng(0).uniform(-1, 1, size=(20, 3)).astype(np.float32)
     a1, _ = agent.predict(obs)
     a2, _ = loaded.predict(obs)
@@ -139,22 +141,22 @@ def test_save_load_round_trip(cls: type, tmp_path: Path) -> None:
     # a checkpoint without the buffer loads too (an empty buffer)
     agent.save(tmp_path / "small", include_buffer=False)
     small = cls.load(tmp_path / "small")
-    assert small.buffer.size == 0
+    assert small.buffer.size[0] == 0
     np.testing.assert_array_equal(small.predict(obs)[0], a1)
 
 
 def test_predict_returns_env_scaled_actions_within_bounds() -> None:
     agent = SAC("Pendulum-v1", **TINY)
     with torch.no_grad():
-        agent.actor.trunk[-1].bias[0] = 50.0  # tanh(μ) → 1: the action saturates at the high bound
+        agent.actor.trunk.biases[-1][0, 0, 0] = 50.0  # tanh(μ) → 1: the action saturates at the high bound
     obs = np.zeros((4, 3), dtype=np.float32)
     action, _ = agent.predict(obs)
     assert action.dtype == np.float32 and action.shape == (4, 1)
     np.testing.assert_allclose(action, 2.0)
     assert (action <= 2.0).all()
     with torch.no_grad():
-        agent.actor.trunk[-1].bias[0] = 0.0
-        agent.actor.trunk[-1].weight.zero_()
+        agent.actor.trunk.biases[-1][0, 0, 0] = 0.0
+        agent.actor.trunk.weights[-1].zero_()
     action, _ = agent.predict(obs)
     np.testing.assert_allclose(action, 0.0, atol=1e-6)  # tanh(0) = 0 maps to the middle of [-2, 2]
     # stochastic actions also stay within bounds
@@ -199,13 +201,14 @@ def test_evaluate_is_deterministic_and_leaves_training_rng_alone() -> None:
 
     agent = SAC("Pendulum-v1", **TINY)
     env = make_env("Pendulum-v1")
-    torch_state = torch.get_rng_state()
-    first = evaluate(agent, env, 2, seed=123)
-    second = evaluate(agent, env, 2, seed=123)
-    assert torch.equal(torch.get_rng_state(), torch_state)  # no draw from the training stream
+    torch_state, stream = torch.get_rng_state(), agent.rng.state(0)
+    first = evaluate(agent, [env], 2, seeds=[123])[0]
+    second = evaluate(agent, [env], 2, seeds=[123])[0]
+    assert torch.equal(torch.get_rng_state(), torch_state)  # no draw from any training stream
+    assert all(torch.equal(stream[k], agent.rng.state(0)[k]) for k in stream)
     assert first.shape == (2,)
     np.testing.assert_array_equal(first, second)
     assert first[0] != first[1]  # episode k starts from reset(seed + k): different start states
     assert (first < 0).all()
-    other = evaluate(agent, env, 1, seed=124)
+    other = evaluate(agent, [env], 1, seeds=[124])[0]
     assert other[0] == first[1]

@@ -33,15 +33,15 @@ PRE_UPDATES = 20  # untimed steps with updates before softac's timed window
 def run_softac(algo: str, env_id: str, warmup: int, steps: int, extra: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    from softac import trainer
-    from softac.agents import AGENTS
+    import softac.train.shell
+    from softac import registry
 
-    agent = AGENTS[algo](
+    agent = registry.get(algo).agent_cls(
         env_id, learning_starts=warmup, total_steps=warmup, eval_freq=10**9, eval_episodes=1, **extra
     )
     # The timed window holds environment steps and updates only, as on SB3's side: no evaluation
     # (the training loop's final one would add ~1,000 policy steps to softac's time alone).
-    trainer.evaluate = lambda *args, **kwargs: np.zeros(1)
+    softac.train.shell.evaluate = lambda agent, envs, *args, **kwargs: np.zeros((len(envs), 1))
     agent.learn(progress=False)  # warm-up: random actions only, no updates
     # A few updates before the clock starts: first-update costs (optimizer state, buffers and, with
     # compile_update, the compilation itself) are not throughput; compile time is reported apart.
@@ -57,6 +57,7 @@ def run_softac(algo: str, env_id: str, warmup: int, steps: int, extra: dict[str,
         "first_updates_s": first,
         "peak_rss_mb": _rss_mb(),
         "buffer_mb": agent.buffer.storage.nbytes / 1e6,
+        "device": str(agent.device),
     }
 
 

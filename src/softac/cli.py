@@ -1,4 +1,5 @@
-"""``softac train|eval|plot|bench``. Every config field is a flag, generated from the dataclasses.
+"""``softac train|eval|plot|bench``. Every config field is a flag, generated from the dataclasses of
+the registered algorithms (``softac.registry``).
 
 Exit codes: 0 success, 2 bad input (one line on stderr; ``--debug`` shows the traceback),
 3 training diverged, 130/143 interrupted by SIGINT/SIGTERM after saving a checkpoint.
@@ -15,13 +16,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from softac.config import CONFIGS, OffPolicyConfig
+import softac.algos  # noqa: F401  (registers every algorithm)
+from softac import registry
+from softac.algos.base import parse_seeds
+from softac.config import BaseConfig
 from softac.errors import DivergenceError, SoftacError
+from softac.io.load import load_agent
+from softac.io.rundir import batched_seeds
+from softac.logging import read_progress
+from softac.train import Interrupted
 
 # Fields that only say how to run, not what is learned: these may change when a run is resumed.
 RUN_FIELDS = {
     "total_steps", "eval_freq", "eval_episodes", "log_freq", "checkpoint_freq", "keep_checkpoints",
-    "device", "threads", "fast_update", "compile_update",
+    "device", "threads", "fast_update", "compile_update", "cuda_graph",
 }  # fmt: skip
 
 
@@ -45,7 +53,7 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type[OffPolicyConfig]) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, cls: type[BaseConfig]) -> None:
     """One flag per field; defaults are suppressed so we can tell which flags were given."""
     hints = typing.get_type_hints(cls)
     group = parser.add_argument_group(f"{cls.__name__} (every field of the config)")
@@ -71,76 +79,101 @@ def _algo_of(argv: Sequence[str]) -> str:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--algo", default=None)
     known, _ = pre.parse_known_args(argv)
-    return str(known.algo) if known.algo else "sac"
+    algo = str(known.algo) if known.algo else "sac"
+    if algo not in registry.names():
+        raise SoftacError(f"unknown --algo '{algo}': choose one of {', '.join(registry.names())}")
+    return algo
+
+
+def seeds_arg(text: str) -> tuple[int, ...]:
+    """``0-7``, ``0,3,9`` or a mix (``0-3,8``) → distinct non-negative seeds, in the order given."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                out += range(lo, hi + 1)
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0-7 or 0,3,9, got {text!r}") from None
+    try:
+        return parse_seeds(out)
+    except SoftacError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_train_parser(algo: str) -> argparse.ArgumentParser:
-    if algo not in CONFIGS:
-        raise SoftacError(f"unknown --algo '{algo}': choose one of {', '.join(CONFIGS)}")
+    info = registry.get(algo)
     p = _Parser(prog="softac train", description="Train an agent; every config field is a flag.")
-    p.add_argument("--algo", choices=list(CONFIGS), default="sac", help="algorithm (default: sac)")
+    p.add_argument("--algo", choices=registry.names(), default="sac", help="algorithm (default: sac)")
     p.add_argument("--run-dir", type=Path, default=None, help="output directory (default: runs/ALGO-ENV-sSEED-TIME)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --run-dir")
+    p.add_argument(
+        "--seeds", type=seeds_arg, default=None, metavar="S",
+        help="train several seeds in one process, e.g. 0-7 or 0,3,9: one learner each, updated together; "
+        "the run directory gets one seed_<s>/ per seed plus summary.csv",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    add_config_flags(p, CONFIGS[algo])
+    add_config_flags(p, info.config_cls)
     return p
 
 
 def cmd_train(argv: Sequence[str]) -> int:
-    from softac.agents import AGENTS
-    from softac.checkpoint import load_agent
-
     algo = _algo_of(argv)
+    info = registry.get(algo)
     args = build_train_parser(algo).parse_args(argv)
-    fields = {f.name for f in dataclasses.fields(CONFIGS[algo])}
+    fields = {f.name for f in dataclasses.fields(info.config_cls)}
     given = {k: v for k, v in vars(args).items() if k in fields}
     if "hidden_sizes" in given:
         given["hidden_sizes"] = tuple(given["hidden_sizes"])
     if args.resume is not None:
         locked = sorted(set(given) - RUN_FIELDS)
-        if locked:
-            flags = ", ".join(_flag(k) for k in locked)
+        if locked or args.seeds is not None:
+            flags = ", ".join([_flag(k) for k in locked] + (["--seeds"] if args.seeds is not None else []))
             raise SoftacError(f"--resume continues a run with its saved config; {flags} cannot be changed")
         explicit_algo = args.algo if "--algo" in argv or any(a.startswith("--algo=") for a in argv) else None
         agent = load_agent(args.resume, device=given.get("device"), expect={"algo": explicit_algo})
         agent.config = agent.config.replace(**given)
-        agent.config.validate()
         run_dir = args.run_dir or args.resume
         if (args.resume / "state.json").is_file():  # a checkpoint directory inside runs/X/checkpoints
             run_dir = args.run_dir or args.resume.parent.parent
         print(f"softac: resuming {agent.algo} on {agent.config.env_id} at step {agent.env_steps} in {run_dir}",
               file=sys.stderr)  # fmt: skip
-        agent.learn(run_dir=run_dir, progress=not args.no_progress)
+        agent.learn(run_dir=run_dir, progress=not args.no_progress)  # type: ignore[attr-defined]
     else:
-        config = CONFIGS[algo](**given)
-        config.validate()
+        config = info.config_cls(**given)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = args.run_dir or Path("runs") / f"{algo}-{config.env_id}-s{config.seed}-{stamp}"
-        agent = AGENTS[algo](config=config)
+        seed_tag = f"s{config.seed}" if args.seeds is None else f"seeds{args.seeds[0]}-{args.seeds[-1]}"
+        run_dir = args.run_dir or Path("runs") / f"{algo}-{config.env_id}-{seed_tag}-{stamp}"
+        agent = info.agent_cls(config=config, seeds=args.seeds)
         agent.learn(run_dir=run_dir, progress=not args.no_progress, overwrite=args.overwrite)
     _print_result(Path(run_dir))
     return 0
 
 
 def _print_result(run_dir: Path) -> None:
-    from softac.logging import read_progress
-
-    rows = read_progress(run_dir / "progress.csv")
-    if rows:
-        last = rows[-1]
-        mean, std = float(last["eval_return_mean"]), float(last["eval_return_std"])
-        print(f"step {last['step']}: eval return {mean:.1f} ± {std:.1f}  (run directory: {run_dir})")
+    seeds = batched_seeds(run_dir)
+    dirs = [run_dir] if seeds is None else [run_dir / f"seed_{s}" for s in seeds]
+    for d in dirs:
+        rows = read_progress(d / "progress.csv") if (d / "progress.csv").is_file() else []
+        if rows:
+            last = rows[-1]
+            mean, std = float(last["eval_return_mean"]), float(last["eval_return_std"])
+            print(f"step {last['step']}: eval return {mean:.1f} ± {std:.1f}  (run directory: {d})")
 
 
 def cmd_eval(argv: Sequence[str]) -> int:
-    from softac.checkpoint import load_agent
     from softac.envs import make_env
     from softac.evaluate import EVAL_SEED_OFFSET, evaluate
 
     p = _Parser(prog="softac eval", description="Evaluate a saved policy deterministically.")
-    p.add_argument("path", type=Path, help="run directory (newest checkpoint) or checkpoint directory")
+    p.add_argument("path", type=Path, help="run directory (newest checkpoint), checkpoint directory or batched run")
     p.add_argument("--episodes", type=_int, default=10, help="episodes to run (default: 10)")
     p.add_argument("--seed", type=_int, default=None, help="first episode's reset seed (default: as in training)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -148,14 +181,18 @@ def cmd_eval(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     if args.episodes <= 0:
         raise SoftacError(f"--episodes must be a positive integer, got {args.episodes}")
+    if args.seed is not None and args.seed < 0:
+        raise SoftacError(f"--seed must be a non-negative integer, got {args.seed}")
     agent = load_agent(args.path, device=args.device)
-    env = make_env(agent.config.env_id)
-    seed = args.seed if args.seed is not None else agent.config.seed + EVAL_SEED_OFFSET
-    returns = evaluate(agent, env, args.episodes, seed)
-    print(
-        f"{agent.algo} on {agent.config.env_id} at step {agent.env_steps}: mean return "
-        f"{returns.mean():.2f} ± {returns.std():.2f} over {args.episodes} episodes"
-    )
+    envs = [make_env(agent.config.env_id) for _ in agent.seeds]
+    seeds = [args.seed if args.seed is not None else s + EVAL_SEED_OFFSET for s in agent.seeds]
+    returns = evaluate(agent, envs, args.episodes, seeds)
+    for k, seed in enumerate(agent.seeds):
+        who = f" (seed {seed})" if agent.learners > 1 else ""
+        print(
+            f"{agent.algo} on {agent.config.env_id} at step {agent.env_steps}{who}: mean return "
+            f"{returns[k].mean():.2f} ± {returns[k].std():.2f} over {args.episodes} episodes"
+        )
     return 0
 
 
@@ -201,13 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"softac: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Exception as exc:
-        from softac.trainer import Interrupted
-
-        if isinstance(exc, Interrupted):
-            print(f"softac: {exc}", file=sys.stderr)
-            return exc.exit_code
-        raise
+    except Interrupted as exc:
+        print(f"softac: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         # Why: Ctrl-C outside the training loop's signal guard (building the agent, `softac eval`,
         # drawing the figure) printed a KeyboardInterrupt traceback; exit 130 with one line instead.

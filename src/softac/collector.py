@@ -3,71 +3,90 @@
 Termination vs truncation is decided here, once (DESIGN.md principle 5): the transition's ``d`` is
 ``terminated`` alone; a time-limit truncation ends the episode but its transition still bootstraps
 from the real final observation, which the vector env returns because its autoreset is disabled.
+
+A batched run steps L learners × n environments in one vector env, learner-major: sub-env
+(k, i) is seeded with learner k's seed + i, exactly as environment i of a single run with that
+seed, so learner k sees the same episodes either way. Arrays come back shaped (L, n, ...).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from softac.envs import ActionScaler, get_rng_states, set_rng_states
+from softac.envs import get_rng_states, set_rng_states
 from softac.errors import SoftacError
 
 
 @dataclass
 class Transitions:
-    obs: np.ndarray
-    action: np.ndarray  # normalised to [−1, 1]
-    reward: np.ndarray
-    terminated: np.ndarray
-    next_obs: np.ndarray
-    episode_returns: list[float] = field(default_factory=list)  # episodes that ended this step
-    episode_lengths: list[int] = field(default_factory=list)
+    obs: np.ndarray  # (L, n, obs_dim)
+    action: np.ndarray  # (L, n, act_dim), in the library's action space
+    reward: np.ndarray  # (L, n) float32
+    terminated: np.ndarray  # (L, n) float32
+    next_obs: np.ndarray  # (L, n, obs_dim)
+    ok: np.ndarray  # (L, n) bool: False for a dropped (non-finite) step
+    # per learner, the episodes that ended this step
+    episode_returns: list[list[float]] = field(default_factory=list)
+    episode_lengths: list[list[int]] = field(default_factory=list)
 
 
 class Collector:
     def __init__(
-        self, envs: gym.vector.VectorEnv, scaler: ActionScaler, seed: int, skip_nonfinite: bool = False
+        self,
+        envs: gym.vector.VectorEnv,
+        to_env: Any,
+        seeds: Sequence[int],
+        skip_nonfinite: bool = False,
     ) -> None:
+        """``to_env`` maps the library's actions to the environment's (``ActionScaler.to_env``);
+        ``seeds`` holds one base seed per learner (sub-env i of learner k is seeded seeds[k] + i)."""
         self.envs = envs
-        self.scaler = scaler
-        self.n = envs.num_envs
-        self.seed = seed
+        self.to_env = to_env
+        self.L = len(seeds)
+        self.n = envs.num_envs // self.L
+        if self.n * self.L != envs.num_envs:
+            raise ValueError(f"{envs.num_envs} environments do not split evenly over {self.L} learners")
+        self.reset_seeds = [int(s) + i for s in seeds for i in range(self.n)]
         self.skip_nonfinite = skip_nonfinite
         obs_dim = int(np.prod(envs.single_observation_space.shape or (1,)))
-        self.obs: np.ndarray = np.zeros((self.n, obs_dim), dtype=np.float32)
-        self.needs_reset = np.ones(self.n, dtype=bool)
-        self._seeded = False  # the first reset seeds sub-env i with seed + i
-        self.ep_return = np.zeros(self.n)
-        self.ep_length = np.zeros(self.n, dtype=np.int64)
+        self.obs: np.ndarray = np.zeros((self.L * self.n, obs_dim), dtype=np.float32)
+        self.needs_reset = np.ones(self.L * self.n, dtype=bool)
+        self._seeded = False  # the first reset seeds every sub-env
+        self.ep_return = np.zeros(self.L * self.n)
+        self.ep_length = np.zeros(self.L * self.n, dtype=np.int64)
 
     # -- state for checkpoints --------------------------------------------------------------
-    def at_episode_boundary(self) -> bool:
-        """True when every environment is between episodes (a resume then continues exactly)."""
-        return bool(self.needs_reset.all())
+    def at_episode_boundary(self, k: int) -> bool:
+        """True when every environment of learner k is between episodes (a resume then continues
+        exactly)."""
+        return bool(self.needs_reset[k * self.n : (k + 1) * self.n].all())
 
-    def state(self) -> dict[str, Any]:
-        return {"rng": get_rng_states(self.envs), "at_episode_boundary": self.at_episode_boundary()}
+    def state(self, k: int) -> dict[str, Any]:
+        rng = get_rng_states(self.envs)[k * self.n : (k + 1) * self.n]
+        return {"rng": rng, "at_episode_boundary": self.at_episode_boundary(k)}
 
-    def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint: restore each env's generator and start fresh episodes.
+    def restore(self, states: Sequence[dict[str, Any]]) -> None:
+        """Continue from a checkpoint (one state per learner): restore each env's generator and
+        start fresh episodes.
 
         At an episode boundary this reproduces the uninterrupted run exactly (the reset draws
         from the same generator state). Mid-episode, the simulator state is not in the
         checkpoint, so the partial episodes restart from a reset; the transitions they had
         produced are already complete in the buffer (transitions are added whole, per step).
         """
-        set_rng_states(self.envs, state["rng"])
+        set_rng_states(self.envs, [rng for state in states for rng in state["rng"]])
         self._seeded = True
         self.needs_reset[:] = True
 
     # -- stepping ---------------------------------------------------------------------------
     def _check_finite(self, what: str, values: np.ndarray, step: int) -> np.ndarray:
         """Boolean mask of sub-envs whose values are all finite; raise unless skipping."""
-        ok = np.isfinite(values.reshape(self.n, -1)).all(axis=1)
+        ok = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
         if not ok.all() and not self.skip_nonfinite:
             env_index = int(np.flatnonzero(~ok)[0])
             raise SoftacError(
@@ -78,9 +97,10 @@ class Collector:
 
     def _reset(self, step: int) -> None:
         if not self._seeded:
-            obs, _ = self.envs.reset(seed=self.seed)
+            seed: Any = self.reset_seeds if len(self.reset_seeds) > 1 else self.reset_seeds[0]
+            obs, _ = self.envs.reset(seed=seed)
             self._seeded = True
-            mask = np.ones(self.n, dtype=bool)
+            mask = np.ones(len(self.needs_reset), dtype=bool)
         else:
             mask = self.needs_reset.copy()
             obs, _ = self.envs.reset(options={"reset_mask": mask})
@@ -94,15 +114,17 @@ class Collector:
         self.needs_reset[mask] = False
 
     def observe(self, step: int) -> np.ndarray:
-        """The current observations (n, obs_dim), resetting the envs whose episode ended."""
+        """The current observations (L, n, obs_dim), resetting the envs whose episode ended."""
         if self.needs_reset.any() or not self._seeded:
             self._reset(step)
-        return self.obs
+        return self.obs.reshape(self.L, self.n, -1)
 
     def step(self, action: np.ndarray, step: int) -> Transitions:
-        """Step every env with ``action`` in [−1, 1]^(n, act_dim); ``step`` names errors."""
+        """Step every env with ``action`` (L, n, act_dim) in the library's action space; ``step``
+        names errors."""
         self.observe(step)
-        next_obs, reward, terminated, truncated, _ = self.envs.step(self.scaler.to_env(action))
+        flat_action = np.asarray(action).reshape(self.L * self.n, *np.shape(action)[2:])
+        next_obs, reward, terminated, truncated, _ = self.envs.step(self.to_env(flat_action))
         next_obs = np.asarray(next_obs, dtype=np.float32)
         reward = np.asarray(reward, dtype=np.float64)
         terminated = np.asarray(terminated, dtype=bool)
@@ -111,14 +133,18 @@ class Collector:
 
         self.ep_return += np.where(ok, reward, 0.0)
         self.ep_length += 1
-        returns = [float(r) for r in self.ep_return[done & ok]]
-        lengths = [int(n) for n in self.ep_length[done & ok]]
+        ended = (done & ok).reshape(self.L, self.n)
+        ep_return, ep_length = self.ep_return.reshape(self.L, self.n), self.ep_length.reshape(self.L, self.n)
+        returns = [[float(r) for r in ep_return[k][ended[k]]] for k in range(self.L)]
+        lengths = [[int(n) for n in ep_length[k][ended[k]]] for k in range(self.L)]
+        shape = (self.L, self.n)
         out = Transitions(
-            obs=self.obs[ok].copy(),
-            action=np.asarray(action, dtype=np.float32)[ok],
-            reward=reward[ok].astype(np.float32),
-            terminated=terminated[ok].astype(np.float32),
-            next_obs=next_obs[ok],
+            obs=self.obs.reshape(*shape, -1).copy(),
+            action=np.asarray(action, dtype=np.float32).reshape(*shape, -1),
+            reward=np.where(ok, reward, 0.0).astype(np.float32).reshape(shape),
+            terminated=terminated.astype(np.float32).reshape(shape),
+            next_obs=np.where(ok[:, None], next_obs, 0.0).astype(np.float32).reshape(*shape, -1),
+            ok=ok.reshape(shape),
             episode_returns=returns,
             episode_lengths=lengths,
         )

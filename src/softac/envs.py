@@ -18,8 +18,10 @@ class EnvSpec:
 
     env_id: str
     obs_dim: int
-    act_dim: int
-    action_low: np.ndarray
+    action_kind: str  # the gymnasium space class: "Box" or "Discrete"
+    act_dim: int  # Box: its dimension; Discrete: 1 (the action index, as stored in a buffer)
+    n_actions: int  # Discrete: the number of actions; Box: 0
+    action_low: np.ndarray  # Box bounds (Discrete: [0], [n − 1])
     action_high: np.ndarray
 
 
@@ -47,13 +49,24 @@ def make_env(env_id: str) -> gym.Env:
 
 
 def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
-    """Check the spaces softac supports and describe them; raise :class:`SoftacError` otherwise."""
+    """Check the spaces softac supports and describe them; raise :class:`SoftacError` otherwise.
+    Which algorithm takes which action space is checked against the registry by the agent."""
     act = env.action_space
     obs = env.observation_space
+    if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
+        shape = getattr(obs, "shape", None)
+        raise SoftacError(
+            f"{env_id} has a {type(obs).__name__} observation space of shape {shape}; softac needs a flat "
+            "(1-D) Box: wrap it with gymnasium.wrappers.FlattenObservation"
+        )
+    obs_dim = int(obs.shape[0])
+    if isinstance(act, gym.spaces.Discrete):
+        low, high = np.array([float(act.start)]), np.array([float(act.start + act.n - 1)])
+        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high)
     if not isinstance(act, gym.spaces.Box):
         raise SoftacError(
-            f"{env_id} has a {type(act).__name__} action space; softac's SAC/TD3/DDPG need a continuous "
-            "Box action space (try Pendulum-v1, HalfCheetah-v5, ...)"
+            f"{env_id} has a {type(act).__name__} action space; softac supports Box (continuous) and "
+            "Discrete action spaces"
         )
     if len(act.shape) != 1:
         raise SoftacError(f"{env_id} has a Box action space of shape {act.shape}; a flat (1-D) Box is needed")
@@ -65,16 +78,12 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
         )
     if np.any(act.high <= act.low):
         raise SoftacError(f"{env_id} has an action space with high <= low in some dimension")
-    if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
-        shape = getattr(obs, "shape", None)
-        raise SoftacError(
-            f"{env_id} has a {type(obs).__name__} observation space of shape {shape}; softac needs a flat "
-            "(1-D) Box: wrap it with gymnasium.wrappers.FlattenObservation"
-        )
     return EnvSpec(
         env_id=env_id,
-        obs_dim=int(obs.shape[0]),
+        obs_dim=obs_dim,
+        action_kind="Box",
         act_dim=int(act.shape[0]),
+        n_actions=0,
         action_low=np.asarray(act.low, dtype=np.float64),
         action_high=np.asarray(act.high, dtype=np.float64),
     )
@@ -161,7 +170,8 @@ def make_vector_env(env_id: str, n_envs: int, kind: str = "sync") -> gym.vector.
     """A Gymnasium vector env with autoreset *disabled*: the collector decides when to reset, so a
     finished episode's real final observation is returned by ``step`` (no ``final_obs`` juggling)
     and resets happen lazily, before the next step, which makes exact resume possible. One env in
-    one process (the default) is a ``SingleVectorEnv``, the same semantics at less cost."""
+    one process (the default) is a ``SingleVectorEnv``, the same semantics at less cost. A batched
+    run steps every learner's environments in one vector env (learner-major)."""
     if kind == "sync" and n_envs == 1:
         return SingleVectorEnv(make_env(env_id))
     fns: list[Callable[[], gym.Env]] = [lambda: make_env(env_id) for _ in range(n_envs)]

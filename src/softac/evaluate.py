@@ -1,32 +1,68 @@
-"""Deterministic evaluation on a separate environment."""
+"""Deterministic evaluation on separate environments, every learner at once."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+from collections.abc import Sequence
 
 import gymnasium as gym
 import numpy as np
 
-if TYPE_CHECKING:
-    from softac.agents.base import OffPolicyAgent
+from softac.errors import SoftacError
+from softac.protocols import AgentLike
 
 EVAL_SEED_OFFSET = 100_000
 
 
-def evaluate(agent: OffPolicyAgent, env: gym.Env, episodes: int, seed: int) -> np.ndarray:
-    """Returns of ``episodes`` episodes of the deterministic policy (tanh(μ) for SAC, μ for TD3).
+def evaluate(
+    agent: AgentLike, envs: Sequence[gym.Env], episodes: int, seeds: Sequence[int], skip_nonfinite: bool = False
+) -> np.ndarray:
+    """Returns (L, episodes) of the deterministic policy (tanh(μ) for SAC, μ for TD3), learner k on
+    ``envs[k]``.
 
-    Episode k starts from ``env.reset(seed=seed + k)``: every evaluation of a run sees the same
-    start states (comparable points on the curve), and evaluation never draws from the training
-    random streams, so it cannot change what training does.
+    Learner k's episode e starts from ``reset(seed=seeds[k] + e)``: every evaluation of a run sees
+    the same start states (comparable points on the curve), and evaluation never draws from the
+    training random streams, so it cannot change what training does. The learners step together
+    (one batched action per step); one whose episodes are done waits for the others. A NaN/inf
+    reward or observation is an error naming the learner and episode: a silent ``nan`` in
+    progress.csv would look like a result. With ``skip_nonfinite`` (the user's choice to drop such
+    transitions in training) it ends that episode instead, its return the sum of the finite
+    rewards before it, and a warning line says how many episodes ended so.
     """
-    returns = np.zeros(episodes)
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        done = False
-        while not done:
-            action = agent.act(np.asarray(obs, dtype=np.float32)[None], deterministic=True)[0]
-            obs, reward, terminated, truncated, _ = env.step(agent.scaler.to_env(action))
-            returns[k] += float(reward)
-            done = bool(terminated or truncated)
+    n = len(envs)
+    returns = np.zeros((n, episodes))
+    done_eps = np.zeros(n, dtype=np.int64)
+    obs = []
+    for k, env in enumerate(envs):
+        o, _ = env.reset(seed=int(seeds[k]))
+        obs.append(np.asarray(o, dtype=np.float32))
+    current = np.stack(obs)
+    cut = 0
+    while (done_eps < episodes).any():
+        actions = agent.act(current[:, None], deterministic=True)[:, 0]
+        for k, env in enumerate(envs):
+            if done_eps[k] >= episodes:
+                continue
+            o, r, terminated, truncated, _ = env.step(agent.to_env(actions[k][None])[0])
+            o, reward = np.asarray(o, dtype=np.float32), float(r)
+            finite = bool(np.isfinite(reward) and np.isfinite(o).all())
+            if not finite and not skip_nonfinite:
+                what = "reward" if not np.isfinite(reward) else "observation"
+                raise SoftacError(
+                    f"the evaluation environment returned a non-finite {what} (learner {k}, episode "
+                    f"{int(done_eps[k])}); fix the environment or pass --skip-nonfinite"
+                )
+            if finite:
+                returns[k, done_eps[k]] += reward
+            else:
+                cut += 1
+            if terminated or truncated or not finite:
+                done_eps[k] += 1
+                if done_eps[k] < episodes:
+                    o, _ = env.reset(seed=int(seeds[k] + done_eps[k]))
+                    o = np.asarray(o, dtype=np.float32)
+            current[k] = o
+    if cut:
+        print(f"softac: warning: {cut} evaluation episode(s) ended early on a non-finite observation or reward",
+              file=sys.stderr)  # fmt: skip
     return returns

@@ -25,33 +25,51 @@ def read_progress(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+class ProgressBar:
+    """The one progress bar of a run (all learners advance together): steps, rate, ETA, and the
+    latest episode and evaluation returns (of the first learner, or their mean)."""
+
+    def __init__(self, total_steps: int, start_step: int, enabled: bool) -> None:
+        self.bar = tqdm(
+            total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, disable=not enabled,
+            smoothing=0.05, mininterval=0.5,
+        )  # fmt: skip
+        self.postfix: dict[str, str] = {}
+
+    def advance(self, steps: int) -> None:
+        self.bar.update(steps)
+
+    def note(self, key: str, value: float) -> None:
+        self.postfix[key] = f"{value:.1f}"
+        self.bar.set_postfix(self.postfix, refresh=False)
+
+    def write(self, message: str) -> None:
+        self.bar.write(message)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 class RunLogger:
-    """Writes a run directory's logs; with ``run_dir=None`` only the progress bar is shown.
+    """Writes one learner's run directory: progress.csv (one row per evaluation) and TensorBoard.
 
     On resume (``start_step > 0``) rows of progress.csv after the checkpoint's step are dropped
     (they came from the part of the interrupted run that is being redone) and TensorBoard purges
     events after that step, so neither has duplicated nor missing points.
     """
 
-    def __init__(self, run_dir: Path | None, total_steps: int, start_step: int, progress: bool) -> None:
+    def __init__(self, run_dir: Path, start_step: int) -> None:
         self.run_dir = run_dir
-        self.csv_path = run_dir / "progress.csv" if run_dir else None
-        self.writer: Any = None
-        if run_dir is not None:
-            assert self.csv_path is not None
-            self._prepare_csv(start_step)
-            from torch.utils.tensorboard import SummaryWriter
+        self.csv_path = run_dir / "progress.csv"
+        self._prepare_csv(start_step)
+        # Imported here, not at the top: TensorBoard's import costs ≈1 s, which `softac plot`,
+        # `softac eval` and `softac compare` (which read this module's CSV helpers) never need.
+        from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step if start_step > 0 else None)
-        self.bar = tqdm(
-            total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, disable=not progress,
-            smoothing=0.05, mininterval=0.5,
-        )  # fmt: skip
-        self.postfix: dict[str, str] = {}
+        self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step if start_step > 0 else None)
         self.last_scalars: dict[str, float] = {}
 
     def _prepare_csv(self, start_step: int) -> None:
-        assert self.csv_path is not None
         rows: list[dict[str, str]] = []
         if start_step > 0 and self.csv_path.exists():
             rows = [r for r in read_progress(self.csv_path) if int(r["step"]) <= start_step]
@@ -64,45 +82,29 @@ class RunLogger:
             os.fsync(f.fileno())
         tmp.replace(self.csv_path)
 
-    def advance(self, steps: int) -> None:
-        self.bar.update(steps)
-
     def episode(self, step: int, ret: float, length: int) -> None:
-        self.postfix["ep_return"] = f"{ret:.1f}"
-        if self.writer is not None:
-            self.writer.add_scalar("rollout/episode_return", ret, step)
-            self.writer.add_scalar("rollout/episode_length", length, step)
+        self.writer.add_scalar("rollout/episode_return", ret, step)
+        self.writer.add_scalar("rollout/episode_length", length, step)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         self.last_scalars.update(values)
-        if self.writer is not None:
-            for name, value in values.items():
-                self.writer.add_scalar(name, value, step)
-        self.bar.set_postfix(self.postfix, refresh=False)
+        for name, value in values.items():
+            self.writer.add_scalar(name, value, step)
 
     def evaluation(self, step: int, row: dict[str, Any]) -> None:
         """Append one row to progress.csv (flushed at once: a killed run loses no written row)."""
         for key, column in _METRIC_COLUMNS.items():
             if key in self.last_scalars:
                 row.setdefault(column, self.last_scalars[key])
-        self.postfix["eval"] = f"{row['eval_return_mean']:.1f}"
-        self.bar.set_postfix(self.postfix, refresh=False)
-        if self.writer is not None:
-            self.writer.add_scalar("eval/return_mean", row["eval_return_mean"], step)
-            self.writer.add_scalar("eval/return_std", row["eval_return_std"], step)
-            self.writer.flush()
-        if self.csv_path is not None:
-            clean = {k: (f"{v:.6g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items()}
-            with self.csv_path.open("a", newline="") as f:
-                csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore").writerow(clean)
-                f.flush()
-                os.fsync(f.fileno())
-
-    def write(self, message: str) -> None:
-        self.bar.write(message)
+        self.writer.add_scalar("eval/return_mean", row["eval_return_mean"], step)
+        self.writer.add_scalar("eval/return_std", row["eval_return_std"], step)
+        self.writer.flush()
+        clean = {k: (f"{v:.6g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items()}
+        with self.csv_path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore").writerow(clean)
+            f.flush()
+            os.fsync(f.fileno())
 
     def close(self) -> None:
-        self.bar.close()
-        if self.writer is not None:
-            self.writer.flush()
-            self.writer.close()
+        self.writer.flush()
+        self.writer.close()

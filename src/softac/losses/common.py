@@ -1,4 +1,11 @@
-"""Pieces shared by SAC, TD3 and DDPG."""
+"""Pieces shared by SAC, TD3 and DDPG.
+
+Shapes (DESIGN.md principle 3): any leading dimensions ``*lead`` (the learner axis, or none), the
+batch as the last dimension, and for an ensemble of critics the member axis just before it:
+Q values ``(*lead, n, B)``, targets ``(*lead, B)``. Losses average over the batch only and return
+one value per learner, ``*lead``; the agent sums them before ``backward`` (learners' parameters
+are disjoint, so each receives exactly the gradient of its own loss).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +24,8 @@ def bootstrap(reward: Tensor, terminated: Tensor, gamma: float, next_value: Tens
 def critic_loss(q: Tensor, target: Tensor) -> Tensor:
     """Σ_i L(φ_i, D) with L(φ_i, D) = E[(Q_φi(s, a) − y(r, s', d))²].
 
-    ``q`` has shape (n_critics, B) and ``target`` shape (B,). Summing the per-critic MSEs gives
-    each critic exactly the gradient of its own loss (their parameters are disjoint), so one
-    backward pass and one optimizer step serve the whole ensemble.
+    ``q`` has shape (*lead, n_critics, B) and ``target`` (*lead, B). Summing the per-critic MSEs
+    gives each critic exactly the gradient of its own loss (their parameters are disjoint), so one
+    backward pass and one optimizer step serve the whole ensemble. Returns shape ``*lead``.
     """
-    return (q - target).square().mean(dim=-1).sum()
+    return (q - target.unsqueeze(-2)).square().mean(dim=-1).sum(dim=-1)

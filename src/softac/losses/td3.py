@@ -1,4 +1,5 @@
 """TD3's and DDPG's equations (the specification's "Q learning in TD3" and "Policy learning").
+Shapes as in ``losses.common``.
 
 DDPG is the same functions with TD3's additions switched off: one critic (the min over one
 member is that member), zero smoothing noise, and a policy delay of one.
@@ -28,18 +29,19 @@ def smoothed_target_action(
 def target(reward: Tensor, terminated: Tensor, gamma: float, next_q_target: Tensor) -> Tensor:
     """y(r, s', d) = r + γ (1 − d) min_j Q_φtarg,j(s', a'(s')).
 
-    Clipped double-Q for TD3 (``next_q_target`` of shape (2, B)); DDPG's
-    y = r + γ (1 − d) Q_φtarg(s', μ_θtarg(s')) is the one-critic case (shape (1, B)).
+    Clipped double-Q for TD3 (``next_q_target`` of shape (*lead, 2, B)); DDPG's
+    y = r + γ (1 − d) Q_φtarg(s', μ_θtarg(s')) is the one-critic case (shape (*lead, 1, B)).
     """
-    return bootstrap(reward, terminated, gamma, next_q_target.min(dim=0).values)
+    return bootstrap(reward, terminated, gamma, next_q_target.min(dim=-2).values)
 
 
 def actor_loss(q1_pi: Tensor) -> Tensor:
     """L(θ) = −E_s[Q_φ1(s, μ_θ(s))], the negative of max_θ Σ_s Q_φ1(s, μ_θ(s)).
 
-    ``q1_pi``: (B,) values of the *first* critic, computed with parameters that carry no gradient.
+    ``q1_pi``: (*lead, B) values of the *first* critic, computed with parameters that carry no
+    gradient. Returns one loss per learner, shape ``*lead``.
     """
-    return -q1_pi.mean()
+    return -q1_pi.mean(dim=-1)
 
 
 def exploration_action(action: Tensor, noise: Tensor) -> Tensor:

@@ -1,0 +1,8 @@
+"""The algorithms. Importing this package registers each of them in ``softac.registry``."""
+
+from softac.algos.base import Agent
+from softac.algos.offpolicy import OffPolicyAgent
+from softac.algos.sac import SAC, SACConfig
+from softac.algos.td3 import DDPG, TD3, DDPGConfig, TD3Config
+
+__all__ = ["DDPG", "SAC", "TD3", "Agent", "DDPGConfig", "OffPolicyAgent", "SACConfig", "TD3Config"]

@@ -1,0 +1,157 @@
+"""What every off-policy agent shares: the replay buffer, acting (warm-up, exploration, the
+deterministic policy), the update schedule, and running the update through ``softac.accel``.
+
+An algorithm provides its networks and optimizers (``_build``), its policy (``self.policy``: a
+module with a batched-MLP ``trunk`` and a ``head(xp, out, noise)`` written once for torch and
+numpy), its exploration noise, and its update as ``_draw(phase)`` (random draws) and
+``_compute(draws, phase)`` (losses, autograd, optimizer steps, targets; in place).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from softac.accel.runner import Update, make_runner
+from softac.algos.base import Agent
+from softac.collector import Transitions
+from softac.config import OffPolicyConfig
+from softac.data.replay import ReplayBuffer
+from softac.errors import SoftacError
+from softac.nn import BatchedMLP, Policy, numpy_forward
+
+# The numpy acting path serves at most this many rows: for one environment per learner the
+# action is a few vector–matrix products, where torch's fixed cost per op (dispatch, tensor
+# creation, waking its thread pool) made it 0.3–0.5 ms of a ≈9 ms training step on 2 cores and
+# numpy takes ≈0.05 ms. Beyond a handful of rows numpy's BLAS would start its own thread pool,
+# whose spinning threads compete with torch's for the cores.
+_NUMPY_ROWS = 16
+
+
+class OffPolicyAgent(Agent):
+    family = "off-policy"
+    config: OffPolicyConfig
+    policy: Policy
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cfg, spec = self.config, self.spec
+        self.buffer = ReplayBuffer(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device)
+        self._runner: Update | None = None
+        self._runner_key: tuple[bool, bool, bool] | None = None
+        self._np_cache: dict[int, Any] = {}
+
+    # -- what an algorithm provides ---------------------------------------------------------
+    @abc.abstractmethod
+    def _exploration_noise(self, rows: int) -> Tensor | None:
+        """The behaviour noise for ``rows`` observations per learner (L, rows, act_dim) from the
+        learners' streams, as ``self.policy.head`` takes it; None when the policy acts without."""
+
+    @abc.abstractmethod
+    def _draw(self, phase: Hashable) -> Any:
+        """The update's random draws: a replay batch, noise."""
+
+    @abc.abstractmethod
+    def _compute(self, draws: Any, phase: Hashable) -> dict[str, Tensor]:
+        """The update itself, in place; metrics as tensors of shape (L,)."""
+
+    def _phase(self) -> Hashable:
+        """Which variant of the update the next one is (decided on the host from counters)."""
+        return None
+
+    # -- acting -----------------------------------------------------------------------------
+    def updates_due(self) -> int:
+        """Gradient steps owed at the current step count: ⌊(t − learning_starts) · utd⌋ − done.
+        Derived from the counters alone, so a resumed run schedules exactly the same updates."""
+        owed = int((self.env_steps - self.config.learning_starts) * self.config.utd_ratio)
+        return max(0, owed - self.updates)
+
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        """Behaviour actions (L, n, act_dim) in [−1, 1] (uniform during warm-up)."""
+        rows = obs.shape[1]
+        if self.env_steps < self.config.learning_starts:
+            out = torch.empty((self.learners, rows, self.spec.act_dim))
+            return (self.rng.uniform_(out, host=True) * 2.0 - 1.0).numpy()
+        return self._policy(obs, self._exploration_noise(rows))
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions in [−1, 1] for observations (L, B, obs_dim) → (L, B, act_dim); a single learner
+        also takes (B, obs_dim) → (B, act_dim), as in softac 0.1."""
+        obs = np.asarray(obs, dtype=np.float32)
+        flat = obs.ndim == 2 and self.learners == 1
+        if flat:
+            obs = obs[None]
+        if obs.ndim != 3 or obs.shape[0] != self.learners or obs.shape[2] != self.spec.obs_dim:
+            raise SoftacError(
+                f"observations of shape {obs.shape}: expected ({self.learners}, B, {self.spec.obs_dim})"
+            )
+        out = self._policy(obs, None if deterministic else self._exploration_noise(obs.shape[1]))
+        return out[0] if flat else out
+
+    def _policy(self, obs: np.ndarray, noise: Tensor | None) -> np.ndarray:
+        obs = np.ascontiguousarray(obs, dtype=np.float32)
+        trunk = self.policy.trunk
+        if (
+            self.device.type == "cpu"
+            and self.config.fast_update
+            and obs.shape[0] * obs.shape[1] <= _NUMPY_ROWS
+            and not trunk.layer_norm
+        ):
+            out = numpy_forward(trunk, obs, self._np_cache)
+            action = self.policy.head(np, out, None if noise is None else noise.numpy())
+            return np.asarray(action, dtype=np.float32)
+        with torch.inference_mode():
+            obs_t = torch.from_numpy(obs).to(self.device, non_blocking=True)
+            action_t: Tensor = self.policy.head(torch, trunk(obs_t), noise)
+            return action_t.cpu().numpy()
+
+    # -- data -------------------------------------------------------------------------------
+    def add_transitions(self, tr: Transitions) -> None:
+        rows = self.buffer.rows(tr.obs, tr.action, tr.reward, tr.terminated, tr.next_obs)
+        if tr.ok.all():
+            self.buffer.add_all(rows)
+            return
+        for k in range(self.learners):
+            self.buffer.add(k, rows[k][tr.ok[k]])
+        self.buffer.sync_size()
+
+    def data_tensors(self, k: int) -> dict[str, Tensor]:
+        return self.buffer.state_tensors(k)
+
+    def data_meta(self, k: int) -> dict[str, Any]:
+        return {"size": int(self.buffer.size[k]), "cursor": int(self.buffer.cursor[k])}
+
+    def data_targets(self, k: int) -> dict[str, Tensor]:
+        return {"storage": self.buffer.storage[k]}
+
+    def load_data_meta(self, k: int, meta: dict[str, Any]) -> None:
+        size, cursor = meta["size"], meta["cursor"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= self.buffer.capacity
+                   for v in (size, cursor)):  # fmt: skip
+            raise ValueError(f"size {size!r} / cursor {cursor!r} do not fit a buffer of {self.buffer.capacity}")
+        self.buffer.set_fill(k, size, cursor)
+
+    # -- the update -------------------------------------------------------------------------
+    def update(self) -> dict[str, Tensor]:
+        """One gradient step of every learner; returns detached metrics of shape (L,) (no host
+        sync). Runs eagerly, compiled, or from a CUDA graph, as configured."""
+        cfg = self.config
+        if int(self.buffer.size.min()) == 0:
+            raise SoftacError("cannot update from an empty replay buffer: collect transitions first")
+        key = (cfg.fast_update, cfg.compile_update, cfg.cuda_graph)
+        if self._runner is None or key != self._runner_key:
+            for module in self.modules().values():
+                for sub in module.modules():
+                    if isinstance(sub, BatchedMLP):
+                        sub.fused = cfg.fast_update
+            self._runner = make_runner(self._draw, self._compute, self.mutable_tensors, self.rng.dev,
+                                       self.device, cfg.compile_update, cfg.cuda_graph)  # fmt: skip
+            self._runner_key = key
+        metrics = self._runner(self._phase())
+        self.updates += 1
+        return metrics

@@ -1,0 +1,139 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018a, 2018b): config, networks, optimizers and the update,
+written once with autograd. The math is in ``losses/sac.py``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from softac.algos.offpolicy import OffPolicyAgent
+from softac.config import ActorCriticConfig, _f
+from softac.data.replay import Batch
+from softac.distributions import squashed_gaussian_rsample
+from softac.errors import SoftacError
+from softac.losses import sac as L
+from softac.nn import CriticEnsemble, GaussianActor
+from softac.optim import adam, frozen_copy, polyak_update
+from softac.registry import AlgoInfo, register
+
+
+@dataclass(frozen=True)
+class SACConfig(ActorCriticConfig):
+    """Soft Actor-Critic (Haarnoja et al. 2018a, 2018b) settings."""
+
+    autotune_alpha: bool = _f(
+        True, "Learn α towards target_entropy (SAC v2). --no-autotune-alpha keeps α fixed at --alpha."
+    )
+    alpha: float = _f(0.2, "Fixed entropy coefficient α, used when autotune_alpha is off.", "positive")
+    alpha_init: float = _f(1.0, "Initial α when autotune_alpha is on (SB3 and CleanRL start at 1).", "positive")
+    alpha_lr: float = _f(3e-4, "Adam learning rate of log α.", "positive")
+    target_entropy: float | None = _f(None, "Target entropy H̄ for automatic α (default −dim(A)).")
+    log_std_min: float = _f(-20.0, "Lower clamp of the policy's state-dependent log σ.")
+    log_std_max: float = _f(2.0, "Upper clamp of the policy's state-dependent log σ.")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.log_std_min < self.log_std_max:
+            raise SoftacError("log_std_min must be smaller than log_std_max")
+
+
+class SAC(OffPolicyAgent):
+    algo = "sac"
+    config_cls = SACConfig
+    config: SACConfig
+
+    def _build(self) -> None:
+        cfg, spec, n = self.config, self.spec, self.learners
+        self.actor = GaussianActor(n, spec.obs_dim, spec.act_dim, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max)
+        self.critic = CriticEnsemble(n, cfg.n_critics, spec.obs_dim + spec.act_dim, cfg.hidden_sizes,
+                                     cfg.critic_layer_norm)  # fmt: skip
+        self.actor.trunk.reset_parameters(self.rng.host)
+        self.critic.net.reset_parameters(self.rng.host, members=cfg.n_critics)
+        self.actor.to(self.device)
+        self.critic.to(self.device)
+        self.critic_target = frozen_copy(self.critic)
+        self.policy = self.actor
+        self.target_entropy = float(cfg.target_entropy if cfg.target_entropy is not None else -spec.act_dim)
+        init = math.log(cfg.alpha_init if cfg.autotune_alpha else cfg.alpha)
+        self.log_alpha = torch.full((n,), init, device=self.device, requires_grad=cfg.autotune_alpha)
+        # log α is a second parameter group of the actor's optimizer: the actor loss and the
+        # temperature loss touch disjoint parameters (α is detached in the first, log π in the
+        # second), so one backward pass and one fused Adam step serve both.
+        groups: list[dict[str, Any]] = [{"params": list(self.actor.parameters()), "lr": cfg.actor_lr}]
+        if cfg.autotune_alpha:
+            groups.append({"params": [self.log_alpha], "lr": cfg.alpha_lr})
+        self.actor_opt = adam(groups, cfg.actor_lr, self.device)
+        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
+        self._noise = torch.empty((n, 2, cfg.batch_size, spec.act_dim), device=self.device)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"actor": self.actor_opt, "critic": self.critic_opt}
+
+    def extra_tensors(self) -> dict[str, Tensor]:
+        return {"log_alpha": self.log_alpha}
+
+    @property
+    def alpha(self) -> float:
+        """α of the first learner (``log_alpha.exp()`` holds every learner's)."""
+        return float(self.log_alpha[0].detach().exp())
+
+    def _exploration_noise(self, rows: int) -> Tensor:
+        """ξ ~ N(0, I) of ã = tanh(μ + σ ⊙ ξ)."""
+        return self.rng.normal_(torch.empty((self.learners, rows, self.spec.act_dim), device=self.device))
+
+    def _draw(self, phase: Hashable) -> tuple[Batch, Tensor]:
+        batch = self.buffer.sample(self.config.batch_size, self.rng)
+        return batch, self.rng.normal_(self._noise)  # ξ' for ã' ~ π(·|s') and ξ for ã ~ π(·|s)
+
+    def _compute(self, draws: tuple[Batch, Tensor], phase: Hashable) -> dict[str, Tensor]:
+        batch, noise = draws
+        cfg = self.config
+        alpha = self.log_alpha.detach().exp()
+
+        # Critic: y = r + γ(1 − d)(min_j Q_targ,j(s', ã') − α log π(ã'|s')), ã' ~ π_θ(·|s') (current policy).
+        with torch.no_grad():
+            next_mean, next_log_std = self.actor(batch.next_obs)
+            next_action, next_log_prob = squashed_gaussian_rsample(next_mean, next_log_std, noise[:, 0])
+            next_q = self.critic_target(torch.cat([batch.next_obs, next_action], dim=-1))
+            y = L.soft_target(batch.reward, batch.terminated, cfg.gamma, next_q, next_log_prob, alpha)
+        q = self.critic(batch.obs_act)
+        critic_loss = L.critic_loss(q, y)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.sum().backward()  # learners' parameters are disjoint: each gets its own gradient
+        self.step_optimizer(self.critic_opt)
+
+        # Actor: E[α log π(ã_θ|s) − min_j Q_j(s, ã_θ)], reparameterised; critics' weights detached.
+        mean, log_std = self.actor(batch.obs)
+        action, log_prob = squashed_gaussian_rsample(mean, log_std, noise[:, 1])
+        q_pi = self.critic(torch.cat([batch.obs, action], dim=-1), detach_params=True)
+        actor_loss = L.actor_loss(q_pi, log_prob, alpha)
+        metrics = {
+            "loss/critic": critic_loss.detach(),
+            "loss/actor": actor_loss.detach(),
+            "q/mean": q.detach().mean(dim=(-2, -1)),
+            "policy/entropy": -log_prob.detach().mean(dim=-1),
+            "alpha": alpha,
+        }
+        loss = actor_loss
+        if cfg.autotune_alpha:
+            # Temperature: E[−log α (log π(ã|s) + H̄)] on the same samples (log π detached).
+            alpha_loss = L.temperature_loss(self.log_alpha, log_prob.detach(), self.target_entropy)
+            metrics["loss/alpha"] = alpha_loss.detach()
+            loss = actor_loss + alpha_loss
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        self.step_optimizer(self.actor_opt)
+
+        polyak_update(self.critic_target.parameters(), self.critic.parameters(), cfg.tau)
+        return metrics
+
+
+register(AlgoInfo("sac", SACConfig, SAC, ("Box",), "off-policy", "Soft Actor-Critic (continuous actions)"))

@@ -1,0 +1,136 @@
+"""Preallocated replay storage, one region per learner.
+
+One transition is one row of a single float32 tensor laid out as
+
+    [ s (obs_dim) | a (act_dim) | r | d | s' (obs_dim) ]
+
+so sampling a minibatch is *one* gather (``index_select``) instead of five, and the critic input
+(s, a) is a contiguous slice of the row: no ``torch.cat`` on the hot path. ``d`` is 1.0 only for
+a true termination (never for a time-limit truncation). The storage is ``(L, capacity, row)``,
+allocated with ``torch.empty`` up front: pages are only touched (and counted in RSS) as they are
+filled, and a 1M-transition HalfCheetah buffer costs 1M × 42 × 4 B = 168 MB per learner.
+
+Sampling draws u ~ U[0, 1) in float64 from each learner's stream and takes row ⌊u · size⌋. Unlike
+``randint``, that formula reads the fill level from a *tensor*, so a CUDA graph captured once
+samples from the growing buffer correctly on every replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from softac.rng import LearnerRNG
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Views into one gathered (L, B, row) tensor."""
+
+    obs_act: Tensor  # (L, B, obs_dim + act_dim): the critic input (s, a)
+    obs: Tensor  # (L, B, obs_dim)
+    action: Tensor  # (L, B, act_dim)
+    reward: Tensor  # (L, B)
+    terminated: Tensor  # (L, B) 1.0 for true termination only
+    next_obs: Tensor  # (L, B, obs_dim)
+
+
+class ReplayBuffer:
+    def __init__(
+        self, learners: int, capacity: int, obs_dim: int, act_dim: int, device: torch.device | str = "cpu"
+    ) -> None:
+        self.learners = learners
+        self.capacity = capacity
+        self.obs_dim = obs_dim
+        self.act_dim = act_dim
+        self.device = torch.device(device)
+        self.row = 2 * obs_dim + act_dim + 2
+        self.storage = torch.empty((learners, capacity, self.row), dtype=torch.float32, device=self.device)
+        self.cursor = np.zeros(learners, dtype=np.int64)  # next row to write, per learner
+        self.size = np.zeros(learners, dtype=np.int64)  # rows holding data, per learner
+        # The fill levels as a device tensor, read by ``sample`` (see the module docstring).
+        self.size_t = torch.zeros((learners, 1), dtype=torch.float64, device=self.device)
+        # Row offsets of each learner's region in the flattened storage, for one index_select.
+        self._offsets = torch.arange(learners, device=self.device).mul_(capacity).unsqueeze(1)
+        self._u: Tensor | None = None
+        o, a = obs_dim, act_dim
+        self._slices = (slice(0, o + a), slice(0, o), slice(o, o + a), o + a, o + a + 1, slice(o + a + 2, None))
+
+    def __len__(self) -> int:
+        return int(self.size.min())
+
+    def rows(
+        self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, terminated: np.ndarray, next_obs: np.ndarray
+    ) -> np.ndarray:
+        """Pack transitions (arrays with leading dims ``(..., n)``) into rows of the layout above."""
+        o, a = self.obs_dim, self.act_dim
+        rows = np.empty((*reward.shape, self.row), dtype=np.float32)
+        rows[..., :o] = obs
+        rows[..., o : o + a] = action
+        rows[..., o + a] = reward
+        rows[..., o + a + 1] = terminated
+        rows[..., o + a + 2 :] = next_obs
+        return rows
+
+    def add(self, k: int, rows: np.ndarray) -> None:
+        """Append n rows to learner k's region (oldest overwritten first once it is full); call
+        ``sync_size`` after the last ``add`` of a step."""
+        n = rows.shape[0]
+        if n == 0:
+            return
+        src = torch.from_numpy(rows)
+        region, cursor = self.storage[k], int(self.cursor[k])
+        end = cursor + n
+        if end <= self.capacity:
+            region[cursor:end].copy_(src)
+        else:
+            first = self.capacity - cursor
+            region[cursor:].copy_(src[:first])
+            region[: n - first].copy_(src[first:])
+        self.cursor[k] = end % self.capacity
+        self.size[k] = min(int(self.size[k]) + n, self.capacity)
+
+    def add_all(self, rows: np.ndarray) -> None:
+        """Append ``rows`` of shape (L, n, row): n rows to every learner's region."""
+        n, c = rows.shape[1], int(self.cursor[0])
+        if n and (self.cursor == c).all() and c + n <= self.capacity:
+            # The common case (every learner kept every transition): one copy for all learners.
+            self.storage[:, c : c + n].copy_(torch.from_numpy(rows))
+            self.cursor[:] = (c + n) % self.capacity
+            self.size[:] = np.minimum(self.size + n, self.capacity)
+        else:
+            for k in range(self.learners):
+                self.add(k, rows[k])
+        self.sync_size()
+
+    def sync_size(self) -> None:
+        self.size_t.copy_(torch.from_numpy(self.size.astype(np.float64)).view(-1, 1), non_blocking=True)
+
+    def sample(self, batch_size: int, rng: LearnerRNG) -> Batch:
+        """``batch_size`` rows per learner, uniformly with replacement (like SB3 and CleanRL)."""
+        if self._u is None or self._u.shape[1] != batch_size:
+            self._u = torch.empty((self.learners, batch_size), dtype=torch.float64, device=self.device)
+        u = rng.uniform_(self._u)
+        idx = (u * self.size_t).long().add_(self._offsets).view(-1)
+        rows = self.storage.view(-1, self.row).index_select(0, idx)
+        return self.view(rows.view(self.learners, batch_size, self.row))
+
+    def view(self, rows: Tensor) -> Batch:
+        s_a, s, a, r, d, s2 = self._slices
+        return Batch(rows[..., s_a], rows[..., s], rows[..., a], rows[..., r], rows[..., d], rows[..., s2])
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state_tensors(self, k: int) -> dict[str, Tensor]:
+        """Learner k's filled rows (a view: saving streams it without a copy)."""
+        return {"storage": self.storage[k, : int(self.size[k])]}
+
+    def load_rows(self, k: int, start: int, rows: Tensor) -> None:
+        self.storage[k, start : start + rows.shape[0]].copy_(rows)
+
+    def set_fill(self, k: int, size: int, cursor: int) -> None:
+        self.size[k] = size
+        self.cursor[k] = cursor % self.capacity
+        self.sync_size()

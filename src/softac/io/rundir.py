@@ -1,0 +1,94 @@
+"""The run-directory layout: where checkpoints go, which are complete, which to prune.
+
+A single run::
+
+    RUN/config.json, progress.csv, tb/, learning_curve.png
+    RUN/checkpoints/step_NNNNNNNNNN/   (state.json, model.safetensors, buffer.safetensors)
+
+A batched run of several seeds holds one such directory per seed, ``RUN/seed_<s>/``, so every
+tool that reads a single run works on any of them, plus the aggregates at ``RUN/`` itself
+(``runs.json`` naming the seeds, ``summary.csv``, ``learning_curve.png``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from softac.errors import SoftacError
+from softac.io.files import refuse_foreign
+
+STATE = "state.json"
+BATCH = "runs.json"  # marks a batched run directory and lists its seeds
+_STEP_DIR = re.compile(r"^step_(\d{10})$")
+
+
+def step_checkpoint_path(run_dir: Path, env_steps: int) -> Path:
+    return run_dir / "checkpoints" / f"step_{env_steps:010d}"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete step checkpoints of a run directory, oldest first (``.tmp`` ones are ignored)."""
+    ckpt_dir = run_dir / "checkpoints"
+    if not ckpt_dir.is_dir():
+        return []
+    found = [p for p in ckpt_dir.iterdir() if _STEP_DIR.match(p.name) and (p / STATE).is_file()]
+    return sorted(found, key=lambda p: p.name)
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` step checkpoints, and stale ``.tmp`` directories."""
+    for old in list_checkpoints(run_dir)[:-keep]:
+        # Why rename first: rmtree deletes file by file, so a kill midway left a step_* directory
+        # that still had state.json but no model.safetensors, listed as a complete checkpoint that
+        # does not load. The rename is atomic: the checkpoint is either whole or not listed.
+        trash = old.with_name(f"{old.name}.trash-{os.getpid()}")
+        old.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    ckpt_dir = run_dir / "checkpoints"
+    if ckpt_dir.is_dir():
+        for p in ckpt_dir.iterdir():
+            if ".old-" in p.name and not (ckpt_dir / p.name.split(".old-")[0]).exists():
+                p.rename(ckpt_dir / p.name.split(".old-")[0])  # a replace cut off mid-way: keep the old
+            elif ".tmp-" in p.name or ".old-" in p.name or ".trash-" in p.name:
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def learner_dirs(run_dir: Path, seeds: tuple[int, ...]) -> list[Path]:
+    """Where each learner writes: the run directory itself for a single run, ``seed_<s>/`` each
+    for a batched one."""
+    if len(seeds) == 1:
+        return [run_dir]
+    return [run_dir / f"seed_{s}" for s in seeds]
+
+
+def batched_seeds(run_dir: Path) -> list[int] | None:
+    """The seeds of a batched run directory (from ``runs.json``), or None for any other path."""
+    marker = run_dir / BATCH
+    if not marker.is_file():
+        return None
+    try:
+        seeds = json.loads(marker.read_text())["seeds"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SoftacError(f"{marker} is unreadable ({exc}); it should list the run's seeds") from None
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise SoftacError(f"{marker} does not list the run's seeds as non-negative integers")
+    return seeds
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint directory itself, or the newest checkpoint of a run directory."""
+    if not path.exists():
+        raise SoftacError(f"{path} does not exist")
+    if path.is_file():
+        refuse_foreign(path)
+        raise SoftacError(f"{path} is a file; give a checkpoint directory or a run directory")
+    if (path / STATE).is_file():
+        return path
+    found = list_checkpoints(path)
+    if not found:
+        raise SoftacError(f"{path} is not a softac run or checkpoint directory (no checkpoints found)")
+    return found[-1]

@@ -1,0 +1,235 @@
+"""Agent state ↔ tensors and JSON, one learner at a time: saving and loading checkpoints.
+
+A checkpoint is a directory::
+
+    state.json          counters, config, env RNG, logger position, tensor names, file hashes
+    model.safetensors   every network (targets too), optimizer moments, log α, the random streams
+    buffer.safetensors  the learner's training data (replay buffer rows; optional for ``save``)
+
+It holds ONE learner: every learned tensor of an agent is learner-major on its leading dimension
+(``softac.protocols``), so learner k's checkpoint is the k-th slice of each, and a batched run of
+N seeds writes N ordinary checkpoints, each loadable on its own (``softac eval RUN/seed_3``) or
+joined back into a batched agent (``--resume RUN``). Only this module knows the layout; it
+reaches the agent through the protocol alone.
+
+Writing is atomic: into ``<name>.tmp-<pid>``, every file fsync'ed, then renamed into place. A
+crash at any moment leaves either the previous checkpoint or the complete new one; ``state.json``
+records a SHA-256 of each tensor file, so a truncated or corrupted file is refused at load time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from torch import Tensor
+
+from softac.errors import SoftacError
+from softac.io.files import fsync_dir, read_tensors, refuse_foreign, write_safetensors
+from softac.io.rundir import STATE
+from softac.protocols import AgentLike
+
+FORMAT = "softac-checkpoint"
+VERSION = 2  # softac 0.1 wrote version 1 (one learner per agent, networks in another layout)
+MODEL = "model.safetensors"
+DATA = "buffer.safetensors"
+_CHUNK_ROWS_BYTES = 16 * 1024 * 1024
+
+
+def live_tensors(agent: AgentLike) -> dict[str, Tensor]:
+    """Every learned tensor of the agent by checkpoint name, as the live tensors themselves (a
+    ``copy_`` into one changes the agent): module state, extra tensors, optimizer moments."""
+    out: dict[str, Tensor] = {}
+    for name, module in agent.modules().items():
+        for key, value in module.state_dict().items():
+            out[f"net/{name}/{key}"] = value
+    for name, value in agent.extra_tensors().items():
+        out[f"extra/{name}"] = value
+    for name, opt in agent.optimizers().items():
+        params = [p for group in opt.param_groups for p in group["params"]]
+        for i, p in enumerate(params):
+            for key, value in opt.state[p].items():
+                out[f"optim/{name}/{i}/{key}"] = value
+    return out
+
+
+def learner_slice(t: Tensor, k: int, learners: int) -> Tensor:
+    """Learner k's part of a learner-major tensor; a 0-d tensor (an optimizer's step count, equal
+    for every learner) is shared."""
+    if t.dim() == 0:
+        return t
+    members, rem = divmod(t.shape[0], learners)
+    if rem:
+        raise ValueError(f"a tensor of leading size {t.shape[0]} is not learner-major for {learners} learners")
+    return t[k * members : (k + 1) * members]
+
+
+def check_finite(agent: AgentLike) -> list[str | None]:
+    """Per learner, the name of its first learned tensor holding a NaN/inf, or None (one host sync)."""
+    names, flags = [], []
+    for name, t in live_tensors(agent).items():
+        if t.dim() == 0 or not t.is_floating_point():
+            continue
+        names.append(name)
+        flags.append(torch.isfinite(t.reshape(agent.learners, -1)).all(dim=1))
+    ok = torch.stack(flags).tolist()  # (tensors, learners)
+    return [next((n for n, row in zip(names, ok, strict=True) if not row[k]), None) for k in range(agent.learners)]
+
+
+def _is_checkpoint_dir(path: Path) -> bool:
+    try:
+        return json.loads((path / STATE).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def save_checkpoint(agent: AgentLike, k: int, path: Path, include_data: bool = True) -> Path:
+    """Write learner k of ``agent`` to ``path`` atomically. ``path`` may already hold a softac
+    checkpoint (it is replaced); anything else there is refused, never deleted."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file() or (path.exists() and not _is_checkpoint_dir(path)):
+        raise SoftacError(
+            f"refusing to write a checkpoint at {path}: it exists and is not a softac checkpoint directory "
+            "(nothing was changed); choose another path"
+        )
+    bad = check_finite(agent)[k]
+    if bad is not None:
+        raise SoftacError(f"refusing to save a checkpoint: {bad} holds NaN/inf values")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SoftacError(f"cannot create checkpoint directory {parent}: {exc.strerror}") from None
+    tmp = parent / f"{path.name}.tmp-{os.getpid()}"
+    old = parent / f"{path.name}.old-{os.getpid()}"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        tensors = {name: learner_slice(t, k, agent.learners) for name, t in live_tensors(agent).items()}
+        tensors.update({f"rng/{name}": t for name, t in agent.rng.state(k).items()})
+        files = {MODEL: write_safetensors(tmp / MODEL, tensors)}
+        if include_data:
+            files[DATA] = write_safetensors(tmp / DATA, agent.data_tensors(k))
+        state = {
+            "format": FORMAT,
+            "version": VERSION,
+            "algo": agent.algo,
+            "env_id": agent.config.env_id,
+            "obs_dim": agent.spec.obs_dim,
+            "act_dim": agent.spec.act_dim,
+            "config": agent.learner_config(k).to_dict(),
+            "counters": {"env_steps": agent.env_steps, "updates": agent.updates, "episodes": agent.episodes[k]},
+            "data": {"included": include_data, **agent.data_meta(k)},
+            "resume": (agent.resume_state or [{}] * agent.learners)[k],
+            "tensors": sorted(tensors),
+            "files": files,
+            "torch_version": torch.__version__,
+        }
+        with (tmp / STATE).open("w") as f:
+            json.dump(state, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(tmp)
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        fsync_dir(parent)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not path.exists():
+            old.rename(path)  # put the previous checkpoint back
+        raise SoftacError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_state(ckpt: Path) -> dict[str, Any]:
+    """``state.json`` of a checkpoint, every field the loader reads checked (one line if not)."""
+    try:
+        state = json.loads((ckpt / STATE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SoftacError(f"checkpoint {ckpt} has an unreadable {STATE} ({exc}); it is corrupted") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise SoftacError(f"{ckpt} is not a softac checkpoint")
+    if state.get("version") == 1:
+        raise SoftacError(
+            f"{ckpt} was written by softac 0.1 (checkpoint format 1), which this softac cannot read "
+            f"(format {VERSION}: networks carry a learner axis); evaluate it with softac 0.1 or retrain"
+        )
+    if state.get("version") != VERSION:
+        raise SoftacError(f"{ckpt} has checkpoint format version {state.get('version')}; this softac reads {VERSION}")
+    required: dict[str, type | tuple[type, ...]] = {
+        "algo": str, "env_id": str, "config": dict, "files": dict, "obs_dim": int, "act_dim": int,
+        "counters": dict, "data": dict, "tensors": list, "resume": dict,
+    }  # fmt: skip
+    nested = {"counters": ("env_steps", "updates", "episodes"), "data": ("included",)}
+    for key, kind in required.items():
+        value: Any = state.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise SoftacError(f"checkpoint {ckpt} has an incomplete {STATE} (bad or missing '{key}'); it is corrupted")
+        for sub in nested.get(key, ()):
+            item: Any = state[key].get(sub)
+            ok = isinstance(item, bool) if sub == "included" else isinstance(item, int) and not isinstance(item, bool)
+            if not ok or (not isinstance(item, bool) and item < 0):
+                raise SoftacError(f"checkpoint {ckpt} has an invalid '{key}.{sub}' in {STATE}: {item!r}")
+    return state
+
+
+def load_learner(agent: AgentLike, k: int, ckpt: Path, state: dict[str, Any]) -> None:
+    """Copy a checkpoint's learner into learner k of ``agent`` (which has the right shapes)."""
+    tensors = read_tensors(ckpt / MODEL, device="cpu")
+    live = live_tensors(agent)
+    names, expected = set(tensors) - {"rng/device"}, {*live, "rng/host"}
+    if names != expected:
+        missing, extra = sorted(expected - names), sorted(names - expected)
+        raise SoftacError(
+            f"checkpoint {ckpt} does not match a {agent.algo} agent with this config "
+            f"(missing {missing[:3]}, unexpected {extra[:3]})"
+        )
+    with torch.no_grad():
+        for name, target in live.items():
+            dst = learner_slice(target, k, agent.learners)
+            src = tensors[name]
+            if dst.shape != src.shape:
+                raise SoftacError(
+                    f"checkpoint {ckpt}: {name} has shape {tuple(src.shape)}, this agent's has {tuple(dst.shape)}"
+                )
+            dst.copy_(src)
+    agent.rng.set_state(k, {n[4:]: t for n, t in tensors.items() if n.startswith("rng/")})
+    if state["data"]["included"]:
+        _load_data(agent, k, ckpt / DATA, state["data"])
+
+
+def _load_data(agent: AgentLike, k: int, path: Path, meta: dict[str, Any]) -> None:
+    """Copy stored rows into the agent's preallocated regions chunk by chunk (no second full copy)."""
+    refuse_foreign(path)
+    targets = agent.data_targets(k)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            for name in f.keys():  # noqa: SIM118 (not a dict)
+                if name not in targets:
+                    raise SoftacError(f"{path}: unexpected tensor {name!r}")
+                src, dst = f.get_slice(name), targets[name]
+                shape = src.get_shape()
+                if len(shape) != dst.dim() or shape[0] > dst.shape[0] or list(shape[1:]) != list(dst.shape[1:]):
+                    raise SoftacError(f"{path}: stored {name} of shape {tuple(shape)} does not fit this agent")
+                step = max(1, _CHUNK_ROWS_BYTES // max(1, dst[:1].numel() * dst.element_size()))
+                for start in range(0, shape[0], step):
+                    stop = min(shape[0], start + step)
+                    dst[start:stop].copy_(src[start:stop])
+    except SoftacError:
+        raise
+    except Exception as exc:
+        raise SoftacError(f"{path} is not a valid training-data file ({exc})") from None
+    try:
+        agent.load_data_meta(k, meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SoftacError(f"{path}: invalid data description in {STATE} ({exc})") from None

@@ -1,0 +1,106 @@
+"""Batched MLPs: G independent networks of the same shape in one module (DESIGN.md principle 3).
+
+Every weight has a leading *group* dimension, ``(G, in, out)``, and is applied with one batched
+product per layer. A group is one member of one learner: G = learners × members, learner-major
+(groups ``k·M … k·M + M − 1`` belong to learner k). The twin critics are M = 2 members; N seeds
+trained in one process are N learners. So one call evaluates every critic of every learner, and
+everything that stores a network (checkpoints, the learner split/join) only needs to know that a
+tensor's leading dimension is learner-major.
+
+Initialisation is per group and draws from the *learner's* generator, in the same order whatever
+the number of learners: learner k of a batched run starts from exactly the weights a single run
+with seed k starts from.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from softac.nn.fused import linear_relu_stack, stack_forward
+
+
+class BatchedMLP(nn.Module):
+    """x (G, B, in) → (G, B, out): affine layers with ReLU between, optionally LayerNorm before
+    each ReLU (Ba et al. 2016; the critic normalisation of RLPD/CrossQ-style agents).
+
+    ``fused=True`` runs a Linear/ReLU stack as one autograd node (``softac.nn.fused``): the same
+    function, fewer dispatches. LayerNorm stacks, and anything under ``torch.compile`` (which
+    fuses the plain ops itself), use the plain ops.
+    """
+
+    def __init__(
+        self, groups: int, in_dim: int, hidden: Sequence[int], out_dim: int, layer_norm: bool = False
+    ) -> None:
+        super().__init__()
+        self.groups = groups
+        self.sizes = [in_dim, *hidden, out_dim]
+        self.layer_norm = layer_norm
+        self.fused = True
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in itertools.pairwise(self.sizes):
+            self.weights.append(nn.Parameter(torch.zeros(groups, fan_in, fan_out)))
+            self.biases.append(nn.Parameter(torch.zeros(groups, 1, fan_out)))
+        self.norm_gains = nn.ParameterList()
+        self.norm_biases = nn.ParameterList()
+        if layer_norm:
+            for width in hidden:
+                self.norm_gains.append(nn.Parameter(torch.ones(groups, 1, width)))
+                self.norm_biases.append(nn.Parameter(torch.zeros(groups, 1, width)))
+
+    @torch.no_grad()
+    def reset_parameters(self, generators: Sequence[torch.Generator], members: int = 1) -> None:
+        """``nn.Linear``'s default initialisation (weights and biases U(−1/√fan_in, 1/√fan_in)),
+        group by group, from learner k's generator for its ``members`` groups."""
+        if len(generators) * members != self.groups:
+            raise ValueError(f"{len(generators)} learners × {members} members ≠ {self.groups} groups")
+        for w, b in zip(self.weights, self.biases, strict=True):
+            bound = 1.0 / math.sqrt(w.shape[1])
+            for k, gen in enumerate(generators):
+                for g in range(k * members, (k + 1) * members):
+                    w[g].uniform_(-bound, bound, generator=gen)
+                    b[g].uniform_(-bound, bound, generator=gen)
+
+    def params(self, detach: bool = False) -> list[Tensor]:
+        """[W₀, b₀, W₁, b₁, …] (detached: the network as a constant, see ``forward``)."""
+        out = [t for pair in zip(self.weights, self.biases, strict=True) for t in pair]
+        return [t.detach() for t in out] if detach else out
+
+    def forward(self, x: Tensor, detach_params: bool = False) -> Tensor:
+        """``detach_params=True`` lets gradients reach the *input* (the action in an actor loss)
+        but never this network's parameters: no weight gradients are even computed, which both
+        isolates the step (a "frozen" network that is really frozen) and saves two products per
+        layer."""
+        params = self.params(detach_params)
+        if self.layer_norm or torch.compiler.is_compiling():
+            return self._plain(x, params, detach_params)
+        if self.fused:
+            return linear_relu_stack(x, params)
+        return self._plain(x, params, detach_params)
+
+    def _plain(self, x: Tensor, params: list[Tensor], detach: bool) -> Tensor:
+        if not self.layer_norm:
+            if not torch.is_grad_enabled():
+                return stack_forward(x, params)[-1]
+            last = len(params) // 2 - 1
+            for i in range(last + 1):
+                w, b = params[2 * i], params[2 * i + 1]
+                x = torch.baddbmm(b, x, w) if not torch.compiler.is_compiling() else torch.bmm(x, w) + b
+                if i < last:
+                    x = torch.relu(x)
+            return x
+        last = len(params) // 2 - 1
+        for i in range(last + 1):
+            x = torch.baddbmm(params[2 * i + 1], x, params[2 * i])
+            if i < last:
+                gain, bias = self.norm_gains[i], self.norm_biases[i]
+                if detach:
+                    gain, bias = gain.detach(), bias.detach()
+                x = torch.relu(F.layer_norm(x, x.shape[-1:]) * gain + bias)
+        return x

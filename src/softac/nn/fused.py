@@ -1,0 +1,93 @@
+"""A fused, algorithm-agnostic Linear/ReLU stack for the CPU: one autograd node per network call.
+
+Every network in softac is a stack of batched affine layers with ReLU between them (weights
+``(G, in, out)``, biases ``(G, 1, out)``, G = learners × members). Built from separate autograd ops,
+each call records 2–3 nodes per layer, allocates a gradient for every intermediate and runs each
+elementwise op as its own pass; on a 2-core CPU that bookkeeping cost about as much as the matrix
+products of these 256-wide layers. Here the whole stack is one ``torch.autograd.Function``: the
+forward pass keeps only what the backward needs (each layer's input; the ReLU outputs double as
+their masks), and the backward pass is the generic one of an affine/ReLU layer,
+
+    z = x W + b,  h = relu(z),  δ = ∂L/∂h:
+    ∂L/∂z = δ ⊙ 1[h > 0],   ∂L/∂W = xᵀ ∂L/∂z,   ∂L/∂b = Σ_rows ∂L/∂z,   ∂L/∂x = ∂L/∂z Wᵀ,
+
+computing only the gradients autograd asks for (``ctx.needs_input_grad``): no weight gradients
+for a network evaluated with detached parameters, no input gradient for data. Nothing here knows
+which algorithm calls it; every algorithm's update is plain autograd on top (DESIGN.md principle
+2), and ``tests/test_accel.py`` holds this node to the same stack built from separate ops.
+
+Layers with one output (Q heads, value heads) are computed as ``qᵀ = wᵀ xᵀ``: BLAS runs the
+(B × in)·(in × 1) product as a slow thin matmul, the transposed one 2–3× faster, and the head's
+input gradient is an outer product (a broadcast multiply, no BLAS call at all).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+def _affine(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """x (G, B, in) · w (G, in, out) + b (G, 1, out) → (G, B, out)."""
+    if w.shape[-1] == 1:
+        # (G, 1, in)·(G, in, B) → (G, 1, B), returned as a (G, B, 1) view.
+        return torch.baddbmm(b, w.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
+    return torch.baddbmm(b, x, w)
+
+
+def stack_forward(x: Tensor, params: list[Tensor]) -> list[Tensor]:
+    """[x, h₁, …, y]: each layer's input and the output, ReLU after every layer but the last."""
+    acts = [x]
+    last = len(params) // 2 - 1
+    h = x
+    for i in range(last + 1):
+        h = _affine(h, params[2 * i], params[2 * i + 1])
+        if i < last:
+            h = h.relu_()  # the product's output is fresh, so ReLU can run in place
+        acts.append(h)
+    return acts
+
+
+class _LinearReLUStack(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, *params: Tensor) -> Tensor:
+        acts = stack_forward(x, list(params))
+        ctx.save_for_backward(*acts[:-1], *params[0::2])
+        ctx.n_layers = len(params) // 2
+        return acts[-1]
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> Any:
+        n = ctx.n_layers
+        saved = ctx.saved_tensors
+        acts, weights = saved[:n], saved[n:]
+        need_x = ctx.needs_input_grad[0]
+        need_params = ctx.needs_input_grad[1:]
+        grads: list[Tensor | None] = [None] * (2 * n)
+        g = grad_out
+        for i in range(n - 1, -1, -1):
+            x, w = acts[i], weights[i]
+            if i < n - 1:
+                # δ ⊙ 1[h > 0] with h = this layer's output, saved as the next layer's input.
+                g = torch.ops.aten.threshold_backward(g, acts[i + 1], 0.0)
+            if need_params[2 * i]:
+                if w.shape[-1] == 1:  # (G, 1, B)·(G, B, in) → (G, 1, in), the thin product transposed
+                    grads[2 * i] = torch.bmm(g.transpose(1, 2), x).transpose(1, 2)
+                else:
+                    grads[2 * i] = torch.bmm(x.transpose(1, 2), g)
+            if need_params[2 * i + 1]:
+                grads[2 * i + 1] = g.sum(1, keepdim=True)
+            if i > 0 or need_x:
+                # A one-output layer's input gradient is an outer product, (G, B, 1) ⊙ (G, 1, in).
+                g = g * w.transpose(1, 2) if w.shape[-1] == 1 else torch.bmm(g, w.transpose(1, 2))
+        return (g if need_x else None, *grads)
+
+
+def linear_relu_stack(x: Tensor, params: list[Tensor]) -> Tensor:
+    """The stack as one autograd node (or a plain forward when no gradient is needed)."""
+    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
+        out: Tensor = _LinearReLUStack.apply(x, *params)
+        return out
+    return stack_forward(x, params)[-1]

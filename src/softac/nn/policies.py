@@ -1,0 +1,112 @@
+"""The networks of the continuous-action algorithms, each with a leading learner axis.
+
+Shapes: observations ``(L, B, obs_dim)``, actions ``(L, B, act_dim)``, Q values ``(L, n, B)`` for an
+ensemble of n critics. A single run is L = 1. Acting heads are written once against an array
+namespace ``xp`` (``torch`` or ``numpy``: both spell ``tanh``, ``exp`` and ``clip`` the same), so the
+numpy path that acts for one observation on the CPU (see ``softac.algos.offpolicy``) is the same
+function as the torch path, not a second copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from softac.nn.batched import BatchedMLP
+
+
+def numpy_forward(mlp: BatchedMLP, x: np.ndarray, cache: dict[int, Any]) -> np.ndarray:
+    """``mlp`` applied in numpy to float32 ``x`` of shape (G, B, in): x W + b with ReLU between.
+
+    The arrays are views of the parameters (no copy: they always hold the current weights, which
+    the optimizers update in place); they are rebuilt when a parameter's memory moved (e.g. after
+    a checkpoint load)."""
+    params = mlp.params()
+    cached = cache.get(id(mlp))
+    if cached is None or any(p.data_ptr() != ptr for p, (ptr, _) in zip(params, cached, strict=True)):
+        cached = [(p.data_ptr(), p.detach().numpy()) for p in params]
+        cache[id(mlp)] = cached
+    last = len(cached) // 2 - 1
+    for i in range(last + 1):
+        x = np.matmul(x, cached[2 * i][1]) + cached[2 * i + 1][1]
+        if i < last:
+            np.maximum(x, 0.0, out=x)
+    return x
+
+
+class Policy(Protocol):
+    """What acting needs of a policy network: its batched trunk and an ``xp``-generic head."""
+
+    trunk: BatchedMLP
+
+    def head(self, xp: Any, out: Any, noise: Any | None) -> Any: ...
+
+
+class GaussianActor(nn.Module):
+    """SAC's policy: s ↦ (μ_θ(s), log σ_θ(s)). The log-std is a network output (state-dependent,
+    as the specification requires: "SAC with state-independent log std devs … did not work"),
+    clamped to [log_std_min, log_std_max]."""
+
+    def __init__(
+        self, learners: int, obs_dim: int, act_dim: int, hidden: Sequence[int], log_std_min: float, log_std_max: float
+    ) -> None:
+        super().__init__()
+        self.trunk = BatchedMLP(learners, obs_dim, hidden, 2 * act_dim)
+        self.act_dim = act_dim
+        self.log_std_min = log_std_min
+        self.log_std_max = log_std_max
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.trunk(obs).split(self.act_dim, dim=-1)
+        return mean, log_std.clamp(self.log_std_min, self.log_std_max)
+
+    def head(self, xp: Any, out: Any, noise: Any | None) -> Any:
+        """Acting from the trunk's output: tanh(μ) (deterministic, ``noise=None``) or the behaviour
+        sample ã = tanh(μ + σ ⊙ ξ) — the reparameterised sample of ``squashed_gaussian_rsample``
+        without the log π that acting never uses."""
+        a = self.act_dim
+        mean = out[..., :a]
+        if noise is None:
+            return xp.tanh(mean)
+        log_std = xp.clip(out[..., a:], self.log_std_min, self.log_std_max)
+        return xp.tanh(mean + xp.exp(log_std) * noise)
+
+
+class DeterministicActor(nn.Module):
+    """TD3/DDPG policy: s ↦ μ_θ(s) = tanh(f_θ(s)) in [−1, 1]^dim(A)."""
+
+    def __init__(self, learners: int, obs_dim: int, act_dim: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        self.trunk = BatchedMLP(learners, obs_dim, hidden, act_dim)
+        self.act_dim = act_dim
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return torch.tanh(self.trunk(obs))
+
+    def head(self, xp: Any, out: Any, noise: Any | None) -> Any:
+        """μ = tanh(f(s)); with ``noise`` (already scaled by σ) the behaviour action clip(μ + ε, −1, 1)."""
+        action = xp.tanh(out)
+        return action if noise is None else xp.clip(action + noise, -1.0, 1.0)
+
+
+class CriticEnsemble(nn.Module):
+    """n independent Q functions Q_φj(s, a) per learner, held as one batched MLP of L·n groups.
+
+    Input ``obs_act`` (L, B, obs_dim + act_dim) — the replay buffer stores s and a side by side, so
+    the critic input needs no concatenation — output Q values (L, n, B)."""
+
+    def __init__(self, learners: int, members: int, in_dim: int, hidden: Sequence[int], layer_norm: bool = False):
+        super().__init__()
+        self.learners, self.members = learners, members
+        self.net = BatchedMLP(learners * members, in_dim, hidden, 1, layer_norm=layer_norm)
+
+    def forward(self, obs_act: Tensor, detach_params: bool = False) -> Tensor:
+        lead, rows, width = obs_act.shape
+        # (L, B, d) → (L·n, B, d): a view for L = 1 (the broadcast member axis has stride 0), one
+        # small copy otherwise.
+        x = obs_act.unsqueeze(1).expand(lead, self.members, rows, width).reshape(lead * self.members, rows, width)
+        return self.net(x, detach_params=detach_params).squeeze(-1).view(lead, self.members, rows)

@@ -1,0 +1,83 @@
+"""What the trainer and the checkpoint code know about an agent: this protocol, never a concrete
+algorithm (DESIGN.md principle 9). ``softac.algos.base.Agent`` implements it.
+
+The learner axis: an agent holds L ≥ 1 independent learners (seeds) stacked on the leading
+dimension of every learned tensor, learner-major; a single run is L = 1. Everything per learner
+(seed, episodes, replay region, random streams, run directory) is indexed by k in [0, L).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from softac.collector import Transitions
+from softac.envs import EnvSpec
+from softac.rng import LearnerRNG
+
+
+class AgentLike(Protocol):
+    algo: ClassVar[str]
+    family: ClassVar[str]  # "off-policy" | "on-policy" (registry.FAMILIES)
+    config: Any  # a frozen config dataclass (softac.config.BaseConfig)
+    spec: EnvSpec
+    device: torch.device
+    seeds: tuple[int, ...]
+    rng: LearnerRNG
+    env_steps: int  # environment steps per learner (all learners step together)
+    updates: int  # gradient steps per learner
+    episodes: list[int]  # finished training episodes, per learner
+    resume_state: list[dict[str, Any]] | None  # per learner: env RNG, logger position, ...
+    loaded_from: Path | None
+
+    @property
+    def learners(self) -> int: ...
+
+    def learner_config(self, k: int) -> Any:
+        """The config of learner k alone (``seed`` = its seed): what its checkpoint records."""
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Every network, target networks included, by name."""
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+    def extra_tensors(self) -> dict[str, Tensor]:
+        """Learned tensors that are not in a module (SAC's log α), learner-major like the rest."""
+
+    def data_tensors(self, k: int) -> dict[str, Tensor]:
+        """Learner k's training data worth a checkpoint (the replay buffer's filled rows)."""
+
+    def data_meta(self, k: int) -> dict[str, Any]:
+        """JSON-able description of that data (fill level, cursor)."""
+
+    def data_targets(self, k: int) -> dict[str, Tensor]:
+        """Where stored data is copied back to: learner k's whole preallocated regions."""
+
+    def load_data_meta(self, k: int, meta: dict[str, Any]) -> None: ...
+
+    def to_env(self, action: np.ndarray) -> np.ndarray:
+        """The library's actions (e.g. in [−1, 1]) → the environment's."""
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions for observations (L, B, obs_dim), in the library's action space."""
+
+
+class OffPolicyLike(AgentLike, Protocol):
+    def explore(self, obs: np.ndarray) -> np.ndarray: ...
+
+    def add_transitions(self, tr: Transitions) -> None:
+        """Store one step's transitions (those with ``tr.ok``) in each learner's replay region."""
+
+    def updates_due(self) -> int: ...
+
+    def update(self) -> dict[str, Tensor]: ...
+
+
+def learner_names(seeds: Sequence[int]) -> list[str]:
+    """Per-learner subdirectory names of a batched run directory."""
+    return [f"seed_{s}" for s in seeds]

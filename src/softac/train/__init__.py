@@ -1,0 +1,6 @@
+"""Training: the shell (``shell.train``) around a per-family step (``offpolicy``; on-policy next)."""
+
+from softac.train.shell import train
+from softac.train.signals import Interrupted
+
+__all__ = ["Interrupted", "train"]

@@ -1,0 +1,185 @@
+"""The training shell every algorithm shares: signals, logging, evaluation, checkpoint cadence and
+divergence, around a per-family step (``FAMILY_STEPS``). It knows the agent protocol only.
+
+With several learners (seeds) every one advances together; each has its own run directory,
+logger, evaluation environment and checkpoints. A learner that diverges stops the whole run
+(exit code 3, naming its seed): the learners share one update call, nothing non-finite is ever
+checkpointed, so a resume could only restart all of them from their last common checkpoint
+anyway — and the healthy seeds' last good checkpoints are kept.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from softac.envs import make_env
+from softac.errors import DivergenceError, SoftacError
+from softac.evaluate import EVAL_SEED_OFFSET, evaluate
+from softac.io.rundir import list_checkpoints, prune_checkpoints, step_checkpoint_path
+from softac.io.state import check_finite, save_checkpoint
+from softac.logging import ProgressBar, RunLogger
+from softac.plot import plot_runs
+from softac.protocols import AgentLike
+from softac.train.offpolicy import OffPolicyStep
+from softac.train.outputs import prepare
+from softac.train.signals import Interrupted, SignalGuard
+
+FAMILY_STEPS: dict[str, Callable[[Any, list[dict[str, Any]] | None], Any]] = {"off-policy": OffPolicyStep}
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    return every > 0 and before // every != after // every
+
+
+def _who(agent: AgentLike, k: int) -> str:
+    return f" (seed {agent.seeds[k]})" if agent.learners > 1 else ""
+
+
+class _Run:
+    """One call of ``train``: the loop's state and the things it does at its cadences."""
+
+    def __init__(self, agent: AgentLike, run_dir: Path | None, progress: bool, overwrite: bool) -> None:
+        cfg = agent.config
+        self.agent = agent
+        self.dirs = prepare(run_dir, agent, overwrite) if run_dir is not None else []
+        resume = agent.resume_state
+        self.wall_offset = float((resume or [{}])[0].get("wall_time_s", 0.0))
+        self.step = FAMILY_STEPS[agent.family](agent, resume)
+        self.eval_envs = [make_env(cfg.env_id) for _ in range(agent.learners)]
+        self.loggers = [RunLogger(d, agent.env_steps) for d in self.dirs]
+        self.bar = ProgressBar(cfg.total_steps, agent.env_steps, progress)
+        self.t_start = time.perf_counter()
+        existing = list_checkpoints(self.dirs[0]) if self.dirs else []
+        self.last_ckpt: Path | None = existing[-1] if existing else None
+        self.recent: list[list[float]] = [[] for _ in range(agent.learners)]
+        self.metrics: dict[str, Tensor] = {}
+        self.rate_mark = (time.perf_counter(), agent.env_steps)
+        self.steps_per_s = float("nan")
+
+    def wall(self) -> float:
+        return self.wall_offset + time.perf_counter() - self.t_start
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [{**self.step.state(k), "wall_time_s": self.wall()} for k in range(self.agent.learners)]
+
+    def checkpoint(self) -> Path | None:
+        agent = self.agent
+        agent.resume_state = self.snapshot()
+        if not self.dirs:
+            return None
+        paths = [save_checkpoint(agent, k, step_checkpoint_path(d, agent.env_steps)) for k, d in enumerate(self.dirs)]
+        # Pruned only once every learner's new checkpoint exists: a crash in between leaves a step
+        # that all of them have (see softac.io.load).
+        for d in self.dirs:
+            prune_checkpoints(d, agent.config.keep_checkpoints)
+        self.last_ckpt = paths[0]
+        return paths[0]
+
+    def log_scalars(self, step: int) -> None:
+        agent = self.agent
+        now = time.perf_counter()
+        self.steps_per_s = (step - self.rate_mark[1]) / max(1e-9, now - self.rate_mark[0])
+        self.rate_mark = (now, step)
+        per_learner: list[dict[str, float]] = [{"time/steps_per_s": self.steps_per_s} for _ in range(agent.learners)]
+        if self.metrics:
+            names = list(self.metrics)
+            # The one host sync of the cadence: every metric of every learner in one transfer.
+            table = torch.stack([self.metrics[n].float().reshape(agent.learners) for n in names]).tolist()
+            for name, row in zip(names, table, strict=True):
+                for k, value in enumerate(row):
+                    if not np.isfinite(value):
+                        raise DivergenceError(f"step {step}: {name} became {value}{_who(agent, k)}")
+                    per_learner[k][name] = value
+            for k, bad in enumerate(check_finite(agent)):
+                if bad is not None:
+                    raise DivergenceError(f"step {step}: parameter {bad} became non-finite{_who(agent, k)}")
+        for logger, values in zip(self.loggers, per_learner, strict=False):
+            logger.scalars(step, values)
+
+    def evaluate(self, step: int) -> None:
+        agent, cfg = self.agent, self.agent.config
+        seeds = [s + EVAL_SEED_OFFSET for s in agent.seeds]
+        returns = evaluate(agent, self.eval_envs, cfg.eval_episodes, seeds, cfg.skip_nonfinite)
+        self.bar.note("eval", float(returns.mean()))
+        for k, logger in enumerate(self.loggers):
+            recent = self.recent[k]
+            logger.evaluation(step, {
+                "step": step, "wall_time_s": self.wall(), "updates": agent.updates, "episodes": agent.episodes[k],
+                "eval_return_mean": float(returns[k].mean()), "eval_return_std": float(returns[k].std()),
+                "train_return_mean": float(np.mean(recent)) if recent else float("nan"),
+                "steps_per_s": self.steps_per_s,
+            })  # fmt: skip
+        for recent in self.recent:
+            recent.clear()
+
+    def loop(self, guard: SignalGuard) -> None:
+        agent, cfg = self.agent, self.agent.config
+        while agent.env_steps < cfg.total_steps:
+            if guard.signum is not None:
+                raise Interrupted(guard.signum, self.checkpoint())
+            before = agent.env_steps
+            result = self.step()
+            step = agent.env_steps
+            if result.metrics:
+                self.metrics = result.metrics
+            for k, (rets, lens) in enumerate(zip(result.episode_returns, result.episode_lengths, strict=True)):
+                for ret, length in zip(rets, lens, strict=True):
+                    agent.episodes[k] += 1
+                    self.recent[k].append(ret)
+                    if self.loggers:
+                        self.loggers[k].episode(step, ret, length)
+                    if k == 0:
+                        self.bar.note("ep_return", ret)
+            self.bar.advance(step - before)
+            logged = _crossed(before, step, cfg.log_freq)
+            if logged:
+                self.log_scalars(step)
+            if _crossed(before, step, cfg.eval_freq) or step >= cfg.total_steps:
+                self.evaluate(step)
+            if _crossed(before, step, cfg.checkpoint_freq) or step >= cfg.total_steps:
+                if not logged:  # never save diverged weights over the last good checkpoint
+                    self.log_scalars(step)
+                self.checkpoint()
+        # Why here and not after ``close``: the snapshot reads the envs' RNG states, and a closed
+        # AsyncVectorEnv refuses every call.
+        agent.resume_state = self.snapshot()
+
+    def close(self) -> None:
+        for logger in self.loggers:
+            logger.close()
+        self.bar.close()
+        self.step.close()
+        for env in self.eval_envs:
+            env.close()
+
+
+def train(agent: AgentLike, run_dir: Path | None, progress: bool = True, overwrite: bool = False) -> None:
+    if agent.env_steps >= agent.config.total_steps:
+        raise SoftacError(f"the run is already at step {agent.env_steps}; pass a larger --total-steps to extend it")
+    run = _Run(agent, run_dir, progress, overwrite)
+    guard = SignalGuard()
+    try:
+        run.loop(guard)
+    except DivergenceError as exc:
+        where = (
+            f"the last good checkpoint is {run.last_ckpt}" if run.last_ckpt else "no checkpoint was written before it"
+        )
+        raise DivergenceError(
+            f"training diverged at {exc}; {where}. Try a lower learning rate or a smaller --tau."
+        ) from None
+    finally:
+        guard.restore()
+        run.close()
+    for d in run.dirs:
+        try:
+            plot_runs([d], d / "learning_curve.png")
+        except Exception as exc:  # a figure must never cost a finished run
+            print(f"softac: warning: could not draw the learning curve: {exc}", file=sys.stderr)

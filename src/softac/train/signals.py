@@ -1,0 +1,49 @@
+"""SIGINT/SIGTERM during training: finish the step, save, exit 130/143; a second signal exits at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived; a checkpoint was saved (exit code 128 + signal number)."""
+
+    def __init__(self, signum: int, checkpoint: Path | None) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        self.checkpoint = checkpoint
+        where = f"checkpoint saved to {checkpoint}" if checkpoint else "no run directory, nothing saved"
+        super().__init__(f"interrupted by {signal.Signals(signum).name}; {where}")
+
+
+class SignalGuard:
+    """First SIGINT/SIGTERM: finish the current step, save, exit 130/143. Second: exit at once
+    (the atomic write means the previous checkpoint is intact whatever is in flight)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            os._exit(128 + signum)
+        self.signum = signum
+        print(
+            f"\nsoftac: {signal.Signals(signum).name} received, saving a checkpoint "
+            "(signal again to exit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,261 @@
+"""Every accelerated form of the update equals the plain eager autograd update (DESIGN.md, testing):
+the fused CPU layer stack, ``torch.compile``, CUDA graphs, the numpy acting path — and the
+learner axis: N learners stacked in one agent equal N single agents with the same seeds."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from helpers import DEVICE, TINY, fill_buffer, on_cpu, seed_rows, state_tensors
+
+from softac import DDPG, SAC, TD3
+from softac.accel import runner as runner_mod
+from softac.nn import BatchedMLP
+
+UPDATE_CASES: list[tuple[type, dict[str, Any]]] = [
+    (SAC, {}),
+    (SAC, {"autotune_alpha": False, "alpha": 0.3}),
+    (SAC, {"n_critics": 3, "hidden_sizes": (24, 16, 8)}),
+    (SAC, {"log_std_min": -1.0, "log_std_max": -0.5}),  # a clamp that bites: its gradient mask matters
+    (TD3, {"policy_delay": 2}),
+    (TD3, {"n_critics": 3, "policy_delay": 1}),
+    (DDPG, {}),
+]
+CASE_IDS = [f"{cls.__name__}-{'-'.join(f'{k}={v}' for k, v in extra.items()) or 'default'}"
+            for cls, extra in UPDATE_CASES]  # fmt: skip
+
+
+def _agent(cls: type, env_id: str = "Pendulum-v1", **kw: Any) -> Any:
+    agent = cls(env_id, **{**TINY, "seed": 4, **kw})
+    fill_buffer(agent, 512)
+    return agent
+
+
+def _assert_states_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], rtol: float, atol: float) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=rtol, atol=atol, msg=lambda m, key=key: f"{key}: {m}")
+
+
+def _paired_updates(a: Any, b: Any, n: int, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    """``n`` updates of two agents that hold the same state and streams: metrics and every learned
+    tensor (parameters, targets, optimizer moments, log α) agree after each one."""
+    for _ in range(n):
+        ma, mb = a.update(), b.update()
+        assert ma.keys() == mb.keys()
+        for key in ma:
+            torch.testing.assert_close(ma[key], mb[key], rtol=rtol, atol=atol, msg=key)
+        _assert_states_close(state_tensors(a), state_tensors(b), rtol, atol)
+
+
+# -- the fused layer stack -------------------------------------------------------------------------
+@pytest.mark.parametrize(("groups", "sizes"), [(1, [5, 16, 1]), (3, [7, 32, 16, 4]), (4, [3, 8, 8, 8, 1])])
+@pytest.mark.parametrize("detach_params", [False, True])
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_fused_stack_equals_separate_ops_gradient_by_gradient(
+    groups: int, sizes: list[int], detach_params: bool, input_grad: bool
+) -> None:
+    if detach_params and not input_grad:
+        pytest.skip("nothing would need a gradient")
+    net = BatchedMLP(groups, sizes[0], sizes[1:-1], sizes[-1])
+    net.reset_parameters([torch.Generator().manual_seed(g) for g in range(groups)])
+    x = torch.randn(groups, 29, sizes[0], requires_grad=input_grad)
+    upstream = torch.randn(groups, 29, sizes[-1])
+    outs, grads = [], []
+    for fused in (True, False):
+        net.fused = fused
+        net.zero_grad(set_to_none=True)
+        x.grad = None
+        y = net(x, detach_params=detach_params)
+        (y * upstream).sum().backward()
+        outs.append(y.detach())
+        grads.append([None if t.grad is None else t.grad.clone() for t in [x, *net.params()]])
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+    for g_fused, g_plain in zip(*grads, strict=True):
+        assert (g_fused is None) == (g_plain is None)  # the same gradients exist, no more, no fewer
+        if g_fused is not None:
+            torch.testing.assert_close(g_fused, g_plain, rtol=1e-5, atol=1e-5)
+    assert (grads[0][0] is not None) == input_grad
+    assert all((g is None) == detach_params for g in grads[0][1:])
+
+
+@pytest.mark.parametrize(("cls", "extra"), UPDATE_CASES, ids=CASE_IDS)
+def test_fused_update_equals_plain_autograd_update(cls: type, extra: dict[str, Any]) -> None:
+    fused = _agent(cls, fast_update=True, **extra)
+    plain = _agent(cls, fast_update=False, **extra)
+    _paired_updates(fused, plain, 4)
+
+
+def _products(rows: int, sizes: list[int]) -> int:
+    """Floating-point operations (2·rows·in·out per layer) of a forward pass through ``sizes``."""
+    return sum(2 * rows * i * o for i, o in itertools.pairwise(sizes))
+
+
+@pytest.mark.skipif(not on_cpu(), reason="counts the products of the CPU's fused stack")
+@pytest.mark.parametrize("cls", [SAC, TD3])
+def test_fused_update_does_only_the_products_the_equations_need(cls: type) -> None:
+    """The matrix-product FLOPs of one update, counted by ``FlopCounterMode`` on the real update,
+    equal the hand count: no critic weight gradients in the actor step (the critics' parameters
+    are detached there), no input gradient into a network whose input is data, TD3's actor step
+    through all critics' input gradient but only the first critic's value. ``benchmarks/floor.py``
+    divides this count by the machine's product rate."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    agent = _agent(cls, "HalfCheetah-v5", hidden_sizes=(32, 16))
+    agent.update()
+    o, a, n, b = agent.spec.obs_dim, agent.spec.act_dim, agent.config.n_critics, agent.config.batch_size
+    h1, h2 = agent.config.hidden_sizes
+    critic = n * _products(b, [o + a, h1, h2, 1])  # one forward pass of the ensemble
+    mid = 2 * b * h1 * h2  # the input gradient of the middle layer (the Q head's is a broadcast multiply)
+    first_in = 2 * b * h1 * (o + a)  # the input gradient of a critic's first layer
+    counts, actor_steps = [], []
+    for _ in range(2):  # TD3: one update with the delayed actor step and one without
+        actor_steps.append((agent.updates + 1) % getattr(agent.config, "policy_delay", 1) == 0)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            agent.update()
+        counts.append(counter.get_total_flops())
+    if cls is SAC:
+        actor = [o, h1, h2, 2 * a]
+        actor_backward = _products(b, actor) + 2 * b * h2 * 2 * a + 2 * b * h1 * h2  # weights + inner inputs
+        expected = (
+            2 * _products(b, actor)  # ã′ and ã
+            + 3 * critic  # target, critic step, actor step forwards
+            + critic + n * mid  # critic step backward: weight gradients, middle input gradient
+            + n * (mid + first_in)  # actor step through the critics: input gradients only
+            + actor_backward
+        )
+        assert counts == [expected, expected]
+    else:
+        actor = [o, h1, h2, a]
+        critic_update = _products(b, actor) + 3 * critic + n * mid
+        actor_update = (
+            _products(b, actor) + critic + n * (mid + first_in)  # μ(s), the critics, their input gradients
+            + _products(b, actor) + 2 * b * h2 * a + 2 * b * h1 * h2  # actor backward
+        )  # fmt: skip
+        assert sorted(actor_steps) == [False, True]
+        assert counts == [critic_update + actor_update * step for step in actor_steps]
+
+
+# -- torch.compile ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [SAC, TD3])
+def test_compiled_update_equals_eager_update(cls: type) -> None:
+    """Both of TD3's variants (with and without the delayed actor step) are compiled and checked."""
+    extra = {"policy_delay": 2} if cls is TD3 else {}
+    compiled = _agent(cls, compile_update=True, cuda_graph=False, **extra)
+    eager = _agent(cls, compile_update=False, cuda_graph=False, **extra)
+    _paired_updates(compiled, eager, 4, rtol=1e-4, atol=1e-5)
+    assert isinstance(compiled._runner, runner_mod.Compiled) and not compiled._runner.failed
+
+
+def test_compile_failure_restores_the_state_and_continues_uncompiled(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A compiler that fails half-way through (after part of the update ran, as a graph break
+    allows) must cost nothing: one warning line, the state put back, the update done eagerly."""
+
+    def broken_compile(fn: Any, **kwargs: Any) -> Any:
+        def half_then_fail(draws: Any, phase: Any) -> Any:
+            agent = fn.__self__
+            with torch.no_grad():
+                next(agent.critic.parameters()).add_(1.0)  # the part that ran before the failure
+            raise RuntimeError("InductorError: AssertionError: assert isinstance(snode, SchedulerNode)")
+
+        return half_then_fail
+
+    monkeypatch.setattr(runner_mod.torch, "compile", broken_compile)
+    compiled = _agent(SAC, compile_update=True, cuda_graph=False)
+    eager = _agent(SAC, compile_update=False, cuda_graph=False)
+    _paired_updates(compiled, eager, 2)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not compile" in err[0] and "continuing without it" in err[0]
+
+
+def test_each_agent_compiles_its_own_code_object() -> None:
+    """Dynamo caches at most 8 graphs per code object; every agent's update gets a private copy of
+    the code so a sweep or a test session can build any number of compiled agents."""
+    a, b = _agent(SAC), _agent(SAC)
+    fa, fb = runner_mod._own_code(a._compute), runner_mod._own_code(b._compute)
+    assert fa.__func__.__code__ is not fb.__func__.__code__
+    assert fa.__func__.__code__ is not SAC._compute.__code__
+    assert fa.__func__.__code__ == SAC._compute.__code__  # equal code: the same function
+
+
+# -- CUDA graphs -----------------------------------------------------------------------------------
+@pytest.mark.skipif(DEVICE == "cpu", reason="CUDA graphs need a CUDA device (run with --device cuda)")
+@pytest.mark.parametrize(("cls", "extra"), UPDATE_CASES, ids=CASE_IDS)
+def test_cuda_graph_update_equals_eager_update(cls: type, extra: dict[str, Any]) -> None:
+    graphed = _agent(cls, cuda_graph=True, **extra)
+    eager = _agent(cls, cuda_graph=False, **extra)
+    _paired_updates(graphed, eager, 6, rtol=1e-4, atol=1e-5)
+    assert isinstance(graphed._runner, runner_mod.CudaGraphed)
+
+
+# -- the learner axis ------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [SAC, TD3])
+def test_two_stacked_learners_equal_two_single_learners(cls: type) -> None:
+    """One agent with seeds (3, 7) against SAC(seed=3) and SAC(seed=7) on the same replay data:
+    initial weights, replay samples, noise, every update and the exploration actions agree."""
+    stacked = cls("Pendulum-v1", **TINY, seeds=[3, 7])
+    singles = [cls("Pendulum-v1", **{**TINY, "seed": s}) for s in (3, 7)]
+    fill_buffer(stacked, 512)
+    for k, single in enumerate(singles):
+        single.buffer.add_all(seed_rows(stacked, k, 512)[None])
+
+    def compare(rtol: float, atol: float) -> None:
+        big = state_tensors(stacked)
+        for k, single in enumerate(singles):
+            for key, value in state_tensors(single).items():
+                part = big[key] if big[key].dim() == 0 else big[key].chunk(2)[k]
+                torch.testing.assert_close(part, value, rtol=rtol, atol=atol, msg=f"learner {k} {key}")
+
+    compare(0, 0)  # the same initial networks, exactly
+    for _ in range(200):
+        metrics = stacked.update()
+        single_metrics = [s.update() for s in singles]
+    compare(1e-4, 1e-5)
+    for key, value in metrics.items():
+        assert value.shape == (2,)
+        for k in range(2):
+            torch.testing.assert_close(value[k], single_metrics[k][key][0], rtol=1e-4, atol=1e-5)
+    # the random streams are the same ones: exploration draws next from the same state
+    stacked.env_steps = singles[0].env_steps = singles[1].env_steps = 10**6  # past learning_starts
+    obs = np.random.default_rng(0).normal(size=(2, 1, stacked.spec.obs_dim)).astype(np.float32)
+    actions = stacked.explore(obs)
+    for k, single in enumerate(singles):
+        np.testing.assert_allclose(actions[k], single.explore(obs[k : k + 1])[0], rtol=1e-4, atol=1e-5)
+
+
+# -- the numpy acting path -------------------------------------------------------------------------
+EXPLORE_CASES: list[tuple[type, str, dict[str, Any]]] = [
+    (SAC, "HalfCheetah-v5", {"log_std_min": -5.0, "log_std_max": 0.5}),
+    (TD3, "HalfCheetah-v5", {}),
+    (DDPG, "Pendulum-v1", {"exploration_noise": 0.0}),
+]
+
+
+@pytest.mark.skipif(not on_cpu(), reason="the numpy acting path serves the CPU only")
+@pytest.mark.parametrize(("cls", "env_id", "extra"), EXPLORE_CASES, ids=[c.__name__ for c, _, _ in EXPLORE_CASES])
+@pytest.mark.parametrize("learners", [1, 3])
+def test_numpy_acting_equals_the_torch_policy(cls: type, env_id: str, extra: dict[str, Any], learners: int) -> None:
+    """Same actions to float32 rounding, and the same numbers drawn from the learners' streams (so
+    runs and resumes do not depend on which path acted)."""
+    seeds = list(range(learners))
+    numpy_agent = cls(env_id, **{**TINY, "learning_starts": 0, **extra}, seeds=seeds)
+    torch_agent = cls(env_id, **{**TINY, "learning_starts": 0, "fast_update": False, **extra}, seeds=seeds)
+    with torch.no_grad():  # away from the initialisation: saturated tanh and clamped log σ occur
+        for p, q in zip(numpy_agent.actor.parameters(), torch_agent.actor.parameters(), strict=True):
+            q.copy_(p.add_(torch.randn_like(p) * 0.3))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        obs = (rng.normal(size=(learners, 1, numpy_agent.spec.obs_dim)) * 3.0).astype(np.float32)
+        fast, ref = numpy_agent.explore(obs), torch_agent.explore(obs)
+        assert fast.dtype == np.float32 and fast.shape == ref.shape == (learners, 1, numpy_agent.spec.act_dim)
+        np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-5)  # sums of products, in another order
+    for k in range(learners):
+        assert torch.equal(numpy_agent.rng.state(k)["host"], torch_agent.rng.state(k)["host"])
+    assert np.abs(fast).max() <= 1.0
