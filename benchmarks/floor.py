@@ -20,8 +20,6 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
 
 def _median_s(fn: Any, repeats: int = 7, inner: int = 50) -> float:
     for _ in range(5):
@@ -39,23 +37,18 @@ def update_flops(algo: str, env_id: str) -> float:
     """Floating-point operations per update, averaged over ``policy_delay`` updates for TD3."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
+    from update_time import fill
 
-    from softac.agents import AGENTS
+    from softac import registry
 
-    agent = AGENTS[algo](env_id, learning_starts=0, buffer_size=10_000)
-    rng = np.random.default_rng(0)
-    n, o, a = 2_000, agent.spec.obs_dim, agent.spec.act_dim
-    f32 = np.float32
-    agent.buffer.add(
-        rng.normal(size=(n, o)).astype(f32), rng.uniform(-1, 1, size=(n, a)).astype(f32),
-        rng.normal(size=n).astype(f32), np.zeros(n, dtype=f32), rng.normal(size=(n, o)).astype(f32),
-    )  # fmt: skip
-    agent.update(agent.buffer.sample(agent.config.batch_size))  # optimizer state exists from here on
+    agent = registry.get(algo).agent_cls(env_id, learning_starts=0, buffer_size=10_000)
+    fill(agent, 2_000)
+    agent.update()  # everything the update allocates once exists from here on
     period = int(getattr(agent.config, "policy_delay", 1))
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         for _ in range(period):
-            agent.update(agent.buffer.sample(agent.config.batch_size))
+            agent.update()
     return counter.get_total_flops() / period
 
 

@@ -42,10 +42,11 @@ def evaluate_fn(act: Any, env_id: str, episodes: int = 10, seed: int = 100_000) 
 
 
 def run_softac(algo: str, env_id: str, steps: int, seed: int, learning_starts: int) -> tuple[float, float]:
-    from softac.agents import AGENTS
+    from softac import registry
 
-    agent = AGENTS[algo](env_id, total_steps=steps, learning_starts=learning_starts, seed=seed, eval_freq=10**9,
-                         eval_episodes=1)  # fmt: skip
+    agent = registry.get(algo).agent_cls(
+        env_id, total_steps=steps, learning_starts=learning_starts, seed=seed, eval_freq=10**9, eval_episodes=1
+    )
     t0 = time.perf_counter()
     agent.learn(progress=False)
     elapsed = time.perf_counter() - t0

@@ -37,7 +37,8 @@ def main() -> int:
         "--eval-freq", "1000", "--eval-episodes", "5",
         "--threads", "1", "--no-progress", "--run-dir", str(run_dir),
     ]  # fmt: skip
-    from softac.checkpoint import list_checkpoints, load_agent
+    from softac.io.load import load_agent
+    from softac.io.rundir import list_checkpoints
 
     for k in range(args.kills):
         fresh = not list_checkpoints(run_dir)
