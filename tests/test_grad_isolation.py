@@ -116,7 +116,8 @@ def test_td3_losses_are_isolated(td3_agent: TD3) -> None:
     _zero_all(agent)
     with torch.no_grad():
         noise = torch.randn(1, 64, 1, device=agent.device) * 0.2
-        next_action = LT.smoothed_target_action(agent.actor_target(batch.next_obs), noise, agent.config.target_noise_clip)
+        clip = agent.config.target_noise_clip
+        next_action = LT.smoothed_target_action(agent.actor_target(batch.next_obs), noise, clip)
         y = LT.target(batch.reward, batch.terminated, agent.config.gamma,
                       agent.critic_target(torch.cat([batch.next_obs, next_action], dim=-1)))  # fmt: skip
     LT.critic_loss(agent.critic(batch.obs_act), y).sum().backward()
