@@ -259,3 +259,59 @@ def test_numpy_acting_equals_the_torch_policy(cls: type, env_id: str, extra: dic
     for k in range(learners):
         assert torch.equal(numpy_agent.rng.state(k)["host"], torch_agent.rng.state(k)["host"])
     assert np.abs(fast).max() <= 1.0
+
+
+# -- one environment step's device work as one graph -----------------------------------------------
+@pytest.mark.parametrize(("cls", "extra", "updates_per_step"), [
+    (SAC, {}, 1), (TD3, {"policy_delay": 2}, 1), (SAC, {"n_critics": 3}, 2), (TD3, {"policy_delay": 3}, 0),
+], ids=["SAC", "TD3", "SAC-utd2", "TD3-no-update"])  # fmt: skip
+@pytest.mark.parametrize("learners", [1, 2])
+def test_step_graph_body_equals_the_plain_loop(
+    cls: type, extra: dict[str, Any], updates_per_step: int, learners: int
+) -> None:
+    """What ``softac.accel.step_graph`` captures, run eagerly, against the plain path on a twin:
+    append the step's rows → the updates → the next behaviour action. Same actions, same learned
+    state, same replay buffer, step after step (the CUDA test below checks the captured graph)."""
+    from softac.accel.step_graph import StepGraph
+
+    seeds = list(range(5, 5 + learners))
+    graph_agent, plain = (cls("Pendulum-v1", **TINY, seeds=seeds, **extra) for _ in range(2))
+    for agent in (graph_agent, plain):
+        fill_buffer(agent, 300)
+        agent.env_steps = agent.config.learning_starts  # acting from the policy from now on
+    step_graph = StepGraph(graph_agent, rows_per_learner=1, capture=not on_cpu())
+    for t in range(7):
+        rows = seed_rows(graph_agent, 0, 1, seed=100 + t)[None].repeat(learners, axis=0)
+        phases = tuple(graph_agent.update_phase(graph_agent.updates + i) for i in range(updates_per_step))
+        action, metrics = step_graph(rows, phases)
+        plain.buffer.add_all(rows)
+        for _ in range(updates_per_step):
+            plain_metrics = plain.update()
+        next_obs = rows[..., -plain.spec.obs_dim :]
+        expected = plain.explore(next_obs)
+        np.testing.assert_allclose(action, expected, rtol=1e-5, atol=1e-6, err_msg=f"step {t}")
+        assert graph_agent.updates == plain.updates
+        _assert_states_close(state_tensors(graph_agent), state_tensors(plain), 1e-5, 1e-6)
+        if updates_per_step:
+            for key in metrics:
+                torch.testing.assert_close(metrics[key], plain_metrics[key], rtol=1e-5, atol=1e-6)
+    for a, b in ((graph_agent.buffer, plain.buffer),):
+        assert (a.size == b.size).all() and (a.cursor == b.cursor).all()
+        filled = int(a.size.max())
+        assert torch.equal(a.storage[:, :filled], b.storage[:, :filled]) and torch.equal(a.size_t, b.size_t)
+        assert int(a.cursor_t) == int(b.cursor_t) == int(a.cursor[0])
+
+
+@pytest.mark.skipif(DEVICE == "cpu", reason="CUDA graphs need a CUDA device (run with --device cuda)")
+@pytest.mark.parametrize("cls", [SAC, TD3])
+def test_training_with_step_graphs_equals_training_without(cls: type) -> None:
+    """A whole CUDA training run (episode ends, evaluation, the plain path on reset steps) with and
+    without graphs: the same parameters to float tolerance after 300 updates."""
+    runs = []
+    for graphs in (True, False):
+        agent = cls("Pendulum-v1", **{**TINY, "cuda_graph": graphs}, learning_starts=100, total_steps=400,
+                    eval_freq=400)  # fmt: skip
+        agent.learn(progress=False)
+        assert agent.updates == 300
+        runs.append(state_tensors(agent))
+    _assert_states_close(runs[0], runs[1], rtol=1e-3, atol=1e-4)

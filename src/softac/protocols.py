@@ -8,7 +8,7 @@ dimension of every learned tensor, learner-major; a single run is L = 1. Everyth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from softac.collector import Transitions
+from softac.data.replay import ReplayBuffer
 from softac.envs import EnvSpec
 from softac.rng import LearnerRNG
 
@@ -68,6 +69,11 @@ class AgentLike(Protocol):
 
 
 class OffPolicyLike(AgentLike, Protocol):
+    buffer: ReplayBuffer
+
+    def update_phase(self, index: int) -> Hashable:
+        """Which variant update number ``index`` is (e.g. TD3's delayed actor step)."""
+
     def explore(self, obs: np.ndarray) -> np.ndarray: ...
 
     def add_transitions(self, tr: Transitions) -> None:

@@ -129,7 +129,18 @@ class CudaGraphed:
         return graph, out
 
 
-def make_runner(
+def graphs_available(device: torch.device, cuda_graph: bool) -> bool:
+    """Whether updates on ``device`` are captured in CUDA graphs (configured, and possible)."""
+    if device.type != "cuda" or not cuda_graph:
+        return False
+    if not hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
+        warn(f"torch {torch.__version__} cannot capture custom random generators in a CUDA graph; "
+             "running the update without CUDA graphs")  # fmt: skip
+        return False
+    return True
+
+
+def make_runners(
     draw: Draw,
     compute: Compute,
     tensors: Callable[[], Sequence[Tensor]],
@@ -137,13 +148,11 @@ def make_runner(
     device: torch.device,
     compile_update: bool,
     cuda_graph: bool,
-) -> Update:
-    """The update as configured: compiled or not, and on CUDA captured in a graph (unless off)."""
+) -> tuple[Update, Update]:
+    """The update as configured: ``inner`` runs it (compiled or not) where it is called — inside a
+    larger captured graph too — and ``outer`` is what an update on its own runs (``inner``
+    captured in its own CUDA graph on CUDA, unless that is switched off)."""
     inner: Update = Compiled(draw, compute, tensors, generators) if compile_update else Eager(draw, compute)
-    if device.type == "cuda" and cuda_graph:
-        if not hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
-            warn(f"torch {torch.__version__} cannot capture custom random generators in a CUDA graph; "
-                 "running the update without CUDA graphs")  # fmt: skip
-            return inner
-        return CudaGraphed(inner, tensors, generators)
-    return inner
+    if graphs_available(device, cuda_graph):
+        return inner, CudaGraphed(inner, tensors, generators)
+    return inner, inner

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from softac.accel.runner import Update, make_runner
+from softac.accel.runner import Update, make_runners
 from softac.algos.base import Agent
 from softac.collector import Transitions
 from softac.config import OffPolicyConfig
@@ -43,6 +43,7 @@ class OffPolicyAgent(Agent):
         cfg, spec = self.config, self.spec
         self.buffer = ReplayBuffer(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device)
         self._runner: Update | None = None
+        self._inner: Update | None = None
         self._runner_key: tuple[bool, bool, bool] | None = None
         self._np_cache: dict[int, Any] = {}
 
@@ -60,8 +61,9 @@ class OffPolicyAgent(Agent):
     def _compute(self, draws: Any, phase: Hashable) -> dict[str, Tensor]:
         """The update itself, in place; metrics as tensors of shape (L,)."""
 
-    def _phase(self) -> Hashable:
-        """Which variant of the update the next one is (decided on the host from counters)."""
+    def update_phase(self, index: int) -> Hashable:
+        """Which variant update number ``index`` (counting from 0) is, decided on the host from the
+        counter alone (so a resumed run and a graph of several updates agree)."""
         return None
 
     # -- acting -----------------------------------------------------------------------------
@@ -137,21 +139,31 @@ class OffPolicyAgent(Agent):
         self.buffer.set_fill(k, size, cursor)
 
     # -- the update -------------------------------------------------------------------------
-    def update(self) -> dict[str, Tensor]:
-        """One gradient step of every learner; returns detached metrics of shape (L,) (no host
-        sync). Runs eagerly, compiled, or from a CUDA graph, as configured."""
+    def _runners(self) -> tuple[Update, Update]:
+        """(inner, outer) as ``softac.accel.runner.make_runners`` builds them for the current
+        config; rebuilt when a run setting that changes them does (e.g. on ``--resume``)."""
         cfg = self.config
-        if int(self.buffer.size.min()) == 0:
-            raise SoftacError("cannot update from an empty replay buffer: collect transitions first")
         key = (cfg.fast_update, cfg.compile_update, cfg.cuda_graph)
-        if self._runner is None or key != self._runner_key:
+        if self._runner is None or self._inner is None or key != self._runner_key:
             for module in self.modules().values():
                 for sub in module.modules():
                     if isinstance(sub, BatchedMLP):
                         sub.fused = cfg.fast_update
-            self._runner = make_runner(self._draw, self._compute, self.mutable_tensors, self.rng.dev,
-                                       self.device, cfg.compile_update, cfg.cuda_graph)  # fmt: skip
+            self._inner, self._runner = make_runners(self._draw, self._compute, self.mutable_tensors, self.rng.dev,
+                                                     self.device, cfg.compile_update, cfg.cuda_graph)  # fmt: skip
             self._runner_key = key
-        metrics = self._runner(self._phase())
+        return self._inner, self._runner
+
+    def run_update(self, phase: Hashable) -> dict[str, Tensor]:
+        """One update of variant ``phase`` run in place, as part of a larger step (no counter, no
+        CUDA graph of its own: ``softac.accel.step_graph`` captures it with the rest)."""
+        return self._runners()[0](phase)
+
+    def update(self) -> dict[str, Tensor]:
+        """One gradient step of every learner; returns detached metrics of shape (L,) (no host
+        sync). Runs eagerly, compiled, or from a CUDA graph, as configured."""
+        if int(self.buffer.size.min()) == 0:
+            raise SoftacError("cannot update from an empty replay buffer: collect transitions first")
+        metrics = self._runners()[1](self.update_phase(self.updates))
         self.updates += 1
         return metrics

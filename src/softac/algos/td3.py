@@ -88,9 +88,9 @@ class TD3(OffPolicyAgent):
         noise = torch.empty((self.learners, rows, self.spec.act_dim), device=self.device)
         return self.rng.normal_(noise).mul_(sigma)
 
-    def _phase(self) -> Hashable:
-        """Whether this update includes the delayed actor and target step (every policy_delay-th)."""
-        return (self.updates + 1) % self.config.policy_delay == 0
+    def update_phase(self, index: int) -> Hashable:
+        """Whether update ``index`` includes the delayed actor and target step (every policy_delay-th)."""
+        return (index + 1) % self.config.policy_delay == 0
 
     def _draw(self, phase: Hashable) -> tuple[Batch, Tensor | None]:
         batch = self.buffer.sample(self.config.batch_size, self.rng)

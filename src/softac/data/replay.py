@@ -51,8 +51,10 @@ class ReplayBuffer:
         self.storage = torch.empty((learners, capacity, self.row), dtype=torch.float32, device=self.device)
         self.cursor = np.zeros(learners, dtype=np.int64)  # next row to write, per learner
         self.size = np.zeros(learners, dtype=np.int64)  # rows holding data, per learner
-        # The fill levels as a device tensor, read by ``sample`` (see the module docstring).
+        # The fill levels as a device tensor, read by ``sample`` (see the module docstring), and the
+        # write position as one, used by ``append_device`` (a CUDA graph's writes).
         self.size_t = torch.zeros((learners, 1), dtype=torch.float64, device=self.device)
+        self.cursor_t = torch.zeros((), dtype=torch.int64, device=self.device)
         # Row offsets of each learner's region in the flattened storage, for one index_select.
         self._offsets = torch.arange(learners, device=self.device).mul_(capacity).unsqueeze(1)
         self._u: Tensor | None = None
@@ -107,7 +109,28 @@ class ReplayBuffer:
         self.sync_size()
 
     def sync_size(self) -> None:
+        """Copy the host's fill levels (and the common write position) to the device tensors."""
         self.size_t.copy_(torch.from_numpy(self.size.astype(np.float64)).view(-1, 1), non_blocking=True)
+        self.cursor_t.fill_(int(self.cursor[0]))
+
+    def aligned(self) -> bool:
+        """Every learner writes at the same position (true unless some dropped a transition)."""
+        return bool((self.cursor == self.cursor[0]).all())
+
+    def append_device(self, rows: Tensor) -> None:
+        """``add_all`` on the device, from ``rows`` (L, n, row) already there and the device's own
+        write position and fill levels: no host value is read, so a CUDA graph can capture it.
+        Needs ``aligned()``; ``commit_host`` then advances the host's copy of the counters."""
+        n = rows.shape[1]
+        idx = torch.arange(n, device=self.device).add_(self.cursor_t).remainder_(self.capacity)
+        self.storage.index_copy_(1, idx, rows)
+        self.cursor_t.add_(n).remainder_(self.capacity)
+        self.size_t.add_(n).clamp_(max=self.capacity)
+
+    def commit_host(self, n: int) -> None:
+        """The host side of ``append_device``: the same arithmetic on the numpy counters."""
+        self.cursor[:] = (self.cursor + n) % self.capacity
+        self.size[:] = np.minimum(self.size + n, self.capacity)
 
     def sample(self, batch_size: int, rng: LearnerRNG) -> Batch:
         """``batch_size`` rows per learner, uniformly with replacement (like SB3 and CleanRL)."""

@@ -1,6 +1,10 @@
 """The off-policy family's step: collect one transition per environment → replay buffer → the
 updates owed (update-to-data ratio). The shell (``softac.train.shell``) calls it until the budget
-is spent and does everything else (logging, evaluation, checkpoints, signals, divergence)."""
+is spent and does everything else (logging, evaluation, checkpoints, signals, divergence).
+
+On CUDA (with ``cuda_graph``) a step's device work — storing the transitions, the updates and the
+next behaviour action — replays as one graph (``softac.accel.step_graph``) whenever it can; the
+action it computes is the one the next step acts with, exactly as if it were computed then."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from softac.accel.runner import graphs_available
+from softac.accel.step_graph import StepGraph
 from softac.collector import Collector
 from softac.envs import make_vector_env
 from softac.errors import DivergenceError
@@ -34,11 +40,30 @@ class OffPolicyStep:
         self.collector = Collector(self.envs, agent.to_env, seeds, cfg.skip_nonfinite)
         if resume and all("collector" in r for r in resume):
             self.collector.restore([r["collector"] for r in resume])
+        self.graph = StepGraph(agent, cfg.n_envs) if graphs_available(agent.device, cfg.cuda_graph) else None
+        self.next_action: np.ndarray | None = None  # computed by the step graph for the next step
+
+    def _graphable(self, ok: np.ndarray, due: int) -> bool:
+        """The step graph serves this step when the next action is the policy's (past warm-up), no
+        episode ended (the next observation is the transition's own), every transition was kept,
+        the learners' buffers are aligned, and at most four updates are owed (UTD ≤ 4: one graph
+        per tuple of update variants)."""
+        agent = self.agent
+        return (
+            self.graph is not None
+            and agent.env_steps >= agent.config.learning_starts
+            and not self.collector.needs_reset.any()
+            and bool(ok.all())
+            and agent.buffer.aligned()
+            and due <= 4
+        )
 
     def __call__(self) -> StepResult:
         agent = self.agent
         before = agent.env_steps
-        action = agent.explore(self.collector.observe(before))
+        obs = self.collector.observe(before)
+        action = self.next_action if self.next_action is not None else agent.explore(obs)
+        self.next_action = None
         # Why: a diverged policy emits NaN actions; stepping the env with them made the *env*
         # return NaN observations, reported as a bad environment (exit 2, "--skip-nonfinite",
         # which would then silently drop every transition). Name the real cause instead.
@@ -47,11 +72,17 @@ class OffPolicyStep:
             k = int(np.flatnonzero(~np.isfinite(action).reshape(agent.learners, -1).all(axis=1))[0])
             raise DivergenceError(f"step {before}: the policy's action became non-finite (seed {agent.seeds[k]})")
         tr = self.collector.step(action, before)
-        agent.add_transitions(tr)
         agent.env_steps += agent.config.n_envs
+        due = agent.updates_due()
         metrics: dict[str, Tensor] = {}
-        for _ in range(agent.updates_due()):
-            metrics = agent.update()
+        if self.graph is not None and self._graphable(tr.ok, due):
+            rows = agent.buffer.rows(tr.obs, tr.action, tr.reward, tr.terminated, tr.next_obs)
+            phases = tuple(agent.update_phase(agent.updates + i) for i in range(due))
+            self.next_action, metrics = self.graph(rows, phases)
+        else:
+            agent.add_transitions(tr)
+            for _ in range(due):
+                metrics = agent.update()
         return StepResult(tr.episode_returns, tr.episode_lengths, metrics)
 
     def state(self, k: int) -> dict[str, Any]:
