@@ -42,18 +42,18 @@ def cases(quick: bool) -> list[tuple[str, str, Variant, int]]:
         ("TD3 softac CPU", "td3", Variant("softac", "softac", {"device": "cpu"}), slow),
         ("SAC softac GPU, no CUDA graphs", "sac", Variant("softac", "softac", {**gpu, "cuda_graph": False}), slow),
         ("SAC softac GPU, compile_update + graphs", "sac",
-         Variant("softac", "softac", {**gpu, "compile_update": True}), steps),  # fmt: skip
+         Variant("softac", "softac", {**gpu, "compile_update": True}), steps),
         ("TD3 softac GPU, compile_update + graphs", "td3",
-         Variant("softac", "softac", {**gpu, "compile_update": True}), steps),  # fmt: skip
+         Variant("softac", "softac", {**gpu, "compile_update": True}), steps),
         ("SAC softac GPU, batch 1024", "sac", Variant("softac", "softac", {**gpu, "batch_size": 1024}), steps),
         ("SAC softac GPU, 4 envs (async)", "sac",
-         Variant("softac", "softac", {**gpu, "n_envs": 4, "vectorization": "async"}), steps),  # fmt: skip
+         Variant("softac", "softac", {**gpu, "n_envs": 4, "vectorization": "async"}), steps),
         ("SAC softac GPU, 16 envs (async)", "sac",
-         Variant("softac", "softac", {**gpu, "n_envs": 16, "vectorization": "async"}), steps),  # fmt: skip
+         Variant("softac", "softac", {**gpu, "n_envs": 16, "vectorization": "async"}), steps),
         ("SAC softac GPU, 1 seed (async env)", "sac",
-         Variant("softac", "softac", {**gpu, "vectorization": "async", "n_envs": 1}), slow),  # fmt: skip
+         Variant("softac", "softac", {**gpu, "vectorization": "async", "n_envs": 1}), slow),
         ("SAC softac GPU, 16 seeds in one process", "sac",
-         Variant("softac", "softac", {**gpu, "seeds": list(range(16)), "vectorization": "async"}), slow),  # fmt: skip
+         Variant("softac", "softac", {**gpu, "seeds": list(range(16)), "vectorization": "async"}), slow),
     ]
     return out
 
