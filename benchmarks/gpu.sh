@@ -22,6 +22,7 @@ if [[ " $PARTS " == *" tests "* ]]; then
     --durations=15 ${TESTS:-tests} 2>&1 | tee "$OUT/tests.log" | tail -40
 fi
 if [[ " $PARTS " == *" bench "* ]]; then
-  timeout "${BENCH_TIMEOUT:-420}" python3 benchmarks/gpu.py --json "$OUT/gpu.json" ${BENCH_ARGS:-} 2>&1 \
+  timeout "${BENCH_TIMEOUT:-420}" python3 benchmarks/gpu.py --json "$OUT/gpu.json" ${QUICK:+--quick} \
+    ${ONLY:+--only "$ONLY"} 2>&1 \
     | grep -v "settotalmass" | tee "$OUT/bench.log"
 fi
