@@ -53,7 +53,7 @@ def test_buffer_after_training_keeps_termination_and_truncation_apart(env_id: st
     agent.learn(progress=False)
     assert agent.updates > 0
     b = agent.buffer
-    rows = b.storage[0, : b.size[0]].numpy()
+    rows = b.storage[0, : b.size[0]].cpu().numpy()
     assert b.size[0] == 120
     t, d, t_next = rows[:, 0], rows[:, b.obs_dim + b.act_dim + 1], rows[:, b.obs_dim + b.act_dim + 2]
     np.testing.assert_array_equal(t_next, t + 1)  # s' is always the real successor, never a reset obs
@@ -99,7 +99,7 @@ def test_training_on_nonfinite_env_raises_then_skips() -> None:
     agent.learn(progress=False)
     assert agent.updates > 0
     assert agent.buffer.size[0] == 59  # 60 steps, one dropped
-    assert np.isfinite(agent.buffer.storage[0, : agent.buffer.size[0]].numpy()).all()
+    assert np.isfinite(agent.buffer.storage[0, : agent.buffer.size[0]].cpu().numpy()).all()
 
 
 @pytest.mark.parametrize(
