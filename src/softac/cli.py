@@ -1,4 +1,4 @@
-"""``softac train|eval|plot|compare|bench``. Every config field is a flag, generated from the dataclasses.
+"""``softac train|eval|plot|compare|sweep|bench``. Every config field is a flag, generated from the dataclasses.
 
 Exit codes: 0 success, 2 bad input (one line on stderr; ``--debug`` shows the traceback),
 3 training diverged, 130/143 interrupted by SIGINT/SIGTERM after saving a checkpoint.
@@ -183,6 +183,12 @@ def cmd_compare(argv: Sequence[str]) -> int:
     return compare_main(argv, _Parser)
 
 
+def cmd_sweep(argv: Sequence[str]) -> int:
+    from softac.sweep.cli import main as sweep_main
+
+    return sweep_main(argv, _Parser)
+
+
 def cmd_bench(argv: Sequence[str]) -> int:
     from softac.bench import main as bench_main
 
@@ -190,7 +196,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
 
 
 COMMANDS = {
-    "train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "compare": cmd_compare,
+    "train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "compare": cmd_compare, "sweep": cmd_sweep,
     "bench": cmd_bench,
 }  # fmt: skip
 

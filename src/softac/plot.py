@@ -46,18 +46,18 @@ def resolve_out(out: str | os.PathLike[str] | None, single_dir: Path | None = No
     return path
 
 
-def _draw(ax: Any, label: str, curves: list[Curve], stat: str) -> None:
+def _draw(ax: Any, label: str, curves: list[Curve], stat: str, describe: bool) -> None:
     seeds = [c.seed for c in curves]
     if len(curves) == 1:
         c = curves[0]
-        ax.plot(c.steps, c.returns, marker="o", ms=3, label=f"{label} (seed {seeds[0]})")
+        ax.plot(c.steps, c.returns, marker="o", ms=3, label=f"{label} (seed {seeds[0]})" if describe else label)
         return
     rows = curve_table(curves)
     steps = np.array([r["step"] for r in rows], dtype=float)
     center = np.array([r[stat] for r in rows])
     lo = np.array([r[f"{stat}_ci_low"] for r in rows])
     hi = np.array([r[f"{stat}_ci_high"] for r in rows])
-    line = ax.plot(steps, center, label=f"{label} ({stat} of seeds {seeds}, 95% CI)")[0]
+    line = ax.plot(steps, center, label=f"{label} ({stat} of seeds {seeds}, 95% CI)" if describe else label)[0]
     # Steps that only one seed reached have no interval (NaN bounds): leave the band out there.
     ok = np.isfinite(lo) & np.isfinite(hi)
     if ok.any():
@@ -66,9 +66,11 @@ def _draw(ax: Any, label: str, curves: list[Curve], stat: str) -> None:
 
 
 def plot_groups(
-    panels: dict[str, dict[str, list[Curve]]], out: Path, title: str | None = None, stat: str = "mean"
+    panels: dict[str, dict[str, list[Curve]]], out: Path, title: str | None = None, stat: str = "mean",
+    describe: bool = True,
 ) -> Path:
-    """Draw ``{env_id: {label: curves}}``, one panel per environment; written atomically."""
+    """Draw ``{env_id: {label: curves}}``, one panel per environment; written atomically.
+    ``describe``: add the seeds and the statistic to each legend label (else the title should)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,7 +87,7 @@ def plot_groups(
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
     for ax, (env_id, groups) in zip(axes[0], sorted(panels.items()), strict=True):
         for label, curves in sorted(groups.items()):
-            _draw(ax, label, curves, stat)
+            _draw(ax, label, curves, stat, describe)
         ax.set_xlim(left=0)
         ax.set_title(env_id)
         ax.set_xlabel("environment steps")
