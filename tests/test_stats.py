@@ -168,7 +168,7 @@ def test_plot_band_is_the_bootstrap_interval(tmp_path: Path, monkeypatch: pytest
         plot_runs([tmp_path / "R"], tmp_path / f"{stat}.png", stat=stat)
         ((_, lines),) = seen["axes"]
         ((label, ys),) = lines.items()
-        assert label == f"SAC ({stat} of seeds [0, 1, 2, 3, 4, 5, 6], 95% CI)"
+        assert label == f"SAC R ({stat} of seeds [0, 1, 2, 3, 4, 5, 6], 95% CI)"  # a multi-seed dir: its name
         rows = curve_table(curves)
         assert ys == pytest.approx([r[stat] for r in rows])
         (band,) = seen["bands"]
@@ -178,6 +178,21 @@ def test_plot_band_is_the_bootstrap_interval(tmp_path: Path, monkeypatch: pytest
             assert (lo, hi) == pytest.approx((r[f"{stat}_ci_low"], r[f"{stat}_ci_high"]))
             values = [c.returns[int(r["step"]) // 100 - 1] for c in curves]
             assert min(values) < lo < r[stat] < hi < max(values)  # narrower than the seeds' range
+
+
+def test_plot_lines_per_multiseed_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # two settings of one algorithm (two multi-seed dirs) stay two lines; single runs group by algorithm
+    a = _multiseed(tmp_path / "lr=1e-4", "sac", [1.0, 3.0])
+    b = _multiseed(tmp_path / "lr=3e-4", "sac", [5.0, 7.0])
+    single = [fake_run(tmp_path, f"td3-{k}", "td3", "Pendulum-v1", k, [0.0, 10.0 * k]) for k in (0, 1)]
+    seen = capture_figure(monkeypatch)
+    plot_runs([a, b, *single], tmp_path / "f.png")
+    ((_, lines),) = seen["axes"]
+    assert lines == {
+        "SAC lr=1e-4 (mean of seeds [0, 1], 95% CI)": [0.5, 2.0],
+        "SAC lr=3e-4 (mean of seeds [0, 1], 95% CI)": [0.5, 6.0],
+        "TD3 (mean of seeds [0, 1], 95% CI)": [0.0, 5.0],
+    }
 
 
 def test_plot_out_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

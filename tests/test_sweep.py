@@ -50,7 +50,7 @@ def _sweep(argv: list[str]) -> dict[str, Any]:
     from softac.sweep.runner import run_sweep
 
     spec, out, _ = prepare(argv, argparse.ArgumentParser)
-    return run_sweep(spec, out, resume="--resume" in argv, progress=False)
+    return run_sweep(spec, out, progress=False)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -157,6 +157,11 @@ def test_optuna_search_writes_best(kill_control: Path, tmp_path: Path, capsys: p
     finals = [float(_rows(t / "seed_0" / "progress.csv")[-1]["eval_return_mean"]) for t in trials]
     assert best["value"] == pytest.approx(max(finals), abs=1e-3)
     assert len(_rows(out / "summary.csv")) == 2
+    # --resume of a finished search: the saved Optuna study has both trials, nothing runs again
+    capsys.readouterr()
+    assert main(["sweep", "--resume", str(out), "--no-progress"]) == 0
+    assert "2 finished, 0 to run" in capsys.readouterr().out
+    assert json.loads((out / "best.json").read_text()) == best
 
 
 @pytest.mark.parametrize(

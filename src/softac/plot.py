@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from softac.errors import SoftacError
-from softac.stats import Curve, curve_table, load_curves
+from softac.stats import Curve, curve_table, load_labelled
 
 STATS = ("mean", "iqm")
 # What matplotlib's Agg canvas can write; anything else failed deep inside savefig with
@@ -109,12 +109,13 @@ def plot_groups(
 
 
 def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None, stat: str = "mean") -> Path:
-    """Learning curves of any set of runs (single-seed run directories and/or multi-seed
-    directories): one panel per environment, one line per algorithm; seeds of the same
-    algorithm and environment are aggregated (``stat``: mean or iqm, with a 95 % CI band)."""
+    """Learning curves of any set of runs: one panel per environment; one line per algorithm for
+    single-seed run directories, one line per multi-seed directory (see
+    :func:`softac.stats.load_labelled`); seeds of a line are aggregated (``stat``: mean or iqm,
+    with a 95 % CI band)."""
     panels: dict[str, dict[str, list[Curve]]] = defaultdict(dict)
-    for (algo, env_id), curves in load_curves(list(run_dirs)).items():
-        panels[env_id][algo.upper()] = curves
+    for (label, env_id), curves in load_labelled(list(run_dirs)).items():
+        panels[env_id][label] = curves
     return plot_groups(panels, resolve_out(out, Path(run_dirs[0]) if len(run_dirs) == 1 else None), title, stat)
 
 

@@ -174,6 +174,21 @@ def load_curves(paths: list[Path], metric: str = "eval_return_mean") -> dict[tup
     return {k: sorted(v, key=lambda c: (c.seed, str(c.path))) for k, v in sorted(groups.items())}
 
 
+def load_labelled(paths: list[Path], metric: str = "eval_return_mean") -> dict[tuple[str, str], list[Curve]]:
+    """Runs grouped by ``(label, env_id)`` for figures: single-seed run directories by algorithm
+    (label ``SAC``), each multi-seed directory as its own group (label ``SAC <dir name>``, so two
+    settings of one algorithm, e.g. two directories of a sweep, stay two lines)."""
+    groups: dict[tuple[str, str], list[Curve]] = defaultdict(list)
+    for path in map(Path, paths):
+        runs = expand_runs([path])
+        multi = runs != [path]
+        for run in runs:
+            curve = read_curve(run, metric)
+            label = curve.algo.upper() + (f" {path.resolve().name}" if multi else "")
+            groups[(label, curve.env_id)].append(curve)
+    return {k: sorted(v, key=lambda c: (c.seed, str(c.path))) for k, v in sorted(groups.items())}
+
+
 def curve_table(curves: list[Curve], confidence: float = 0.95, seed: int = 0) -> list[dict[str, float]]:
     """Aggregate over seeds at every evaluation step that any seed reached.
 

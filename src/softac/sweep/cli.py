@@ -152,12 +152,11 @@ def main(argv: Sequence[str], parser_class: type[argparse.ArgumentParser]) -> in
         import ray  # noqa: F401  (only to tell early that it is missing)
     except ImportError:
         raise SoftacError(INSTALL) from None
-    fresh = "--resume" not in argv and not any(a.startswith("--resume=") for a in argv)
     spec, out, args = prepare(argv, parser_class)
     from softac.sweep.runner import run_sweep
 
     try:
-        result = run_sweep(spec, out, address=args.address, resume=not fresh, progress=not args.no_progress)
+        result = run_sweep(spec, out, address=args.address, progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"softac: sweep interrupted; continue it with: softac sweep --resume {out}", file=sys.stderr)
         return 130
