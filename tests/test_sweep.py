@@ -40,7 +40,8 @@ def kill_control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     inherit it; it only acts once a test writes the file."""
     control = tmp_path_factory.mktemp("kill") / "kill.json"
     os.environ[KILL_ENV] = str(control)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+             object_store_memory=100 * 2**20)  # sweeps pass no data through Ray: keep the store small  # fmt: skip
     yield control
     ray.shutdown()
     del os.environ[KILL_ENV]
