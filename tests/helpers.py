@@ -206,6 +206,53 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
     return lines[0]
 
 
+def fake_run(
+    root: Path, name: str, algo: str, env_id: str, seed: int, returns: list[float], every: int = 100
+) -> Path:
+    """A hand-made run directory: config.json and a progress.csv with one evaluation every
+    ``every`` steps (no training), for the figure and statistics tests."""
+    import json
+
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"algo": algo, "config": {"env_id": env_id, "seed": seed}}))
+    lines = ["step,eval_return_mean,eval_return_std,wall_time_s"]
+    lines += [f"{every * (i + 1)},{r},0,{i}" for i, r in enumerate(returns)]
+    (run / "progress.csv").write_text("\n".join(lines) + "\n")
+    return run
+
+
+def band_bounds(collection: Any) -> dict[float, tuple[float, float]]:
+    """A fill_between band as {x: (lower, upper)} (its polygon runs along one edge and back)."""
+    out: dict[float, list[float]] = {}
+    for path in collection.get_paths():
+        for x, y in path.vertices:
+            out.setdefault(float(x), []).append(float(y))
+    return {x: (min(ys), max(ys)) for x, ys in out.items()}
+
+
+def capture_figure(monkeypatch: Any) -> dict[str, Any]:
+    """Record, at savefig, each panel's (title, {line label: y values}) and each band's bounds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seen: dict[str, Any] = {}
+    original = plt.Figure.savefig
+
+    def spy(fig: Any, *args: Any, **kwargs: Any) -> None:
+        seen["axes"] = [
+            (ax.get_title(), {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()})
+            for ax in fig.axes
+        ]
+        seen["bands"] = [band_bounds(c) for ax in fig.axes for c in ax.collections]
+        original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, "savefig", spy)
+    return seen
+
+
 def random_rows(agent: Any, n: int, seed: int = 0) -> np.ndarray:
     """n random transitions per learner as buffer rows (L, n, row): Gaussian observations and
     rewards, uniform actions, 10 % terminations; learner k's from ``seed + k``, so a learner's

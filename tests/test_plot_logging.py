@@ -2,72 +2,49 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-import matplotlib
 import pytest
+from helpers import capture_figure, fake_run
 
 from softac import SoftacError
 from softac.logging import CSV_FIELDS, RunLogger, read_progress
 from softac.plot import plot_runs
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-
-def _fake_run(root: Path, name: str, algo: str, env_id: str, seed: int, returns: list[float]) -> Path:
-    run = root / name
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"algo": algo, "config": {"env_id": env_id, "seed": seed}}))
-    lines = ["step,eval_return_mean,eval_return_std,wall_time_s"]
-    lines += [f"{100 * (i + 1)},{r},0,{i}" for i, r in enumerate(returns)]
-    (run / "progress.csv").write_text("\n".join(lines) + "\n")
-    return run
-
-
-def _capture_figure(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    original = plt.Figure.savefig
-
-    def spy(fig: Any, *args: Any, **kwargs: Any) -> None:
-        seen["axes"] = [
-            (ax.get_title(), {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()})
-            for ax in fig.axes
-        ]
-        seen["bands"] = sum(len(ax.collections) for ax in fig.axes)
-        original(fig, *args, **kwargs)
-
-    monkeypatch.setattr(plt.Figure, "savefig", spy)
-    return seen
+from softac.stats import aggregate
 
 
 def test_plot_groups_by_env_and_algorithm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runs = [
-        _fake_run(tmp_path, "a", "sac", "Pendulum-v1", 0, [-1000, -500, -200]),
-        _fake_run(tmp_path, "b", "sac", "Pendulum-v1", 1, [-800, -300, -100]),
-        _fake_run(tmp_path, "c", "td3", "Pendulum-v1", 0, [-1200, -900]),
-        _fake_run(tmp_path, "d", "ddpg", "HalfCheetah-v5", 0, [10, 20]),
+        fake_run(tmp_path, "a", "sac", "Pendulum-v1", 0, [-1000, -500, -200]),
+        fake_run(tmp_path, "b", "sac", "Pendulum-v1", 1, [-800, -300, -100]),
+        fake_run(tmp_path, "c", "td3", "Pendulum-v1", 0, [-1200, -900]),
+        fake_run(tmp_path, "d", "ddpg", "HalfCheetah-v5", 0, [10, 20]),
     ]
-    seen = _capture_figure(monkeypatch)
+    seen = capture_figure(monkeypatch)
     out = plot_runs(runs, tmp_path / "out" / "curves.png", title="t")
     assert out.read_bytes()[:4] == b"\x89PNG"
     assert not list((tmp_path / "out").glob(".*tmp*"))  # written atomically, no temp file left
     panels = dict(seen["axes"])
     assert set(panels) == {"Pendulum-v1", "HalfCheetah-v5"}
     pend = panels["Pendulum-v1"]
-    assert set(pend) == {"SAC (mean of seeds [0, 1])", "TD3 (seed 0)"}
-    assert pend["SAC (mean of seeds [0, 1])"] == [-900, -400, -150]  # the mean over seeds
+    assert set(pend) == {"SAC (mean of seeds [0, 1], 95% CI)", "TD3 (seed 0)"}
+    assert pend["SAC (mean of seeds [0, 1], 95% CI)"] == [-900, -400, -150]  # the mean over seeds
     assert pend["TD3 (seed 0)"] == [-1200, -900]
     assert panels["HalfCheetah-v5"] == {"DDPG (seed 0)": [10, 20]}
-    assert seen["bands"] == 1  # the min–max band of the two SAC seeds
+    # one band: the two SAC seeds' 95% bootstrap CI of the mean at each step (with two seeds the
+    # resampled means are a, (a+b)/2 or b, so the 2.5% and 97.5% quantiles are the two values)
+    assert len(seen["bands"]) == 1
+    expected = {100.0: (-1000, -800), 200.0: (-500, -300), 300.0: (-200, -100)}
+    for x, (lo, hi) in expected.items():
+        agg = aggregate([lo, hi])
+        assert seen["bands"][0][x] == pytest.approx((agg["mean_ci_low"], agg["mean_ci_high"]))
+        assert seen["bands"][0][x] == pytest.approx((lo, hi))
 
 
 def test_plot_errors(tmp_path: Path) -> None:
     with pytest.raises(SoftacError, match=r"no progress\.csv"):
         plot_runs([tmp_path], tmp_path / "x.png")
-    empty = _fake_run(tmp_path, "empty", "sac", "Pendulum-v1", 0, [])
+    empty = fake_run(tmp_path, "empty", "sac", "Pendulum-v1", 0, [])
     with pytest.raises(SoftacError, match="no evaluation rows"):
         plot_runs([empty], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()

@@ -1,5 +1,5 @@
-"""``softac train|eval|plot|bench``. Every config field is a flag, generated from the dataclasses of
-the registered algorithms (``softac.registry``).
+"""``softac train|eval|plot|compare|sweep|bench``. Every config field is a flag, generated from the
+dataclasses of the registered algorithms (``softac.registry``).
 
 Exit codes: 0 success, 2 bad input (one line on stderr; ``--debug`` shows the traceback),
 3 training diverged, 130/143 interrupted by SIGINT/SIGTERM after saving a checkpoint.
@@ -197,18 +197,33 @@ def cmd_eval(argv: Sequence[str]) -> int:
 
 
 def cmd_plot(argv: Sequence[str]) -> int:
-    from softac.plot import plot_runs
+    from softac.plot import STATS, plot_runs, resolve_out
 
-    p = _Parser(prog="softac plot", description="Draw learning curves of one or several runs.")
-    p.add_argument("run_dirs", type=Path, nargs="+", help="run directories (different algorithms overlay)")
-    p.add_argument("--out", type=Path, default=None, help="PNG path (default: DIR/learning_curve.png for one run)")
+    p = _Parser(prog="softac plot", description="Draw learning curves of any set of runs: one panel per "
+                "environment, one line per algorithm; several seeds as their mean (or IQM) with a 95% "
+                "bootstrap confidence band.")  # fmt: skip
+    p.add_argument("run_dirs", type=Path, nargs="+", help="run directories and/or multi-seed directories (seed_*)")
+    p.add_argument("--out", default=None, help="image path; no extension: .png; a directory: DIR/learning_curve(s).png "
+                   "(default: DIR/learning_curve.png for one directory, else ./learning_curves.png)")  # fmt: skip
+    p.add_argument("--stat", choices=STATS, default="mean", help="line of several seeds (default: mean)")
     p.add_argument("--title", default=None)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
-    default = args.run_dirs[0] / "learning_curve.png" if len(args.run_dirs) == 1 else Path("learning_curves.png")
-    out = args.out or default
-    print(plot_runs(args.run_dirs, out, args.title))
+    out = resolve_out(args.out, args.run_dirs[0] if len(args.run_dirs) == 1 else None)
+    print(plot_runs(args.run_dirs, out, args.title, stat=args.stat))
     return 0
+
+
+def cmd_compare(argv: Sequence[str]) -> int:
+    from softac.compare import main as compare_main
+
+    return compare_main(argv, _Parser)
+
+
+def cmd_sweep(argv: Sequence[str]) -> int:
+    from softac.sweep.cli import main as sweep_main
+
+    return sweep_main(argv, _Parser)
 
 
 def cmd_bench(argv: Sequence[str]) -> int:
@@ -217,7 +232,10 @@ def cmd_bench(argv: Sequence[str]) -> int:
     return bench_main(list(argv))
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "bench": cmd_bench}
+COMMANDS = {
+    "train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "compare": cmd_compare, "sweep": cmd_sweep,
+    "bench": cmd_bench,
+}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv:
         argv = ["train"]  # `softac` alone trains SAC on Pendulum-v1
     if argv[0] in ("-h", "--help"):
-        print("usage: softac {train,eval,plot,bench} [options]  (softac COMMAND --help for each)")
+        print(f"usage: softac {{{','.join(COMMANDS)}}} [options]  (softac COMMAND --help for each)")
         return 0
     command = argv[0]
     try:
