@@ -10,6 +10,7 @@ anyway — and the healthy seeds' last good checkpoints are kept.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from softac.io.state import check_finite, save_checkpoint
 from softac.logging import ProgressBar, RunLogger
 from softac.plot import plot_runs
 from softac.protocols import AgentLike
+from softac.stats import write_summary
 from softac.train.offpolicy import OffPolicyStep
 from softac.train.outputs import prepare
 from softac.train.signals import Interrupted, SignalGuard
@@ -178,8 +180,23 @@ def train(agent: AgentLike, run_dir: Path | None, progress: bool = True, overwri
     finally:
         guard.restore()
         run.close()
-    for d in run.dirs:
+    if run_dir is not None:
+        _figures(run_dir, run.dirs)
+
+
+def _figures(run_dir: Path, dirs: list[Path]) -> None:
+    """Each learner's learning curve; for several seeds also the aggregate: ``summary.csv`` (per
+    evaluation step mean, median, IQM and 95% bootstrap intervals over seeds) and a figure with
+    the interval as a band. A figure must never cost a finished run: failures are warnings."""
+    jobs: list[tuple[Path, Callable[[], Path]]] = [
+        (d / "learning_curve.png", functools.partial(plot_runs, [d], d / "learning_curve.png")) for d in dirs
+    ]
+    if len(dirs) > 1:
+        jobs.append((run_dir / "summary.csv", functools.partial(write_summary, run_dir, run_dir / "summary.csv")))
+        jobs.append((run_dir / "learning_curve.png",
+                     functools.partial(plot_runs, [run_dir], run_dir / "learning_curve.png")))  # fmt: skip
+    for path, job in jobs:
         try:
-            plot_runs([d], d / "learning_curve.png")
-        except Exception as exc:  # a figure must never cost a finished run
-            print(f"softac: warning: could not draw the learning curve: {exc}", file=sys.stderr)
+            job()
+        except Exception as exc:
+            print(f"softac: warning: could not write {path}: {exc}", file=sys.stderr)
