@@ -194,9 +194,9 @@ def _spy_steps(agent: Any) -> dict[str, Any]:
     names = {id(opt): name for name, opt in agent.optimizers().items()}
     original = agent.step_optimizer
 
-    def step(opt: torch.optim.Optimizer) -> None:
+    def step(opt: torch.optim.Optimizer, grads: Any = None) -> None:
         seen[names[id(opt)]] = {m: _grads(ps) for m, ps in _named_params(agent).items()}
-        original(opt)
+        original(opt, grads)
 
     agent.step_optimizer = step
     return seen

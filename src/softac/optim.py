@@ -38,7 +38,7 @@ def init_adam_state(opt: torch.optim.Optimizer) -> None:
 
 
 @torch.no_grad()
-def adam_step(opt: torch.optim.Optimizer) -> None:
+def adam_step(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | None = None) -> None:
     """``opt.step()`` for a fused, plain Adam (no amsgrad, weight decay or maximize), as one direct
     ``torch._fused_adam_`` call per parameter group.
 
@@ -46,9 +46,11 @@ def adam_step(opt: torch.optim.Optimizer) -> None:
     ``Optimizer.step``'s per-call Python bookkeeping — grouping tensors by device and dtype,
     profiler hooks, dtype checks — which cost ≈0.3 ms per step on a 2-core CPU, several times the
     kernel itself for these network sizes. It reads only device tensors, so it can be captured
-    in a CUDA graph. Parameters without a gradient are skipped, as ``Adam.step`` skips them."""
-    for group in opt.param_groups:
-        params = [p for p in group["params"] if p.grad is not None]
+    in a CUDA graph. ``grads`` (one per parameter, in group order) are used instead of ``.grad``;
+    parameters without a gradient are skipped, as ``Adam.step`` skips them."""
+    for group, gs in _groups(opt, grads):
+        params = [p for p, g in zip(group["params"], gs, strict=True) if g is not None]
+        gs = [g for g in gs if g is not None]
         if not params:
             continue
         states = [opt.state[p] for p in params]
@@ -57,7 +59,7 @@ def adam_step(opt: torch.optim.Optimizer) -> None:
         torch._foreach_add_(steps, 1.0)  # a float: an int scalar costs a dtype conversion per tensor
         torch._fused_adam_(
             params,
-            [p.grad for p in params],
+            gs,
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
             [],
@@ -75,25 +77,25 @@ def adam_step(opt: torch.optim.Optimizer) -> None:
 
 
 @torch.no_grad()
-def adam_step_traceable(opt: torch.optim.Optimizer) -> None:
+def adam_step_traceable(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | None = None) -> None:
     """``adam_step`` in foreach and elementwise ops, for ``torch.compile``: it cannot trace the fused
     kernel (an opaque in-place op), while these Inductor fuses into one loop per tensor. Same
     formula — m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − lr/(1−β₁ᵗ) · m / (√v / √(1−β₂ᵗ) + ε) —
     with the bias corrections in float32 instead of double, so the two agree to rounding."""
-    for group in opt.param_groups:
-        params = [p for p in group["params"] if p.grad is not None]
+    for group, gs in _groups(opt, grads):
+        params = [p for p, g in zip(group["params"], gs, strict=True) if g is not None]
+        grads_ = [g for g in gs if g is not None]
         if not params:
             continue
         states = [opt.state[p] for p in params]
-        grads = [p.grad for p in params]
         steps = [s["step"] for s in states]
         exp_avgs = [s["exp_avg"] for s in states]
         exp_avg_sqs = [s["exp_avg_sq"] for s in states]
         beta1, beta2 = group["betas"]
         torch._foreach_add_(steps, 1.0)
-        torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
+        torch._foreach_lerp_(exp_avgs, grads_, 1.0 - beta1)
         torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1.0 - beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads_, grads_, 1.0 - beta2)
         # The bias corrections once per group (its parameters are always stepped together, so their
         # step counts are equal), as exp(t log β): Inductor stores a scalar that several loops read
         # when it holds an exp, and would otherwise recompute β**t inside every vectorised loop.
@@ -103,6 +105,18 @@ def adam_step_traceable(opt: torch.optim.Optimizer) -> None:
         for p, m, v in zip(params, exp_avgs, exp_avg_sqs, strict=True):
             denom = (v.sqrt() / bias2_sqrt).add_(group["eps"])
             p.sub_(m / denom * step_size)
+
+
+def _groups(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | None) -> list[tuple[dict[str, Any], list[Any]]]:
+    """Each parameter group with its gradients: from ``grads`` (group order) or from ``.grad``."""
+    out = []
+    start = 0
+    for group in opt.param_groups:
+        n = len(group["params"])
+        gs = list(grads[start : start + n]) if grads is not None else [p.grad for p in group["params"]]
+        out.append((group, gs))
+        start += n
+    return out
 
 
 def clip_grad_norm_(params: Sequence[Tensor], max_norm: float, learners: int) -> Tensor:

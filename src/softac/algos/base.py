@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -160,12 +160,40 @@ class Agent(abc.ABC):
     def load_data_meta(self, k: int, meta: dict[str, Any]) -> None: ...
 
     # -- shared machinery -------------------------------------------------------------------
-    def step_optimizer(self, opt: torch.optim.Optimizer) -> None:
+    def step_optimizer(self, opt: torch.optim.Optimizer, grads: Sequence[Tensor] | None = None) -> None:
         """One Adam step, in the form the update runs in (traceable under ``torch.compile``)."""
         if torch.compiler.is_compiling():
-            adam_step_traceable(opt)
+            adam_step_traceable(opt, grads)
         else:
-            adam_step(opt)
+            adam_step(opt, grads)
+
+    def gradient_step(
+        self, opt: torch.optim.Optimizer, loss_fn: Callable[..., tuple[Tensor, dict[str, Tensor]]], *args: Any
+    ) -> dict[str, Tensor]:
+        """One optimizer step on ``loss_fn(params, *args) -> (loss per learner (L,), metrics)``,
+        where ``params`` are the optimizer's parameters in group order — the loss is written as a
+        function of exactly the tensors it may change, so nothing else can receive a gradient.
+
+        Eagerly the gradient comes from autograd on the agent's own tensors (and is left in
+        ``.grad``, where the tests read it); under ``torch.compile`` from ``torch.func.grad``, so
+        the forward pass, its backward and the optimizer step trace into one graph instead of
+        breaking at ``backward()``. The learners' losses are summed: their parameters are
+        disjoint slices, so each learner receives exactly the gradient of its own loss."""
+        params = [p for group in opt.param_groups for p in group["params"]]
+        if torch.compiler.is_compiling():
+
+            def total(ps: list[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+                loss, aux = loss_fn(ps, *args)
+                return loss.sum(), aux
+
+            grads, metrics = torch.func.grad(total, has_aux=True)(params)
+        else:
+            loss, metrics = loss_fn(params, *args)
+            grads = torch.autograd.grad(loss.sum(), params)
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+        self.step_optimizer(opt, grads)
+        return metrics
 
     def mutable_tensors(self) -> list[Tensor]:
         """Everything an update changes in place (for the wrappers that snapshot it)."""

@@ -64,11 +64,11 @@ class SAC(OffPolicyAgent):
         # log α is a second parameter group of the actor's optimizer: the actor loss and the
         # temperature loss touch disjoint parameters (α is detached in the first, log π in the
         # second), so one backward pass and one fused Adam step serve both.
-        groups: list[dict[str, Any]] = [{"params": list(self.actor.parameters()), "lr": cfg.actor_lr}]
+        groups: list[dict[str, Any]] = [{"params": self.actor.trunk.params(), "lr": cfg.actor_lr}]
         if cfg.autotune_alpha:
             groups.append({"params": [self.log_alpha], "lr": cfg.alpha_lr})
         self.actor_opt = adam(groups, cfg.actor_lr, self.device)
-        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
+        self.critic_opt = adam(self.critic.net.params(), cfg.critic_lr, self.device)
         self._noise = torch.empty((n, 2, cfg.batch_size, spec.act_dim), device=self.device)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -95,45 +95,42 @@ class SAC(OffPolicyAgent):
 
     def _compute(self, draws: tuple[Batch, Tensor], phase: Hashable) -> dict[str, Tensor]:
         batch, noise = draws
-        cfg = self.config
         alpha = self.log_alpha.detach().exp()
-
-        # Critic: y = r + γ(1 − d)(min_j Q_targ,j(s', ã') − α log π(ã'|s')), ã' ~ π_θ(·|s') (current policy).
+        # y = r + γ(1 − d)(min_j Q_targ,j(s', ã') − α log π(ã'|s')), ã' ~ π_θ(·|s') (the current policy).
         with torch.no_grad():
             next_mean, next_log_std = self.actor(batch.next_obs)
             next_action, next_log_prob = squashed_gaussian_rsample(next_mean, next_log_std, noise[:, 0])
             next_q = self.critic_target(torch.cat([batch.next_obs, next_action], dim=-1))
-            y = L.soft_target(batch.reward, batch.terminated, cfg.gamma, next_q, next_log_prob, alpha)
-        q = self.critic(batch.obs_act)
-        critic_loss = L.critic_loss(q, y)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.sum().backward()  # learners' parameters are disjoint: each gets its own gradient
-        self.step_optimizer(self.critic_opt)
-
-        # Actor: E[α log π(ã_θ|s) − min_j Q_j(s, ã_θ)], reparameterised; critics' weights detached.
-        mean, log_std = self.actor(batch.obs)
-        action, log_prob = squashed_gaussian_rsample(mean, log_std, noise[:, 1])
-        q_pi = self.critic(torch.cat([batch.obs, action], dim=-1), detach_params=True)
-        actor_loss = L.actor_loss(q_pi, log_prob, alpha)
-        metrics = {
-            "loss/critic": critic_loss.detach(),
-            "loss/actor": actor_loss.detach(),
-            "q/mean": q.detach().mean(dim=(-2, -1)),
-            "policy/entropy": -log_prob.detach().mean(dim=-1),
-            "alpha": alpha,
-        }
-        loss = actor_loss
-        if cfg.autotune_alpha:
-            # Temperature: E[−log α (log π(ã|s) + H̄)] on the same samples (log π detached).
-            alpha_loss = L.temperature_loss(self.log_alpha, log_prob.detach(), self.target_entropy)
-            metrics["loss/alpha"] = alpha_loss.detach()
-            loss = actor_loss + alpha_loss
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        self.step_optimizer(self.actor_opt)
-
-        polyak_update(self.critic_target.parameters(), self.critic.parameters(), cfg.tau)
+            y = L.soft_target(batch.reward, batch.terminated, self.config.gamma, next_q, next_log_prob, alpha)
+        metrics = self.gradient_step(self.critic_opt, self._critic_loss, batch, y)
+        metrics |= self.gradient_step(self.actor_opt, self._actor_loss, batch, noise[:, 1], alpha)
+        polyak_update(self.critic_target.parameters(), self.critic.parameters(), self.config.tau)
         return metrics
+
+    def _critic_loss(self, params: list[Tensor], batch: Batch, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Σ_j E[(Q_φj(s, a) − y)²] as a function of the critics' parameters φ."""
+        q = self.critic(batch.obs_act, params=params)
+        loss = L.critic_loss(q, y)
+        return loss, {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=(-2, -1))}
+
+    def _actor_loss(
+        self, params: list[Tensor], batch: Batch, noise: Tensor, alpha: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """E[α log π(ã_θ|s) − min_j Q_j(s, ã_θ)] (reparameterised, the critics' weights detached) as a
+        function of θ, plus with automatic α the temperature loss E[−log α (log π(ã|s) + H̄)] on the
+        same samples as a function of log α (log π detached): disjoint parameters, so one gradient
+        step of the actor's optimizer serves both."""
+        n = len(self.actor.trunk.params())
+        mean, log_std = self.actor(batch.obs, params=params[:n])
+        action, log_prob = squashed_gaussian_rsample(mean, log_std, noise)
+        q_pi = self.critic(torch.cat([batch.obs, action], dim=-1), detach_params=True)
+        loss = L.actor_loss(q_pi, log_prob, alpha)
+        metrics = {"loss/actor": loss.detach(), "policy/entropy": -log_prob.detach().mean(dim=-1), "alpha": alpha}
+        if self.config.autotune_alpha:
+            alpha_loss = L.temperature_loss(params[n], log_prob.detach(), self.target_entropy)
+            metrics["loss/alpha"] = alpha_loss.detach()
+            loss = loss + alpha_loss
+        return loss, metrics
 
 
 register(AlgoInfo("sac", SACConfig, SAC, ("Box",), "off-policy", "Soft Actor-Critic (continuous actions)"))

@@ -60,8 +60,8 @@ class TD3(OffPolicyAgent):
         self.actor_target = frozen_copy(self.actor)
         self.critic_target = frozen_copy(self.critic)
         self.policy = self.actor
-        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
-        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
+        self.actor_opt = adam(self.actor.trunk.params(), cfg.actor_lr, self.device)
+        self.critic_opt = adam(self.critic.net.params(), cfg.critic_lr, self.device)
         # The latest actor loss, kept between delayed actor updates so the logs always have one.
         self._last_actor_loss = torch.zeros(n, device=self.device)
         self._noise = torch.empty((n, cfg.batch_size, spec.act_dim), device=self.device)
@@ -101,36 +101,34 @@ class TD3(OffPolicyAgent):
     def _compute(self, draws: tuple[Batch, Tensor | None], phase: Hashable) -> dict[str, Tensor]:
         batch, noise = draws
         cfg = self.config
-
-        # Critic: y = r + γ(1 − d) min_j Q_targ,j(s', a'(s')), a'(s') = clip(μ_targ(s') + clip(ε, −c, c), −1, 1).
+        # y = r + γ(1 − d) min_j Q_targ,j(s', a'(s')), a'(s') = clip(μ_targ(s') + clip(ε, −c, c), −1, 1).
         with torch.no_grad():
             next_action = self.actor_target(batch.next_obs)
             if noise is not None:
                 next_action = L.smoothed_target_action(next_action, noise * cfg.target_noise, cfg.target_noise_clip)
             next_q = self.critic_target(torch.cat([batch.next_obs, next_action], dim=-1))
             y = L.target(batch.reward, batch.terminated, cfg.gamma, next_q)
-        q = self.critic(batch.obs_act)
-        critic_loss = L.critic_loss(q, y)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.sum().backward()
-        self.step_optimizer(self.critic_opt)
-
+        metrics = self.gradient_step(self.critic_opt, self._critic_loss, batch, y)
         # Delayed policy and target updates: every policy_delay-th critic update (DDPG: every one).
         if phase:
-            q_pi = self.critic(torch.cat([batch.obs, self.actor(batch.obs)], dim=-1), detach_params=True)
-            actor_loss = L.actor_loss(q_pi[:, 0])
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.sum().backward()
-            self.step_optimizer(self.actor_opt)
-            self._last_actor_loss.copy_(actor_loss.detach())
+            actor = self.gradient_step(self.actor_opt, self._actor_loss, batch)
+            self._last_actor_loss.copy_(actor["loss/actor"])
             polyak_update(self.critic_target.parameters(), self.critic.parameters(), cfg.tau)
             polyak_update(self.actor_target.parameters(), self.actor.parameters(), cfg.tau)
+        metrics["loss/actor"] = self._last_actor_loss
+        return metrics
 
-        return {
-            "loss/critic": critic_loss.detach(),
-            "loss/actor": self._last_actor_loss,
-            "q/mean": q.detach().mean(dim=(-2, -1)),
-        }
+    def _critic_loss(self, params: list[Tensor], batch: Batch, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Σ_j E[(Q_φj(s, a) − y)²] as a function of the critics' parameters φ."""
+        q = self.critic(batch.obs_act, params=params)
+        loss = L.critic_loss(q, y)
+        return loss, {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=(-2, -1))}
+
+    def _actor_loss(self, params: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """−E[Q_φ1(s, μ_θ(s))] as a function of θ, the critics' weights detached."""
+        q_pi = self.critic(torch.cat([batch.obs, self.actor(batch.obs, params=params)], dim=-1), detach_params=True)
+        loss = L.actor_loss(q_pi[:, 0])
+        return loss, {"loss/actor": loss.detach()}
 
 
 class DDPG(TD3):

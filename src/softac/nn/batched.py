@@ -68,39 +68,41 @@ class BatchedMLP(nn.Module):
                     b[g].uniform_(-bound, bound, generator=gen)
 
     def params(self, detach: bool = False) -> list[Tensor]:
-        """[W₀, b₀, W₁, b₁, …] (detached: the network as a constant, see ``forward``)."""
+        """[W₀, b₀, W₁, b₁, …, then each LayerNorm's gain and bias] (detached: the network as a
+        constant, see ``forward``). Optimizers take the parameters in this order too."""
         out = [t for pair in zip(self.weights, self.biases, strict=True) for t in pair]
+        out += [t for pair in zip(self.norm_gains, self.norm_biases, strict=True) for t in pair]
         return [t.detach() for t in out] if detach else out
 
-    def forward(self, x: Tensor, detach_params: bool = False) -> Tensor:
+    def forward(self, x: Tensor, detach_params: bool = False, params: list[Tensor] | None = None) -> Tensor:
         """``detach_params=True`` lets gradients reach the *input* (the action in an actor loss)
         but never this network's parameters: no weight gradients are even computed, which both
         isolates the step (a "frozen" network that is really frozen) and saves two products per
-        layer."""
-        params = self.params(detach_params)
-        if self.layer_norm or torch.compiler.is_compiling():
-            return self._plain(x, params, detach_params)
-        if self.fused:
+        layer. ``params`` (as ``params()`` lists them) evaluates the network at other tensors than
+        its own: a loss written as a function of its parameters, which ``torch.func.grad`` can
+        differentiate (``softac.algos.base.Agent.gradient_step``)."""
+        if params is None:
+            params = self.params(detach_params)
+        elif detach_params:
+            params = [p.detach() for p in params]
+        if self.fused and not self.layer_norm and not torch.compiler.is_compiling():
             return linear_relu_stack(x, params)
-        return self._plain(x, params, detach_params)
+        return self._plain(x, params)
 
-    def _plain(self, x: Tensor, params: list[Tensor], detach: bool) -> Tensor:
-        if not self.layer_norm:
-            if not torch.is_grad_enabled():
-                return stack_forward(x, params)[-1]
-            last = len(params) // 2 - 1
-            for i in range(last + 1):
-                w, b = params[2 * i], params[2 * i + 1]
-                x = torch.baddbmm(b, x, w) if not torch.compiler.is_compiling() else torch.bmm(x, w) + b
-                if i < last:
-                    x = torch.relu(x)
-            return x
-        last = len(params) // 2 - 1
+    def _plain(self, x: Tensor, params: list[Tensor]) -> Tensor:
+        """The stack from separate ops (the reference for the fused node, and what ``torch.compile``
+        traces: it fuses the bias add into the ReLU loop itself, so the product takes no bias)."""
+        n_linear = 2 * len(self.weights)
+        if not self.layer_norm and not torch.is_grad_enabled():
+            return stack_forward(x, params[:n_linear])[-1]
+        compiling = torch.compiler.is_compiling()
+        last = len(self.weights) - 1
         for i in range(last + 1):
-            x = torch.baddbmm(params[2 * i + 1], x, params[2 * i])
+            w, b = params[2 * i], params[2 * i + 1]
+            x = torch.bmm(x, w) + b if compiling else torch.baddbmm(b, x, w)
             if i < last:
-                gain, bias = self.norm_gains[i], self.norm_biases[i]
-                if detach:
-                    gain, bias = gain.detach(), bias.detach()
-                x = torch.relu(F.layer_norm(x, x.shape[-1:]) * gain + bias)
+                if self.layer_norm:
+                    gain, bias = params[n_linear + 2 * i], params[n_linear + 2 * i + 1]
+                    x = F.layer_norm(x, x.shape[-1:]) * gain + bias
+                x = torch.relu(x)
         return x

@@ -60,8 +60,8 @@ class GaussianActor(nn.Module):
         self.log_std_min = log_std_min
         self.log_std_max = log_std_max
 
-    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        mean, log_std = self.trunk(obs).split(self.act_dim, dim=-1)
+    def forward(self, obs: Tensor, params: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.trunk(obs, params=params).split(self.act_dim, dim=-1)
         return mean, log_std.clamp(self.log_std_min, self.log_std_max)
 
     def head(self, xp: Any, out: Any, noise: Any | None) -> Any:
@@ -84,8 +84,8 @@ class DeterministicActor(nn.Module):
         self.trunk = BatchedMLP(learners, obs_dim, hidden, act_dim)
         self.act_dim = act_dim
 
-    def forward(self, obs: Tensor) -> Tensor:
-        return torch.tanh(self.trunk(obs))
+    def forward(self, obs: Tensor, params: list[Tensor] | None = None) -> Tensor:
+        return torch.tanh(self.trunk(obs, params=params))
 
     def head(self, xp: Any, out: Any, noise: Any | None) -> Any:
         """μ = tanh(f(s)); with ``noise`` (already scaled by σ) the behaviour action clip(μ + ε, −1, 1)."""
@@ -104,9 +104,10 @@ class CriticEnsemble(nn.Module):
         self.learners, self.members = learners, members
         self.net = BatchedMLP(learners * members, in_dim, hidden, 1, layer_norm=layer_norm)
 
-    def forward(self, obs_act: Tensor, detach_params: bool = False) -> Tensor:
+    def forward(self, obs_act: Tensor, detach_params: bool = False, params: list[Tensor] | None = None) -> Tensor:
         lead, rows, width = obs_act.shape
         # (L, B, d) → (L·n, B, d): a view for L = 1 (the broadcast member axis has stride 0), one
         # small copy otherwise.
         x = obs_act.unsqueeze(1).expand(lead, self.members, rows, width).reshape(lead * self.members, rows, width)
-        return self.net(x, detach_params=detach_params).squeeze(-1).view(lead, self.members, rows)
+        q = self.net(x, detach_params=detach_params, params=params)
+        return q.squeeze(-1).view(lead, self.members, rows)
