@@ -146,7 +146,7 @@ def test_discrete_temperature_loss_value_and_gradient_sign() -> None:
 
 
 def test_target_entropy_scale() -> None:
-    assert discrete_sac.target_entropy(2) == pytest.approx(0.89 * math.log(2))
+    assert discrete_sac.target_entropy(2) == pytest.approx(0.7 * math.log(2))
     assert discrete_sac.target_entropy(6, scale=0.98) == pytest.approx(0.98 * math.log(6))
     with pytest.raises(ValueError):
         discrete_sac.target_entropy(1)
