@@ -89,8 +89,12 @@ def test_categorical_against_torch() -> None:
 def test_categorical_stable_and_masked() -> None:
     log_p = categorical_log_probs(T([[1000.0, 0.0]]))
     torch.testing.assert_close(log_p, T([[0.0, -1000.0]]))  # log(softmax) would give −inf
-    ent = categorical_entropy(T([[0.0, float("-inf"), 0.0]]))
-    torch.testing.assert_close(ent, T([math.log(2.0)]))  # the masked action adds 0, not NaN
+    logits = T([[0.0, float("-inf"), 1.0]], requires_grad=True)
+    ent = categorical_entropy(logits)
+    p = 1.0 / (1.0 + math.e)
+    torch.testing.assert_close(ent, T([-(p * math.log(p) + (1 - p) * math.log(1 - p))]))  # masked action adds 0
+    ent.sum().backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()  # and no NaN gradient
 
 
 def test_categorical_sample_inverts_cdf() -> None:

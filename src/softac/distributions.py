@@ -156,10 +156,13 @@ def categorical_log_prob(logits: Tensor, actions: Tensor) -> Tensor:
 
 
 def categorical_entropy(logits: Tensor) -> Tensor:
-    """H(π(·|s)) = −Σ_a π(a|s) log π(a|s); an action with logit −inf (masked) contributes 0, not NaN."""
+    """H(π(·|s)) = −Σ_a π(a|s) log π(a|s); an action with logit −inf (masked) contributes 0, not NaN.
+
+    The −inf log-probabilities are replaced by 0 before the product (0 · 0) rather than the NaN of
+    0 · (−inf) being masked afterwards: ``torch.where`` after the fact would still send NaN gradients.
+    """
     log_p = categorical_log_probs(logits)
-    p_log_p = log_p.exp() * log_p
-    return -torch.where(torch.isneginf(log_p), torch.zeros_like(p_log_p), p_log_p).sum(-1)
+    return -(log_p.exp() * log_p.masked_fill(torch.isneginf(log_p), 0.0)).sum(-1)
 
 
 def categorical_sample(
