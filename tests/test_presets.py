@@ -60,11 +60,12 @@ def test_mujoco_presets_use_v5_ids() -> None:
 
 
 def test_cartpole_presets_hold_their_referenced_values() -> None:
-    dqn = get_preset("dqn", "CartPole-v1")
-    assert dqn is not None
-    assert (dqn.params["total_steps"], dqn.params["lr"], dqn.params["train_freq"], dqn.params["gradient_steps"]) == (
-        50_000, 2.3e-3, 256, 128
+    dqn = get_preset("dqn", "CartPole-v1")  # CleanRL's dqn.py defaults
+    assert dqn is not None and "cleanrl" in dqn.source
+    assert (dqn.params["total_steps"], dqn.params["lr"], dqn.params["train_freq"], dqn.params["loss"]) == (
+        500_000, 2.5e-4, 10, "mse"
     )
+    assert (dqn.params["target_update_interval"], dqn.params["hidden_sizes"]) == (500, (120, 84))
     ppo = get_preset("ppo", "CartPole-v1")
     assert ppo is not None
     assert (ppo.params["total_steps"], ppo.params["n_envs"], ppo.params["n_steps"], ppo.params["n_epochs"]) == (
