@@ -4,11 +4,12 @@ the CartPole presets that must learn out of the box hold the values their eviden
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
-from softac.config import DDPGConfig, SACConfig, TD3Config
 from softac.presets import ALLOWED_FIELDS, Preset, get_preset, list_presets
 
 ALL = list_presets()
@@ -47,9 +48,23 @@ def test_every_field_is_allowed_and_values_are_sane(preset: Preset) -> None:
         assert 0.0 < p["target_entropy_scale"] < 1.0
 
 
-@pytest.mark.parametrize(("algo", "config"), [("sac", SACConfig), ("td3", TD3Config), ("ddpg", DDPGConfig)])
-def test_continuous_allowed_fields_exist_in_todays_configs(algo: str, config: type) -> None:
-    assert ALLOWED_FIELDS[algo] <= {f.name for f in dataclasses.fields(config)}
+def _config_class(module: str, name: str) -> Any:
+    # The core is moving each algorithm's config class from softac.config to softac.algos.<module>
+    # (DESIGN.md's layout); look in both so that this check survives the merge.
+    for path in (f"softac.algos.{module}", "softac.config"):
+        try:
+            return getattr(importlib.import_module(path), name)
+        except (ImportError, AttributeError):
+            continue
+    pytest.fail(f"no config class {name}")
+
+
+CONFIG_CLASSES = [("sac", "sac", "SACConfig"), ("td3", "td3", "TD3Config"), ("ddpg", "td3", "DDPGConfig")]
+
+
+@pytest.mark.parametrize(("algo", "module", "name"), CONFIG_CLASSES)
+def test_continuous_allowed_fields_exist_in_the_config_classes(algo: str, module: str, name: str) -> None:
+    assert ALLOWED_FIELDS[algo] <= {f.name for f in dataclasses.fields(_config_class(module, name))}
 
 
 def test_mujoco_presets_use_v5_ids() -> None:
@@ -63,13 +78,19 @@ def test_cartpole_presets_hold_their_referenced_values() -> None:
     dqn = get_preset("dqn", "CartPole-v1")  # CleanRL's dqn.py defaults
     assert dqn is not None and "cleanrl" in dqn.source
     assert (dqn.params["total_steps"], dqn.params["lr"], dqn.params["train_freq"], dqn.params["loss"]) == (
-        500_000, 2.5e-4, 10, "mse"
+        500_000,
+        2.5e-4,
+        10,
+        "mse",
     )
     assert (dqn.params["target_update_interval"], dqn.params["hidden_sizes"]) == (500, (120, 84))
     ppo = get_preset("ppo", "CartPole-v1")
     assert ppo is not None
     assert (ppo.params["total_steps"], ppo.params["n_envs"], ppo.params["n_steps"], ppo.params["n_epochs"]) == (
-        100_000, 8, 32, 20
+        100_000,
+        8,
+        32,
+        20,
     )
     assert ppo.params["anneal_lr"] and ppo.params["anneal_clip_range"]
     assert get_preset("sac-discrete", "CartPole-v1") is not None

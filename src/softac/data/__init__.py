@@ -1,1 +1,1 @@
-"""Data the agents learn from: replay and rollout storage, and the observation normaliser."""
+"""Training data: the replay buffer (off-policy), rollouts and observation statistics (on-policy)."""
