@@ -4,6 +4,6 @@ No optimizers, no I/O, no ``.item()``: each function maps tensors to tensors, an
 the equation it implements in the specification's notation (``../shared/seed/sac-lecture.txt``).
 """
 
-from softac.losses import common, sac, td3
+from softac.losses import common, discrete_sac, dqn, ppo, sac, td3
 
-__all__ = ["common", "sac", "td3"]
+__all__ = ["common", "discrete_sac", "dqn", "ppo", "sac", "td3"]
