@@ -159,3 +159,22 @@ def test_layer_norm_critic_normalises_hidden_features() -> None:
     torch.testing.assert_close(z.mean(-1), torch.zeros(2, 50), atol=1e-5, rtol=0)
     q.sum().backward()
     assert all(p.grad is not None for p in ens.parameters())
+
+
+def test_tanh_stack_and_orthogonal_initialisation_per_learner() -> None:
+    """PPO's networks: tanh between layers (never the fused ReLU node), orthogonal weights scaled
+    by each layer's gain, zero biases; learner k's from learner k's stream alone."""
+    net = BatchedMLP(2, 6, [16], 4, activation="tanh")
+    net.reset_parameters(_gens(3, 4), gains=[2**0.5, 0.01])
+    w0, w1 = net.weights[0], net.weights[1]
+    for g in range(2):  # (in, out) with orthonormal columns or rows, times the gain
+        torch.testing.assert_close(w0[g] @ w0[g].T, 2.0 * torch.eye(6), atol=1e-5, rtol=0)
+        torch.testing.assert_close(w1[g].T @ w1[g], 1e-4 * torch.eye(4), atol=1e-8, rtol=0)
+    assert all(torch.equal(b, torch.zeros_like(b)) for b in net.biases)
+    single = BatchedMLP(1, 6, [16], 4, activation="tanh")
+    single.reset_parameters(_gens(4), gains=[2**0.5, 0.01])
+    assert torch.equal(single.weights[0][0], w0[1])
+    x = torch.randn(2, 5, 6)
+    expected = torch.tanh(x @ w0 + net.biases[0]) @ w1 + net.biases[1]
+    torch.testing.assert_close(net(x), expected)
+    assert net(x.requires_grad_()).grad_fn.name() != "_LinearReLUStackBackward"  # the plain ops

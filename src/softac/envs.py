@@ -109,6 +109,27 @@ class ActionScaler:
         return (np.asarray(env_action, dtype=np.float64) - self.low) / self._half_range - 1.0
 
 
+class DiscreteActions:
+    """The one place Discrete actions are mapped: the library stores an action as its index in a
+    float column (one row layout for every algorithm's replay buffer); the environment gets the
+    integer ``start + index``."""
+
+    def __init__(self, spec: EnvSpec) -> None:
+        self.start = int(spec.action_low[0])
+        self.n = spec.n_actions
+
+    def to_env(self, action: np.ndarray) -> np.ndarray:
+        index = np.asarray(action).reshape(np.shape(action)[:-1]) if np.ndim(action) > 1 else np.asarray(action)
+        return np.rint(index).astype(np.int64) + self.start
+
+
+def action_mapper(spec: EnvSpec) -> ActionScaler | DiscreteActions:
+    """Box actions in [−1, 1] → the box; Discrete action indices → the environment's integers."""
+    if spec.action_kind == "Discrete":
+        return DiscreteActions(spec)
+    return ActionScaler(spec.action_low, spec.action_high)
+
+
 class SingleVectorEnv(gym.vector.VectorEnv):
     """One environment behind the part of the vector-env interface the collector uses, with the
     semantics of ``SyncVectorEnv(autoreset_mode=DISABLED)`` for ``num_envs = 1``: ``reset(seed=s)``

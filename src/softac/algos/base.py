@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from softac import registry
 from softac.config import BaseConfig
-from softac.envs import ActionScaler, EnvSpec, env_spec, make_env
+from softac.envs import EnvSpec, action_mapper, env_spec, make_env
 from softac.errors import SoftacError
 from softac.io.load import load_agent
 from softac.io.state import save_checkpoint
@@ -105,7 +105,7 @@ class Agent(abc.ABC):
                 f"{cfg.env_id} has a {self.spec.action_kind} action space, which {self.algo} does not support "
                 f"(it needs {' or '.join(info.action_spaces)}){hint}"
             )
-        self.scaler = ActionScaler(self.spec.action_low, self.spec.action_high)
+        self.scaler = action_mapper(self.spec)
         self.device = resolve_device(cfg.device)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
@@ -217,7 +217,9 @@ class Agent(abc.ABC):
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.spec.obs_dim:
             raise SoftacError(f"observation has shape {obs.shape}; this policy expects ({self.spec.obs_dim},)")
         action = self.act((obs[None] if single else obs)[None], deterministic)[0]
-        env_action = np.asarray(self.to_env(action), dtype=np.float32)
+        env_action = np.asarray(self.to_env(action))
+        if self.spec.action_kind == "Box":
+            env_action = env_action.astype(np.float32)
         return (env_action[0] if single else env_action), None
 
     def learn(

@@ -26,21 +26,31 @@ from softac.nn.fused import linear_relu_stack, stack_forward
 
 
 class BatchedMLP(nn.Module):
-    """x (G, B, in) → (G, B, out): affine layers with ReLU between, optionally LayerNorm before
-    each ReLU (Ba et al. 2016; the critic normalisation of RLPD/CrossQ-style agents).
+    """x (G, B, in) → (G, B, out): affine layers with an activation between (ReLU, or tanh as PPO's
+    networks use), optionally LayerNorm before each activation (Ba et al. 2016; the critic
+    normalisation of RLPD/CrossQ-style agents).
 
     ``fused=True`` runs a Linear/ReLU stack as one autograd node (``softac.nn.fused``): the same
-    function, fewer dispatches. LayerNorm stacks, and anything under ``torch.compile`` (which
-    fuses the plain ops itself), use the plain ops.
+    function, fewer dispatches. Other stacks, and anything under ``torch.compile`` (which fuses
+    the plain ops itself), use the plain ops.
     """
 
     def __init__(
-        self, groups: int, in_dim: int, hidden: Sequence[int], out_dim: int, layer_norm: bool = False
+        self,
+        groups: int,
+        in_dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        layer_norm: bool = False,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
+        if activation not in ("relu", "tanh"):
+            raise ValueError(f"unknown activation {activation!r}")
         self.groups = groups
         self.sizes = [in_dim, *hidden, out_dim]
         self.layer_norm = layer_norm
+        self.activation = activation
         self.fused = True
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -55,17 +65,29 @@ class BatchedMLP(nn.Module):
                 self.norm_biases.append(nn.Parameter(torch.zeros(groups, 1, width)))
 
     @torch.no_grad()
-    def reset_parameters(self, generators: Sequence[torch.Generator], members: int = 1) -> None:
-        """``nn.Linear``'s default initialisation (weights and biases U(−1/√fan_in, 1/√fan_in)),
-        group by group, from learner k's generator for its ``members`` groups."""
+    def reset_parameters(
+        self, generators: Sequence[torch.Generator], members: int = 1, gains: Sequence[float] | None = None
+    ) -> None:
+        """Initialise group by group from learner k's generator for its ``members`` groups.
+
+        Default: ``nn.Linear``'s (weights and biases U(−1/√fan_in, 1/√fan_in)). With ``gains`` (one
+        per layer): orthogonal weights scaled by the layer's gain and zero biases, the
+        initialisation PPO implementations use (SB3, CleanRL: √2 for hidden layers, 0.01 for the
+        policy head, 1 for the value head; Engstrom et al. 2020 found it matters)."""
         if len(generators) * members != self.groups:
             raise ValueError(f"{len(generators)} learners × {members} members ≠ {self.groups} groups")
-        for w, b in zip(self.weights, self.biases, strict=True):
+        if gains is not None and len(gains) != len(self.weights):
+            raise ValueError(f"{len(gains)} gains for {len(self.weights)} layers")
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             bound = 1.0 / math.sqrt(w.shape[1])
             for k, gen in enumerate(generators):
                 for g in range(k * members, (k + 1) * members):
-                    w[g].uniform_(-bound, bound, generator=gen)
-                    b[g].uniform_(-bound, bound, generator=gen)
+                    if gains is None:
+                        w[g].uniform_(-bound, bound, generator=gen)
+                        b[g].uniform_(-bound, bound, generator=gen)
+                    else:
+                        torch.nn.init.orthogonal_(w[g].T, gain=gains[i], generator=gen)
+                        b[g].zero_()
 
     def params(self, detach: bool = False) -> list[Tensor]:
         """[W₀, b₀, W₁, b₁, …, then each LayerNorm's gain and bias] (detached: the network as a
@@ -85,7 +107,7 @@ class BatchedMLP(nn.Module):
             params = self.params(detach_params)
         elif detach_params:
             params = [p.detach() for p in params]
-        if self.fused and not self.layer_norm and not torch.compiler.is_compiling():
+        if self.fused and self.activation == "relu" and not self.layer_norm and not torch.compiler.is_compiling():
             return linear_relu_stack(x, params)
         return self._plain(x, params)
 
@@ -93,7 +115,7 @@ class BatchedMLP(nn.Module):
         """The stack from separate ops (the reference for the fused node, and what ``torch.compile``
         traces: it fuses the bias add into the ReLU loop itself, so the product takes no bias)."""
         n_linear = 2 * len(self.weights)
-        if not self.layer_norm and not torch.is_grad_enabled():
+        if not self.layer_norm and self.activation == "relu" and not torch.is_grad_enabled():
             return stack_forward(x, params[:n_linear])[-1]
         compiling = torch.compiler.is_compiling()
         last = len(self.weights) - 1
@@ -104,5 +126,5 @@ class BatchedMLP(nn.Module):
                 if self.layer_norm:
                     gain, bias = params[n_linear + 2 * i], params[n_linear + 2 * i + 1]
                     x = F.layer_norm(x, x.shape[-1:]) * gain + bias
-                x = torch.relu(x)
+                x = torch.relu(x) if self.activation == "relu" else torch.tanh(x)
         return x
