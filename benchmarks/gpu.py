@@ -11,8 +11,8 @@ compilation — timed apart and reported as such):
   ``--compile-update`` under the graphs;
 * Stable-Baselines3 SAC and TD3 on the same GPU, softac SAC and TD3 on the same machine's CPU;
 * softac SAC with 4 and 16 environments (async vector env) and with batch 1,024;
-* 16 seeds in one process (16 learners stacked, 16 environments in an async vector env) against
-  one seed alone, steps/s per seed.
+* 16 seeds in one process (16 learners stacked, their 16 environments stepped one after another
+  in a sync vector env or in parallel in an async one), steps/s per seed, against one seed alone.
 
 Every figure is its own subprocess under a time limit: one that fails or runs out of time is
 reported as such and the others still run.
@@ -50,10 +50,12 @@ def cases(quick: bool) -> list[tuple[str, str, Variant, int]]:
          Variant("softac", "softac", {**gpu, "n_envs": 4, "vectorization": "async"}), steps),
         ("SAC softac GPU, 16 envs (async)", "sac",
          Variant("softac", "softac", {**gpu, "n_envs": 16, "vectorization": "async"}), steps),
-        ("SAC softac GPU, 1 seed (async env)", "sac",
-         Variant("softac", "softac", {**gpu, "vectorization": "async", "n_envs": 1}), slow),
-        ("SAC softac GPU, 16 seeds in one process", "sac",
+        ("SAC softac GPU, 16 seeds, sync envs", "sac",
+         Variant("softac", "softac", {**gpu, "seeds": list(range(16))}), slow),
+        ("SAC softac GPU, 16 seeds, async envs", "sac",
          Variant("softac", "softac", {**gpu, "seeds": list(range(16)), "vectorization": "async"}), slow),
+        ("SAC softac GPU, 16 seeds, sync envs, compile_update", "sac",
+         Variant("softac", "softac", {**gpu, "seeds": list(range(16)), "compile_update": True}), slow),
     ]
     return out
 
