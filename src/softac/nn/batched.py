@@ -91,10 +91,17 @@ class BatchedMLP(nn.Module):
 
     def params(self, detach: bool = False) -> list[Tensor]:
         """[W₀, b₀, W₁, b₁, …, then each LayerNorm's gain and bias] (detached: the network as a
-        constant, see ``forward``). Optimizers take the parameters in this order too."""
-        out = [t for pair in zip(self.weights, self.biases, strict=True) for t in pair]
-        out += [t for pair in zip(self.norm_gains, self.norm_biases, strict=True) for t in pair]
-        return [t.detach() for t in out] if detach else out
+        constant, see ``forward``). Optimizers take the parameters in this order too.
+
+        The list is built once: iterating ``ParameterList``s cost ≈57 µs a call, five calls an
+        update. The Parameter objects never change (``.to()``, ``load_state_dict`` and the
+        optimizers write into them; a deep copy — a target network — copies the list with them)."""
+        cached: list[Tensor] | None = self.__dict__.get("_params")
+        if cached is None:
+            cached = [t for pair in zip(self.weights, self.biases, strict=True) for t in pair]
+            cached += [t for pair in zip(self.norm_gains, self.norm_biases, strict=True) for t in pair]
+            self.__dict__["_params"] = cached
+        return [t.detach() for t in cached] if detach else list(cached)
 
     def forward(self, x: Tensor, detach_params: bool = False, params: list[Tensor] | None = None) -> Tensor:
         """``detach_params=True`` lets gradients reach the *input* (the action in an actor loss)
