@@ -19,6 +19,7 @@ from helpers import TINY, fill_buffer
 from softac import DDPG, SAC, TD3
 from softac.data.replay import Batch
 from softac.distributions import squashed_gaussian_rsample
+from softac.losses import common
 from softac.losses import sac as LS
 from softac.losses import td3 as LT
 
@@ -142,13 +143,15 @@ def _named_params(agent: Any) -> dict[str, list[torch.Tensor]]:
     return out
 
 
-def _watch_losses(agent: Any, losses: Any, names: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def _watch_losses(
+    agent: Any, watched: list[tuple[Any, str]], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
     """Wrap the loss functions the agent's update calls: each time one is built, ask autograd
     which of the agent's tensors it can reach (without changing what the update computes)."""
     reach: dict[str, Any] = {}
     params = _named_params(agent)
 
-    def wrap(fn_name: str) -> None:
+    def wrap(losses: Any, fn_name: str) -> None:
         original = getattr(losses, fn_name)
 
         def spy(*args: Any, **kwargs: Any) -> Any:
@@ -163,8 +166,8 @@ def _watch_losses(agent: Any, losses: Any, names: list[str], monkeypatch: pytest
 
         monkeypatch.setattr(losses, fn_name, spy)
 
-    for fn_name in names:
-        wrap(fn_name)
+    for losses, fn_name in watched:
+        wrap(losses, fn_name)
     return reach
 
 
@@ -175,9 +178,10 @@ def test_losses_built_inside_update_reach_only_their_parameters(
 ) -> None:
     extra = {"policy_delay": 1} if cls is TD3 else {}
     agent = cls("Pendulum-v1", **{**TINY, "cuda_graph": False}, seed=2, fast_update=fused, **extra)
-    losses = LS if cls is SAC else LT
+    # the critic loss is the shared one (losses.common), the others the algorithm's own
     names = ["critic_loss", "actor_loss", "temperature_loss"] if cls is SAC else ["critic_loss", "actor_loss"]
-    reach = _watch_losses(agent, losses, names, monkeypatch)
+    watched = [(common if name == "critic_loss" else LS if cls is SAC else LT, name) for name in names]
+    reach = _watch_losses(agent, watched, monkeypatch)
     fill_buffer(agent, 256)
     agent.update()
     assert set(reach) == set(names)  # every loss was built (and watched) in this update

@@ -11,14 +11,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from softac.algos.offpolicy import OffPolicyAgent
+from softac.algos.actor_critic import ActorCriticAgent
 from softac.config import ActorCriticConfig, _f
 from softac.data.replay import Batch
 from softac.distributions import squashed_gaussian_rsample
 from softac.errors import SoftacError
 from softac.losses import sac as L
-from softac.nn import CriticEnsemble, GaussianActor
-from softac.optim import adam, frozen_copy, polyak_update
+from softac.nn import GaussianActor
+from softac.optim import adam, polyak_update
 from softac.registry import AlgoInfo, register
 
 
@@ -42,7 +42,7 @@ class SACConfig(ActorCriticConfig):
             raise SoftacError("log_std_min must be smaller than log_std_max")
 
 
-class SAC(OffPolicyAgent):
+class SAC(ActorCriticAgent):
     algo = "sac"
     config_cls = SACConfig
     config: SACConfig
@@ -50,13 +50,9 @@ class SAC(OffPolicyAgent):
     def _build(self) -> None:
         cfg, spec, n = self.config, self.spec, self.learners
         self.actor = GaussianActor(n, spec.obs_dim, spec.act_dim, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max)
-        self.critic = CriticEnsemble(n, cfg.n_critics, spec.obs_dim + spec.act_dim, cfg.hidden_sizes,
-                                     cfg.critic_layer_norm)  # fmt: skip
         self.actor.trunk.reset_parameters(self.rng.host)
-        self.critic.net.reset_parameters(self.rng.host, members=cfg.n_critics)
         self.actor.to(self.device)
-        self.critic.to(self.device)
-        self.critic_target = frozen_copy(self.critic)
+        self._build_critics()
         self.policy = self.actor
         self.target_entropy = float(cfg.target_entropy if cfg.target_entropy is not None else -spec.act_dim)
         init = math.log(cfg.alpha_init if cfg.autotune_alpha else cfg.alpha)
@@ -68,7 +64,6 @@ class SAC(OffPolicyAgent):
         if cfg.autotune_alpha:
             groups.append({"params": [self.log_alpha], "lr": cfg.alpha_lr})
         self.actor_opt = adam(groups, cfg.actor_lr, self.device)
-        self.critic_opt = adam(self.critic.net.params(), cfg.critic_lr, self.device)
         self._noise = torch.empty((n, 2, cfg.batch_size, spec.act_dim), device=self.device)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -106,12 +101,6 @@ class SAC(OffPolicyAgent):
         metrics |= self.gradient_step(self.actor_opt, self._actor_loss, batch, noise[:, 1], alpha)
         polyak_update(self.critic_target.parameters(), self.critic.parameters(), self.config.tau)
         return metrics
-
-    def _critic_loss(self, params: list[Tensor], batch: Batch, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Σ_j E[(Q_φj(s, a) − y)²] as a function of the critics' parameters φ."""
-        q = self.critic(batch.obs_act, params=params)
-        loss = L.critic_loss(q, y)
-        return loss, {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=(-2, -1))}
 
     def _actor_loss(
         self, params: list[Tensor], batch: Batch, noise: Tensor, alpha: Tensor

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from softac.algos.offpolicy import OffPolicyAgent
+from softac.algos.actor_critic import ActorCriticAgent
 from softac.config import ActorCriticConfig, _f
 from softac.data.replay import Batch
 from softac.losses import td3 as L
-from softac.nn import CriticEnsemble, DeterministicActor
+from softac.nn import DeterministicActor
 from softac.optim import adam, frozen_copy, polyak_update
 from softac.registry import AlgoInfo, register
 
@@ -43,7 +43,7 @@ class DDPGConfig(TD3Config):
     target_noise_clip: float = _f(0.0, "Target policy smoothing clip (DDPG: none).", "non-negative")
 
 
-class TD3(OffPolicyAgent):
+class TD3(ActorCriticAgent):
     algo = "td3"
     config_cls = TD3Config
     config: TD3Config
@@ -51,17 +51,12 @@ class TD3(OffPolicyAgent):
     def _build(self) -> None:
         cfg, spec, n = self.config, self.spec, self.learners
         self.actor = DeterministicActor(n, spec.obs_dim, spec.act_dim, cfg.hidden_sizes)
-        self.critic = CriticEnsemble(n, cfg.n_critics, spec.obs_dim + spec.act_dim, cfg.hidden_sizes,
-                                     cfg.critic_layer_norm)  # fmt: skip
         self.actor.trunk.reset_parameters(self.rng.host)
-        self.critic.net.reset_parameters(self.rng.host, members=cfg.n_critics)
         self.actor.to(self.device)
-        self.critic.to(self.device)
+        self._build_critics()
         self.actor_target = frozen_copy(self.actor)
-        self.critic_target = frozen_copy(self.critic)
         self.policy = self.actor
         self.actor_opt = adam(self.actor.trunk.params(), cfg.actor_lr, self.device)
-        self.critic_opt = adam(self.critic.net.params(), cfg.critic_lr, self.device)
         # The latest actor loss, kept between delayed actor updates so the logs always have one.
         self._last_actor_loss = torch.zeros(n, device=self.device)
         self._noise = torch.empty((n, cfg.batch_size, spec.act_dim), device=self.device)
@@ -117,12 +112,6 @@ class TD3(OffPolicyAgent):
             polyak_update(self.actor_target.parameters(), self.actor.parameters(), cfg.tau)
         metrics["loss/actor"] = self._last_actor_loss
         return metrics
-
-    def _critic_loss(self, params: list[Tensor], batch: Batch, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Σ_j E[(Q_φj(s, a) − y)²] as a function of the critics' parameters φ."""
-        q = self.critic(batch.obs_act, params=params)
-        loss = L.critic_loss(q, y)
-        return loss, {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=(-2, -1))}
 
     def _actor_loss(self, params: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """−E[Q_φ1(s, μ_θ(s))] as a function of θ, the critics' weights detached."""
