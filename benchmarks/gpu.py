@@ -69,7 +69,7 @@ def main() -> int:
 
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)  # fmt: skip
-    results = []
+    results: list[dict[str, object]] = []
     for name, algo, variant, steps in cases(args.quick):
         if args.only and not any(part in name for part in args.only.split(",")):
             continue

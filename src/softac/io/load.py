@@ -7,6 +7,7 @@ checked before anything is read into the agent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,14 @@ from softac.env_sources import KINDS
 from softac.envs import check_import_allowed, module_of
 from softac.errors import SoftacError
 from softac.io.files import verify_file
-from softac.io.rundir import batched_seeds, list_checkpoints, resolve_checkpoint, step_checkpoint_path
+from softac.io.rundir import (
+    BATCH,
+    NoCheckpoint,
+    batched_seeds,
+    list_checkpoints,
+    resolve_checkpoint,
+    step_checkpoint_path,
+)  # fmt: skip
 from softac.io.state import check_finite, load_learner, read_state
 from softac.protocols import AgentLike
 
@@ -115,7 +123,8 @@ def _load_batched(
     steps = [{p.name for p in list_checkpoints(d)} for d in dirs]
     common = sorted(set.intersection(*steps)) if steps else []
     if not common:
-        raise SoftacError(f"{run_dir} is a batched run with no checkpoint that every seed reached")
+        cls = NoCheckpoint if not any(steps) else SoftacError
+        raise cls(f"{run_dir} is a batched run with no checkpoint that every seed reached")
     step = int(common[-1].removeprefix("step_"))
     pairs = []
     for d in dirs:
@@ -152,3 +161,26 @@ def _restore(agent: AgentLike, pairs: list[tuple[Path, dict[str, Any]]]) -> None
     agent.env_steps, agent.updates = counters["env_steps"], counters["updates"]
     agent.resume_state = [state["resume"] for _, state in pairs]
     agent.loaded_from = pairs[0][0]
+
+
+def restart_agent(path: Path, device: str | None, allow_import: Collection[str], env: Any = None) -> AgentLike:
+    """A fresh agent for a run directory killed before its first checkpoint, from its config.json
+    (``runs.json`` for a batched run): every field read and validated, nothing else trusted.
+    Why restart rather than refuse: nothing was saved, so nothing is lost, and a scheduler that
+    answers a kill with ``--resume`` must not fail on a run that had not reached a checkpoint."""
+    seeds = batched_seeds(path)
+    meta_path = path / (BATCH if seeds is not None else "config.json")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        what = f"{path} has no checkpoint and an unreadable {meta_path.name} ({exc})"
+        raise SoftacError(f"{what}; start the run anew with softac train") from None
+    where = str(meta_path)
+    if not isinstance(meta, dict) or not isinstance(meta.get("algo"), str) or not isinstance(meta.get("config"), dict):
+        raise SoftacError(f"{where} lacks a valid 'algo' or 'config'; start the run anew with softac train")
+    info = registry.get(meta["algo"])
+    config = info.config_cls.from_dict(meta["config"], where=where)
+    check_env_record(meta.get("env"), config, where, env, allow_import)
+    if device is not None:
+        config = config.replace(device=device)
+    return info.agent_cls(env, config=config, seeds=seeds if seeds is not None else [config.seed])

@@ -26,6 +26,10 @@ BATCH = "runs.json"  # marks a batched run directory and lists its seeds
 _STEP_DIR = re.compile(r"^step_(\d{10})$")
 
 
+class NoCheckpoint(SoftacError):
+    """A run directory without any checkpoint: ``--resume`` restarts it from its config.json."""
+
+
 def step_checkpoint_path(run_dir: Path, env_steps: int) -> Path:
     return run_dir / "checkpoints" / f"step_{env_steps:010d}"
 
@@ -90,5 +94,5 @@ def resolve_checkpoint(path: Path) -> Path:
         return path
     found = list_checkpoints(path)
     if not found:
-        raise SoftacError(f"{path} is not a softac run or checkpoint directory (no checkpoints found)")
+        raise NoCheckpoint(f"{path} is not a softac run or checkpoint directory (no checkpoints found)")
     return found[-1]
