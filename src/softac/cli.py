@@ -22,7 +22,8 @@ from softac.cli_args import Parser, add_config_flags, allow_import_flag, flag_na
 from softac.envs import module_of
 from softac.errors import DivergenceError, EnvError, SoftacError
 from softac.io.load import load_agent, restart_agent
-from softac.io.rundir import NoCheckpoint, batched_seeds
+from softac.io.lock import RunLock
+from softac.io.rundir import NoCheckpoint, batched_seeds, holds_run
 from softac.logging import read_progress
 from softac.train import Interrupted
 
@@ -99,6 +100,24 @@ def _resume(args: argparse.Namespace, given: dict[str, Any], argv: Sequence[str]
     allow = [*args.allow_import, *filter(None, [module_of(env_id) if env_id else None])]
     explicit_algo = args.algo if "--algo" in argv or any(a.startswith("--algo=") for a in argv) else None
     expect = {"algo": explicit_algo, "env_id": env_id}
+    run_dir: Path = args.run_dir or args.resume
+    if (args.resume / "state.json").is_file():  # a checkpoint directory inside runs/X/checkpoints
+        run_dir = args.run_dir or args.resume.parent.parent
+    # Locked before the run is read: a second process must be refused at once, not read a
+    # checkpoint that the first one is pruning. Only what is already a run is locked (a lock file
+    # in a directory that is not a run would be a change to it).
+    lock = RunLock(run_dir).acquire() if holds_run(run_dir) else None
+    try:
+        return _resume_locked(args, given, allow, expect, run_dir)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _resume_locked(
+    args: argparse.Namespace, given: dict[str, Any], allow: list[str], expect: dict[str, Any], run_dir: Path
+) -> Path | None:
+    explicit_algo = expect["algo"]
     overwrite = False
     try:
         agent = load_agent(args.resume, device=given.get("device"), expect=expect, allow_import=allow)
@@ -116,9 +135,6 @@ def _resume(args: argparse.Namespace, given: dict[str, Any], argv: Sequence[str]
         print(f"softac: {args.resume} is already at step {agent.env_steps} of {agent.config.total_steps}: nothing "
               "to do (pass a larger --total-steps to extend it)", file=sys.stderr)  # fmt: skip
         return None
-    run_dir: Path = args.run_dir or args.resume
-    if (args.resume / "state.json").is_file():  # a checkpoint directory inside runs/X/checkpoints
-        run_dir = args.run_dir or args.resume.parent.parent
     if not overwrite:
         print(f"softac: resuming {agent.algo} on {agent.config.env_id} at step {agent.env_steps} in {run_dir}",
               file=sys.stderr)  # fmt: skip

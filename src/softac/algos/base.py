@@ -25,6 +25,7 @@ from softac.envs import ActionScaler, EnvSpec
 from softac.errors import SoftacError
 from softac.io.load import load_agent
 from softac.io.state import save_checkpoint
+from softac.memory import FLOAT, check_fits, mlp_params
 from softac.optim import adam_step, adam_step_traceable
 from softac.perf import tune_allocator
 from softac.rng import LearnerRNG
@@ -121,6 +122,7 @@ class Agent(abc.ABC):
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         tune_allocator()
+        check_fits(self.memory_estimate(), self.device, self.memory_reserved())
         self.rng = LearnerRNG(self.seeds, self.device)
         self.env_steps = 0  # environment steps collected per learner
         self.updates = 0  # gradient steps done per learner
@@ -151,6 +153,25 @@ class Agent(abc.ABC):
 
     def extra_tensors(self) -> dict[str, Tensor]:
         """Learned tensors that are not in a module (SAC's log α)."""
+        return {}
+
+    def memory_estimate(self) -> dict[str, int]:
+        """Bytes the agent will allocate, by part, from its config alone (``softac.memory``): an
+        actor and ``n_critics`` critics of ``hidden_sizes``, each held five times (weights,
+        gradients, two Adam moments, a target copy), and one minibatch of activations through
+        them (forward and backward). An upper bound for the algorithms here; a family adds its
+        data (the replay buffer)."""
+        cfg, spec = self.config, self.spec
+        hidden = list(cfg.hidden_sizes)
+        nets = 1 + int(getattr(cfg, "n_critics", 1))
+        params = mlp_params([spec.obs_dim, *hidden, 2 * spec.act_dim])
+        params += (nets - 1) * mlp_params([spec.obs_dim + spec.act_dim, *hidden, 1])
+        batch = int(getattr(cfg, "batch_size", 1))
+        activations = 4 * nets * batch * sum(hidden)
+        return {"networks": self.learners * FLOAT * (5 * params + activations)}
+
+    def memory_reserved(self) -> dict[str, int]:
+        """Single allocations reserved whole but touched as they fill (``softac.memory``)."""
         return {}
 
     @abc.abstractmethod

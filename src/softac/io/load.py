@@ -108,7 +108,11 @@ def load_agent(
     state = read_state(ckpt)
     _check_expect(state, ckpt, expect)
     agent = _build(state, ckpt, device, [state["config"].get("seed", 0)], env, allow_import)
-    _restore(agent, [(ckpt, state)])
+    try:
+        _restore(agent, [(ckpt, state)])
+    except FileNotFoundError as exc:
+        raise SoftacError(f"checkpoint {ckpt} disappeared while it was read ({exc.filename}): was it pruned by "
+                          "another process training this run? Try again") from None  # fmt: skip
     return agent
 
 

@@ -22,14 +22,24 @@ except ImportError:  # Windows: no flock; runs there are not locked (documented 
     fcntl = None  # type: ignore[assignment]
 
 LOCK = ".lock"
+# Locks this process holds, by path, with a count: ``softac train --resume`` takes the lock before
+# it reads the run (so that it never reads a checkpoint the other process is pruning) and the
+# trainer takes it again; two flocks of one file conflict even within one process.
+_held: dict[Path, int] = {}
 
 
 class RunLock:
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / LOCK
         self.fd: int | None = None
+        self.nested = False
 
     def acquire(self) -> RunLock:
+        key = self.path.resolve()
+        if key in _held:
+            _held[key] += 1
+            self.nested = True
+            return self
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # O_CLOEXEC (Python's default): subprocesses that exec (AsyncVectorEnv workers under
@@ -53,9 +63,16 @@ class RunLock:
         except OSError:
             pass  # the PID is only for the message; the lock itself is held
         self.fd = fd
+        _held[key] = 1
         return self
 
     def release(self) -> None:
+        key = self.path.resolve()
+        if self.nested or self.fd is not None:
+            _held[key] -= 1
+            if _held[key] == 0:
+                del _held[key]
+        self.nested = False
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None

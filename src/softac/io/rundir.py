@@ -61,6 +61,13 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
+def holds_run(run_dir: Path) -> bool:
+    """A directory with softac's run files (config.json, runs.json) or checkpoints in it."""
+    return (
+        (run_dir / "config.json").is_file() or (run_dir / BATCH).is_file() or bool(list_checkpoints(run_dir))
+    )
+
+
 def learner_dirs(run_dir: Path, seeds: tuple[int, ...]) -> list[Path]:
     """Where each learner writes: the run directory itself for a single run, ``seed_<s>/`` each
     for a batched one."""
