@@ -47,8 +47,8 @@ def _cgroup_room() -> int | None:
 def available(device: torch.device) -> tuple[int, int] | None:
     """(free, total) bytes for new allocations on ``device``, or None where it cannot be told."""
     if device.type == "cuda":
-        free, total = torch.cuda.mem_get_info(device)
-        return int(free), int(total)
+        gpu_free, gpu_total = torch.cuda.mem_get_info(device)
+        return int(gpu_free), int(gpu_total)
     free, total = _meminfo("MemAvailable"), _meminfo("MemTotal")
     if free is None or total is None:
         return None
