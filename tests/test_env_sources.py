@@ -83,6 +83,24 @@ def test_vector_env_is_used_and_must_not_reset_itself() -> None:
     envs.step(np.zeros((2, 1), dtype=np.float32))
 
 
+def test_eval_env_instance_evaluates_and_stays_open() -> None:
+    seen: list[float] = []
+
+    class Recording(gym.Wrapper):  # type: ignore[type-arg]
+        def reset(self, **kwargs: Any) -> Any:
+            seen.append(self.env.unwrapped.g)  # type: ignore[attr-defined]
+            return self.env.reset(**kwargs)
+
+    evaluation = Recording(_pendulum(max_episode_steps=10, g=7.0))
+    agent = SAC("Pendulum-v1", **TINY, eval_env=evaluation, learning_starts=20, total_steps=40, eval_freq=20,
+                eval_episodes=2)  # fmt: skip
+    agent.learn(progress=False)
+    assert seen == [7.0] * 4  # two evaluations of two episodes, all on the given instance
+    evaluation.reset(seed=0)  # still the user's, not closed
+    with pytest.raises(SoftacError, match="an eval_env instance is one environment"):
+        SAC("Pendulum-v1", **TINY, seeds=[0, 1], eval_env=evaluation, total_steps=10).learn(progress=False)
+
+
 def test_bad_environment_arguments_are_one_line() -> None:
     with pytest.raises(SoftacError, match=r"returned int, not a gymnasium\.Env"):
         SAC(lambda: 3, **TINY)

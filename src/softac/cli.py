@@ -169,7 +169,7 @@ def cmd_eval(argv: Sequence[str]) -> int:
     if args.seed is not None and args.seed < 0:
         raise SoftacError(f"--seed must be a non-negative integer, got {args.seed}")
     agent = load_agent(args.path, device=args.device, allow_import=args.allow_import)
-    envs = [agent.env_source.make() for _ in agent.seeds]
+    envs = agent.env_source.evaluation_envs(agent.learners)
     seeds = [args.seed if args.seed is not None else s + EVAL_SEED_OFFSET for s in agent.seeds]
     returns = evaluate(agent, envs, args.episodes, seeds)
     for k, seed in enumerate(agent.seeds):

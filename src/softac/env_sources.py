@@ -50,6 +50,7 @@ class EnvSource:
     instance: gym.Env | None = None
     vector_env: gym.vector.VectorEnv | None = None
     eval_factory: Callable[[], gym.Env] | None = None
+    eval_instance: gym.Env | None = None  # the user's own evaluation env (``eval_env=`` an instance)
     _spec: EnvSpec | None = field(default=None, repr=False)
 
     @property
@@ -77,8 +78,8 @@ class EnvSource:
                 self._spec = env_spec(probe, self.env_id)
             elif self.instance is not None:
                 self._spec = env_spec(self.instance, self.env_id)
-            else:
-                env = self.make()
+            else:  # an id or a factory: a training environment, not the evaluation one
+                env = _call(self.factory) if self.factory is not None else make_env(self.env_id, self.kwargs)
                 try:
                     self._spec = env_spec(env, self.env_id)
                 finally:
@@ -86,17 +87,33 @@ class EnvSource:
         return self._spec
 
     def make(self) -> gym.Env:
-        """A new environment like the training one (the evaluation environments)."""
-        if self.kind == "id":
-            return make_env(self.env_id, self.kwargs)
-        if self.kind == "factory" and self.factory is not None:
-            return _call(self.factory)
+        """A new environment like the training one (the evaluation environments): from the
+        user's ``eval_env`` if given, else from the id or the factory, else from the instance's
+        spec or the vector env's first factory."""
+        if self.eval_instance is not None:
+            return self.eval_instance
         if self.eval_factory is not None:
             return _call(self.eval_factory)
+        if self.kind == "id":
+            return make_env(self.env_id, self.kwargs)
+        if self.factory is not None:
+            return _call(self.factory)
         raise SoftacError(
             f"cannot build an evaluation environment like this {self.kind} of {self.env_id}: pass "
             "eval_env=<an instance or factory> (or pass a factory instead of the instance)"
         )
+
+    def evaluation_envs(self, n: int) -> list[gym.Env]:
+        """One evaluation environment per learner; the user's single ``eval_env`` instance can
+        serve one learner only (they step in turns)."""
+        if self.eval_instance is not None and n > 1:
+            raise SoftacError(f"an eval_env instance is one environment, {n} seeds need one each: pass a factory")
+        return [self.make() for _ in range(n)]
+
+    def release(self, env: gym.Env) -> None:
+        """Close an evaluation environment softac made (the user's own instance stays open)."""
+        if env is not self.eval_instance:
+            env.close()
 
     def vector(self, n_envs: int, kind: str) -> tuple[gym.vector.VectorEnv, bool]:
         """The training environments, ``n_envs`` of them, and whether softac owns (closes) them."""
@@ -139,16 +156,12 @@ def source_of(env: Any, kwargs: tuple[tuple[str, Any], ...] = (), eval_env: Any 
     """The source for what the user passed as ``env``: an id, an instance, a vector env or a factory;
     ``eval_env`` (an instance or a factory) builds the evaluation environments where the source
     itself cannot."""
-    eval_factory: Callable[[], gym.Env] | None = None
-    if isinstance(eval_env, gym.Env):
-        eval_instance = eval_env
-        eval_factory = lambda: eval_instance  # noqa: E731 (one evaluation env, reused)
-    elif callable(eval_env):
-        eval_factory = eval_env
-    elif eval_env is not None:
+    eval_instance = eval_env if isinstance(eval_env, gym.Env) else None
+    eval_factory: Callable[[], gym.Env] | None = eval_env if eval_instance is None and callable(eval_env) else None
+    if eval_env is not None and eval_instance is None and eval_factory is None:
         raise SoftacError(f"eval_env must be a gymnasium.Env or a factory, got {type(eval_env).__name__}")
     if isinstance(env, str):
-        return EnvSource("id", env, kwargs=kwargs, eval_factory=eval_factory)
+        return EnvSource("id", env, kwargs=kwargs, eval_factory=eval_factory, eval_instance=eval_instance)
     if kwargs:
         raise SoftacError("env_kwargs apply to an environment id; an instance or factory is used as given")
     if isinstance(env, gym.vector.VectorEnv):
@@ -163,16 +176,18 @@ def source_of(env: Any, kwargs: tuple[tuple[str, Any], ...] = (), eval_env: Any 
             eval_factory = fns[0]
         spec = getattr(env, "spec", None)
         name = spec.id if spec is not None else type(env).__name__
-        return EnvSource("vector", name, vector_env=env, eval_factory=eval_factory)
+        return EnvSource("vector", name, vector_env=env, eval_factory=eval_factory, eval_instance=eval_instance)
     if isinstance(env, gym.Env):
-        return EnvSource("instance", _name(env), instance=env, eval_factory=eval_factory or _from_spec(env))
+        if eval_instance is None and eval_factory is None:
+            eval_factory = _from_spec(env)
+        return EnvSource("instance", _name(env), instance=env, eval_factory=eval_factory, eval_instance=eval_instance)
     if callable(env):
         probe = _call(env)
         try:
             name = _name(probe)
         finally:
             probe.close()
-        return EnvSource("factory", name, factory=env, eval_factory=eval_factory)
+        return EnvSource("factory", name, factory=env, eval_factory=eval_factory, eval_instance=eval_instance)
     raise SoftacError(
         f"env must be an environment id, a gymnasium.Env, a vector env or a function returning an env, "
         f"got {type(env).__name__}"

@@ -57,7 +57,7 @@ class _Run:
         self.eval_envs: list[Any] = []
         self.loggers: list[RunLogger] = []
         try:
-            self.eval_envs = [agent.env_source.make() for _ in range(agent.learners)]
+            self.eval_envs = agent.env_source.evaluation_envs(agent.learners)
             self.dirs = prepare(run_dir, agent, overwrite) if run_dir is not None else []
             self.loggers = [RunLogger(d, agent.env_steps) for d in self.dirs]
         except BaseException:
@@ -164,7 +164,7 @@ class _Run:
             self.bar.close()
         self.step.close()
         for env in self.eval_envs:
-            env.close()
+            self.agent.env_source.release(env)
 
 
 def _notices(agent: AgentLike, run_dir: Path | None) -> None:
