@@ -92,8 +92,8 @@ def test_eval_env_instance_evaluates_and_stays_open() -> None:
             return self.env.reset(**kwargs)
 
     evaluation = Recording(_pendulum(max_episode_steps=10, g=7.0))
-    agent = SAC("Pendulum-v1", **TINY, eval_env=evaluation, learning_starts=20, total_steps=40, eval_freq=20,
-                eval_episodes=2)  # fmt: skip
+    agent = SAC("Pendulum-v1", **{**TINY, "eval_episodes": 2}, eval_env=evaluation, learning_starts=20,
+                total_steps=40, eval_freq=20)  # fmt: skip
     agent.learn(progress=False)
     assert seen == [7.0] * 4  # two evaluations of two episodes, all on the given instance
     evaluation.reset(seed=0)  # still the user's, not closed
