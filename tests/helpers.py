@@ -108,6 +108,29 @@ class NonFiniteEnv(gym.Env):
         return obs, reward, False, False, {}
 
 
+class CrashingEnv(gym.Env):
+    """A user's environment with a bug: ``step`` raises ZeroDivisionError on its ``crash_at``-th call
+    (counted over the instance's life); ``where="reset"`` raises in the reset after that many steps.
+    With ``crash_at`` None it never crashes. Episodes last 10 steps (TimeLimit)."""
+
+    def __init__(self, crash_at: int | None = 150, where: str = "step") -> None:
+        self.observation_space = gym.spaces.Box(-1e6, 1e6, (2,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.crash_at, self.where, self.calls = crash_at, where, 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        super().reset(seed=seed)
+        if self.where == "reset" and self.crash_at is not None and self.calls >= self.crash_at:
+            raise RuntimeError("reset failed in the user's code")
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action: np.ndarray) -> Any:
+        self.calls += 1
+        if self.where == "step" and self.calls == self.crash_at:
+            _ = 1 / 0
+        return self.np_random.normal(size=2).astype(np.float32), -float(action[0] ** 2), False, False, {}
+
+
 class BoxEnv(gym.Env):
     """A trivial env with configurable action/observation spaces (for validation tests)."""
 
@@ -125,6 +148,19 @@ class BoxEnv(gym.Env):
     def step(self, action: np.ndarray) -> Any:
         obs = self.np_random.uniform(-1, 1, self.obs_shape).astype(np.float32)
         return obs, -float(np.sum(np.square(action))), False, False, {}
+
+
+class EvalNaNEnv(BoxEnv):
+    """Finite in training; a NaN reward in every episode reset with a seed ≥ 100,000 (the
+    evaluation seeds, ``softac.evaluate.EVAL_SEED_OFFSET``)."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        self.evaluating = seed is not None and seed >= 100_000
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action: np.ndarray) -> Any:
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, float("nan") if self.evaluating else reward, terminated, truncated, info
 
 
 class DictObsEnv(BoxEnv):
@@ -146,6 +182,9 @@ _register("SoftacTest/InfiniteBox-v0", BoxEnv, max_episode_steps=20, low=[-np.in
 _register("SoftacTest/ImageObs-v0", BoxEnv, max_episode_steps=20, obs_shape=(2, 2))
 _register("SoftacTest/DictObs-v0", DictObsEnv, max_episode_steps=20)
 _register("SoftacTest/Asym-v0", BoxEnv, max_episode_steps=20, low=[-2.0, 0.0], high=[1.0, 5.0])
+_register("SoftacTest/Crash-v0", CrashingEnv, max_episode_steps=10)
+_register("SoftacTest/CrashReset-v0", CrashingEnv, max_episode_steps=10, crash_at=150, where="reset")
+_register("SoftacTest/EvalNaN-v0", EvalNaNEnv, max_episode_steps=10)
 
 
 # -- helpers ----------------------------------------------------------------------------------

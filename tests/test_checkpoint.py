@@ -40,7 +40,9 @@ def _ckpt(run_dir: Path) -> Path:
 
 
 def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
-    files = [p for p in root.rglob("*") if p.is_file()]
+    # Not `.lock`: it holds the PID of the last process that locked the run (softac.io.lock), not
+    # the run's content, and a refused process may have held the lock while it checked the run.
+    files = [p for p in root.rglob("*") if p.is_file() and p.name != ".lock"]
     return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
 
 

@@ -1,8 +1,9 @@
 """``softac train|eval|plot|compare|sweep|bench``. Every config field is a flag, generated from the
 dataclasses of the registered algorithms (``softac.registry``).
 
-Exit codes: 0 success, 2 bad input (one line on stderr; ``--debug`` shows the traceback),
-3 training diverged, 130/143 interrupted by SIGINT/SIGTERM after saving a checkpoint.
+Exit codes: 0 success, 2 bad input or a file that cannot be written (one line on stderr; ``--debug``
+shows the traceback), 3 training diverged, 4 the environment's own code raised an exception,
+130/143 interrupted by SIGINT/SIGTERM after saving a checkpoint (see the README's table).
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ import argparse
 import dataclasses
 import sys
 import time
-import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import softac.algos  # noqa: F401  (registers every algorithm)
 from softac import registry
-from softac.algos.base import parse_seeds
-from softac.config import BaseConfig
-from softac.errors import DivergenceError, SoftacError
-from softac.io.load import load_agent
-from softac.io.rundir import batched_seeds
+from softac.cli_args import Parser, add_config_flags, allow_import_flag, flag_name, int_arg, seeds_arg
+from softac.envs import module_of
+from softac.errors import DivergenceError, EnvError, SoftacError
+from softac.io.load import load_agent, restart_agent
+from softac.io.lock import RunLock
+from softac.io.rundir import NoCheckpoint, batched_seeds, holds_run
 from softac.logging import read_progress
 from softac.train import Interrupted
 
@@ -31,48 +32,6 @@ RUN_FIELDS = {
     "total_steps", "eval_freq", "eval_episodes", "log_freq", "checkpoint_freq", "keep_checkpoints",
     "device", "threads", "fast_update", "compile_update", "cuda_graph",
 }  # fmt: skip
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise SoftacError(f"{message} (see `{self.prog} --help`)")
-
-
-def _int(text: str) -> int:
-    """Integers also as 1e6 or 1_000_000."""
-    try:
-        return int(text)
-    except ValueError:
-        value = float(text)
-        if not value.is_integer():
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        return int(value)
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def add_config_flags(parser: argparse.ArgumentParser, cls: type[BaseConfig]) -> None:
-    """One flag per field; defaults are suppressed so we can tell which flags were given."""
-    hints = typing.get_type_hints(cls)
-    group = parser.add_argument_group(f"{cls.__name__} (every field of the config)")
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        default = f.default
-        help_text = f"{f.metadata.get('help', '')} (default: {default})"
-        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f.name}
-        if hint is bool:
-            group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kwargs)
-        elif hint == tuple[int, ...]:
-            group.add_argument(_flag(f.name), type=_int, nargs="+", metavar="N", **kwargs)
-        elif hint is int:
-            group.add_argument(_flag(f.name), type=_int, metavar="N", **kwargs)
-        elif hint is float or hint == (float | None):
-            group.add_argument(_flag(f.name), type=float, metavar="X", **kwargs)
-        else:
-            group.add_argument(_flag(f.name), type=str, metavar="S", **kwargs)
-    parser.add_argument("--env", dest="env_id", default=argparse.SUPPRESS, help="alias of --env-id")
 
 
 def _algo_of(argv: Sequence[str]) -> str:
@@ -85,30 +44,9 @@ def _algo_of(argv: Sequence[str]) -> str:
     return algo
 
 
-def seeds_arg(text: str) -> tuple[int, ...]:
-    """``0-7``, ``0,3,9`` or a mix (``0-3,8``) → distinct non-negative seeds, in the order given."""
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part[1:]:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo:
-                    raise ValueError
-                out += range(lo, hi + 1)
-            else:
-                out.append(int(part))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seeds like 0-7 or 0,3,9, got {text!r}") from None
-    try:
-        return parse_seeds(out)
-    except SoftacError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def build_train_parser(algo: str) -> argparse.ArgumentParser:
     info = registry.get(algo)
-    p = _Parser(prog="softac train", description="Train an agent; every config field is a flag.")
+    p = Parser(prog="softac train", description="Train an agent; every config field is a flag.")
     p.add_argument("--algo", choices=registry.names(), default="sac", help="algorithm (default: sac)")
     p.add_argument("--run-dir", type=Path, default=None, help="output directory (default: runs/ALGO-ENV-sSEED-TIME)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
@@ -120,6 +58,7 @@ def build_train_parser(algo: str) -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    allow_import_flag(p)
     add_config_flags(p, info.config_cls)
     return p
 
@@ -133,19 +72,10 @@ def cmd_train(argv: Sequence[str]) -> int:
     if "hidden_sizes" in given:
         given["hidden_sizes"] = tuple(given["hidden_sizes"])
     if args.resume is not None:
-        locked = sorted(set(given) - RUN_FIELDS)
-        if locked or args.seeds is not None:
-            flags = ", ".join([_flag(k) for k in locked] + (["--seeds"] if args.seeds is not None else []))
-            raise SoftacError(f"--resume continues a run with its saved config; {flags} cannot be changed")
-        explicit_algo = args.algo if "--algo" in argv or any(a.startswith("--algo=") for a in argv) else None
-        agent = load_agent(args.resume, device=given.get("device"), expect={"algo": explicit_algo})
-        agent.config = agent.config.replace(**given)
-        run_dir = args.run_dir or args.resume
-        if (args.resume / "state.json").is_file():  # a checkpoint directory inside runs/X/checkpoints
-            run_dir = args.run_dir or args.resume.parent.parent
-        print(f"softac: resuming {agent.algo} on {agent.config.env_id} at step {agent.env_steps} in {run_dir}",
-              file=sys.stderr)  # fmt: skip
-        agent.learn(run_dir=run_dir, progress=not args.no_progress)  # type: ignore[attr-defined]
+        resumed = _resume(args, given, argv)
+        if resumed is None:
+            return 0
+        run_dir = resumed
     else:
         config = info.config_cls(**given)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -155,6 +85,61 @@ def cmd_train(argv: Sequence[str]) -> int:
         agent.learn(run_dir=run_dir, progress=not args.no_progress, overwrite=args.overwrite)
     _print_result(Path(run_dir))
     return 0
+
+
+def _resume(args: argparse.Namespace, given: dict[str, Any], argv: Sequence[str]) -> Path | None:
+    """``--resume``: continue the run, restart one that never reached a checkpoint (its run
+    directory), or say that a finished one has nothing to do (None: exit 0 at once, so that a
+    scheduler's retries are idempotent)."""
+    # --env naming the run's own environment is allowed (and is consent to import its module).
+    env_id = given.pop("env_id", None)
+    locked = sorted(set(given) - RUN_FIELDS)
+    if locked or args.seeds is not None:
+        flags = ", ".join([flag_name(k) for k in locked] + (["--seeds"] if args.seeds is not None else []))
+        raise SoftacError(f"--resume continues a run with its saved config; {flags} cannot be changed")
+    allow = [*args.allow_import, *filter(None, [module_of(env_id) if env_id else None])]
+    explicit_algo = args.algo if "--algo" in argv or any(a.startswith("--algo=") for a in argv) else None
+    expect = {"algo": explicit_algo, "env_id": env_id}
+    run_dir: Path = args.run_dir or args.resume
+    if (args.resume / "state.json").is_file():  # a checkpoint directory inside runs/X/checkpoints
+        run_dir = args.run_dir or args.resume.parent.parent
+    # Locked before the run is read: a second process must be refused at once, not read a
+    # checkpoint that the first one is pruning. Only what is already a run is locked (a lock file
+    # in a directory that is not a run would be a change to it).
+    lock = RunLock(run_dir).acquire() if holds_run(run_dir) else None
+    try:
+        return _resume_locked(args, given, allow, expect, run_dir)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _resume_locked(
+    args: argparse.Namespace, given: dict[str, Any], allow: list[str], expect: dict[str, Any], run_dir: Path
+) -> Path | None:
+    explicit_algo = expect["algo"]
+    overwrite = False
+    try:
+        agent = load_agent(args.resume, device=given.get("device"), expect=expect, allow_import=allow)
+    except NoCheckpoint:
+        if not (args.resume / "config.json").is_file() and batched_seeds(args.resume) is None:
+            raise
+        agent = restart_agent(args.resume, given.get("device"), allow)
+        if explicit_algo is not None and agent.algo != explicit_algo:
+            raise SoftacError(f"{args.resume} holds a {agent.algo} run, not {explicit_algo}") from None
+        print(f"softac: note: {args.resume} has no checkpoint (it stopped before its first); restarting it from "
+              "step 0 with its saved config", file=sys.stderr)  # fmt: skip
+        overwrite = True
+    agent.config = agent.config.replace(**given)
+    if agent.env_steps >= agent.config.total_steps:
+        print(f"softac: {args.resume} is already at step {agent.env_steps} of {agent.config.total_steps}: nothing "
+              "to do (pass a larger --total-steps to extend it)", file=sys.stderr)  # fmt: skip
+        return None
+    if not overwrite:
+        print(f"softac: resuming {agent.algo} on {agent.config.env_id} at step {agent.env_steps} in {run_dir}",
+              file=sys.stderr)  # fmt: skip
+    agent.learn(run_dir=run_dir, progress=not args.no_progress, overwrite=overwrite)  # type: ignore[attr-defined]
+    return run_dir
 
 
 def _print_result(run_dir: Path) -> None:
@@ -169,22 +154,22 @@ def _print_result(run_dir: Path) -> None:
 
 
 def cmd_eval(argv: Sequence[str]) -> int:
-    from softac.envs import make_env
     from softac.evaluate import EVAL_SEED_OFFSET, evaluate
 
-    p = _Parser(prog="softac eval", description="Evaluate a saved policy deterministically.")
+    p = Parser(prog="softac eval", description="Evaluate a saved policy deterministically.")
     p.add_argument("path", type=Path, help="run directory (newest checkpoint), checkpoint directory or batched run")
-    p.add_argument("--episodes", type=_int, default=10, help="episodes to run (default: 10)")
-    p.add_argument("--seed", type=_int, default=None, help="first episode's reset seed (default: as in training)")
+    p.add_argument("--episodes", type=int_arg, default=10, help="episodes to run (default: 10)")
+    p.add_argument("--seed", type=int_arg, default=None, help="first episode's reset seed (default: as in training)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    allow_import_flag(p)
     args = p.parse_args(argv)
     if args.episodes <= 0:
         raise SoftacError(f"--episodes must be a positive integer, got {args.episodes}")
     if args.seed is not None and args.seed < 0:
         raise SoftacError(f"--seed must be a non-negative integer, got {args.seed}")
-    agent = load_agent(args.path, device=args.device)
-    envs = [make_env(agent.config.env_id) for _ in agent.seeds]
+    agent = load_agent(args.path, device=args.device, allow_import=args.allow_import)
+    envs = agent.env_source.evaluation_envs(agent.learners)
     seeds = [args.seed if args.seed is not None else s + EVAL_SEED_OFFSET for s in agent.seeds]
     returns = evaluate(agent, envs, args.episodes, seeds)
     for k, seed in enumerate(agent.seeds):
@@ -199,7 +184,7 @@ def cmd_eval(argv: Sequence[str]) -> int:
 def cmd_plot(argv: Sequence[str]) -> int:
     from softac.plot import STATS, plot_runs, resolve_out
 
-    p = _Parser(prog="softac plot", description="Draw learning curves of any set of runs: one panel per "
+    p = Parser(prog="softac plot", description="Draw learning curves of any set of runs: one panel per "
                 "environment, one line per algorithm; several seeds as their mean (or IQM) with a 95% "
                 "bootstrap confidence band.")  # fmt: skip
     p.add_argument("run_dirs", type=Path, nargs="+", help="run directories and/or multi-seed directories (seed_*)")
@@ -217,13 +202,36 @@ def cmd_plot(argv: Sequence[str]) -> int:
 def cmd_compare(argv: Sequence[str]) -> int:
     from softac.compare import main as compare_main
 
-    return compare_main(argv, _Parser)
+    return compare_main(argv, Parser)
 
 
 def cmd_sweep(argv: Sequence[str]) -> int:
     from softac.sweep.cli import main as sweep_main
 
-    return sweep_main(argv, _Parser)
+    return sweep_main(argv, Parser)
+
+
+def cmd_export(argv: Sequence[str]) -> int:
+    from softac.export import FORMATS, export_policy
+
+    p = Parser(prog="softac export", description="Write the deterministic policy for use without softac.")
+    p.add_argument("path", type=Path, help="run directory (newest checkpoint), checkpoint directory or batched run")
+    p.add_argument("--format", choices=FORMATS, required=True, help="onnx (run with onnxruntime) or torchscript")
+    p.add_argument("--out", type=Path, required=True, help="the file to write")
+    p.add_argument("--seed", type=int_arg, default=None, help="which seed of a batched run (default: the first)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    allow_import_flag(p)
+    args = p.parse_args(argv)
+    agent = load_agent(args.path, device="cpu", allow_import=args.allow_import)
+    if args.seed is not None and args.seed not in agent.seeds:
+        seeds = ", ".join(map(str, agent.seeds))
+        raise SoftacError(f"--seed {args.seed} is not a seed of {args.path} (seeds: {seeds})")
+    k = agent.seeds.index(args.seed) if args.seed is not None else 0
+    out = export_policy(agent, args.out, args.format, k, overwrite=args.overwrite)
+    print(f"wrote {out}: the deterministic {agent.algo} policy of seed {agent.seeds[k]} at step {agent.env_steps} "
+          f"(input 'observation' (batch, {agent.spec.obs_dim}) → output 'action' (batch, {agent.spec.act_dim}))")
+    return 0
 
 
 def cmd_bench(argv: Sequence[str]) -> int:
@@ -232,9 +240,10 @@ def cmd_bench(argv: Sequence[str]) -> int:
     return bench_main(list(argv))
 
 
+
 COMMANDS = {
     "train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "compare": cmd_compare, "sweep": cmd_sweep,
-    "bench": cmd_bench,
+    "export": cmd_export, "bench": cmd_bench,
 }  # fmt: skip
 
 
@@ -252,6 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SoftacError(f"unknown command '{command}': use one of {', '.join(COMMANDS)}")
         return COMMANDS[command](argv[1:])
     except (SoftacError, DivergenceError) as exc:
+        if debug:
+            raise
+        print(f"softac: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except EnvError as exc:
         if debug:
             raise
         print(f"softac: error: {exc}", file=sys.stderr)

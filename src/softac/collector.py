@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from softac.envs import get_rng_states, set_rng_states
-from softac.errors import SoftacError
+from softac.errors import EnvError, SoftacError
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Collector:
         to_env: Any,
         seeds: Sequence[int],
         skip_nonfinite: bool = False,
+        env_name: str = "the environment",
     ) -> None:
         """``to_env`` maps the library's actions to the environment's (``ActionScaler.to_env``);
         ``seeds`` holds one base seed per learner (sub-env i of learner k is seeded seeds[k] + i)."""
@@ -53,6 +54,7 @@ class Collector:
             raise ValueError(f"{envs.num_envs} environments do not split evenly over {self.L} learners")
         self.reset_seeds = [int(s) + i for s in seeds for i in range(self.n)]
         self.skip_nonfinite = skip_nonfinite
+        self.env_name = env_name
         obs_dim = int(np.prod(envs.single_observation_space.shape or (1,)))
         self.obs: np.ndarray = np.zeros((self.L * self.n, obs_dim), dtype=np.float32)
         self.needs_reset = np.ones(self.L * self.n, dtype=bool)
@@ -95,15 +97,26 @@ class Collector:
             )
         return ok
 
+    def _call(self, method: str, step: int, *args: Any, **kwargs: Any) -> Any:
+        """``envs.reset``/``envs.step``; an exception from the environment's own code becomes one
+        :class:`EnvError` naming the environment, the step and the exception (its traceback kept as
+        the cause, shown with ``--debug``)."""
+        try:
+            return getattr(self.envs, method)(*args, **kwargs)
+        except Exception as exc:
+            raise EnvError(
+                f"the environment {self.env_name} raised {type(exc).__name__} in {method}() at step {step}: {exc}"
+            ) from exc
+
     def _reset(self, step: int) -> None:
         if not self._seeded:
             seed: Any = self.reset_seeds if len(self.reset_seeds) > 1 else self.reset_seeds[0]
-            obs, _ = self.envs.reset(seed=seed)
+            obs, _ = self._call("reset", step, seed=seed)
             self._seeded = True
             mask = np.ones(len(self.needs_reset), dtype=bool)
         else:
             mask = self.needs_reset.copy()
-            obs, _ = self.envs.reset(options={"reset_mask": mask})
+            obs, _ = self._call("reset", step, options={"reset_mask": mask})
         obs = np.asarray(obs, dtype=np.float32)
         bad = ~self._check_finite("observation after reset", obs, step)
         if (bad & mask).any():
@@ -124,7 +137,7 @@ class Collector:
         names errors."""
         self.observe(step)
         flat_action = np.asarray(action).reshape(self.L * self.n, *np.shape(action)[2:])
-        next_obs, reward, terminated, truncated, _ = self.envs.step(self.to_env(flat_action))
+        next_obs, reward, terminated, truncated, _ = self._call("step", step, self.to_env(flat_action))
         next_obs = np.asarray(next_obs, dtype=np.float32)
         reward = np.asarray(reward, dtype=np.float64)
         terminated = np.asarray(terminated, dtype=bool)

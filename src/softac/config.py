@@ -35,19 +35,64 @@ def _f(default: Any, help: str, check: str = "any", choices: tuple[str, ...] = (
 
 
 def _type_name(hint: Any) -> str:
+    """What a field takes, as the error line says it ("gamma must be a number")."""
     if hint is bool:
         return "true or false"
     if hint is int:
-        return "integer"
+        return "an integer"
     if hint is float:
-        return "number"
+        return "a number"
     if hint is str:
-        return "string"
-    return "tuple of positive integers"
+        return "a string"
+    return "a tuple of positive integers"
+
+
+# ``env_kwargs``: keyword arguments for ``gymnasium.make``, held as sorted (key, value) pairs so the
+# frozen config stays hashable; ``to_dict`` writes them as a JSON object. Values are JSON data
+# (numbers, strings, true/false, null, lists): they are passed to the environment's constructor,
+# never evaluated (rl-zoo3 ``eval``s its --env-kwargs; a file or a flag must not run code here).
+Kwargs = tuple[tuple[str, Any], ...]
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, _JSON_SCALARS):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{value} is not finite")
+        return value
+    if isinstance(value, (list, tuple)):
+        return tuple(_json_value(v) for v in value)
+    raise ValueError(f"{value!r} is not a number, string, true/false, null or list")
+
+
+def _check_kwargs(name: str, value: Any) -> Kwargs:
+    pairs = value.items() if isinstance(value, dict) else value
+    try:
+        out = []
+        for pair in pairs:
+            key, item = pair
+            if not isinstance(key, str) or not key.isidentifier():
+                raise ValueError(f"{key!r} is not a keyword name")
+            out.append((key, _json_value(item)))
+    except (TypeError, ValueError) as exc:
+        raise SoftacError(f"{name} must map keyword names to JSON values ({exc})") from None
+    keys = [k for k, _ in out]
+    if len(set(keys)) != len(keys):
+        raise SoftacError(f"{name} names a keyword twice: {', '.join(sorted(keys))}")
+    return tuple(sorted(out))
+
+
+def kwargs_to_json(pairs: Kwargs) -> dict[str, Any]:
+    def plain(v: Any) -> Any:
+        return [plain(x) for x in v] if isinstance(v, tuple) else v
+
+    return {k: plain(v) for k, v in pairs}
 
 
 def _check_type(name: str, hint: Any, value: Any) -> Any:
     """The value converted to the field's canonical type, or a SoftacError naming the field."""
+    if hint == Kwargs:
+        return _check_kwargs(name, value)
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) and type(None) in args:
         if value is None:
@@ -67,7 +112,7 @@ def _check_type(name: str, hint: Any, value: Any) -> Any:
         ok = isinstance(value, (tuple, list)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         value = tuple(value) if ok else value
     if not ok:
-        raise SoftacError(f"{name} must be a {_type_name(hint)}, got {value!r} ({type(value).__name__})")
+        raise SoftacError(f"{name} must be {_type_name(hint)}, got {value!r} ({type(value).__name__})")
     return value
 
 
@@ -76,6 +121,9 @@ class BaseConfig:
     """Settings every algorithm shares: environment, budget, evaluation, output, hardware."""
 
     env_id: str = _f("Pendulum-v1", "Gymnasium environment id.")
+    env_kwargs: tuple[tuple[str, Any], ...] = _f(
+        (), "Keyword arguments for gymnasium.make, as KEY=VALUE ... (VALUE read as JSON if it parses, else a string)."
+    )
     seed: int = _f(0, "Seed for networks, replay sampling, exploration and the environments.", "non-negative")
     total_steps: int = _f(20_000, "Environment steps to train for (counted over all parallel envs).", "positive")
     n_envs: int = _f(1, "Parallel environments collecting transitions (a Gymnasium vector env).", "positive")
@@ -147,7 +195,9 @@ class BaseConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["env_kwargs"] = kwargs_to_json(self.env_kwargs)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> Any:

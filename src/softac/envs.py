@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +25,31 @@ class EnvSpec:
     action_high: np.ndarray
 
 
-def make_env(env_id: str) -> gym.Env:
-    """``gym.make`` with one clear error line for an id Gymnasium does not know."""
+def module_of(env_id: str) -> str | None:
+    """The module a ``module:EnvId`` id makes ``gymnasium.make`` import (and so run), or None."""
+    return env_id.split(":", 1)[0] if ":" in env_id else None
+
+
+def check_import_allowed(env_id: str, allowed: Collection[str], where: str) -> None:
+    """Refuse an environment id read from a file (``where``) that would import a module the user has
+    not named. Why: ``gymnasium.make("mod:Env-v0")`` imports ``mod``, i.e. runs its code, so a
+    state.json edited to say ``"this:Pendulum-v1"`` ran code on ``softac eval`` (issue 16)."""
+    module = module_of(env_id)
+    if module is not None and module not in allowed:
+        raise SoftacError(
+            f"{where} names the environment '{env_id}', which would import the Python module '{module}'; "
+            f"loading never imports a module a file names: if you trust it, pass --allow-import {module} "
+            f"(Python: allow_import=['{module}'])"
+        )
+
+
+def make_env(env_id: str, kwargs: Sequence[tuple[str, Any]] = ()) -> gym.Env:
+    """``gym.make(env_id, **kwargs)`` with one clear error line for an id Gymnasium does not know or
+    keyword arguments its constructor refuses."""
     if not isinstance(env_id, str) or not env_id:
         raise SoftacError(f"environment id must be a non-empty string, got {env_id!r}")
     try:
-        return gym.make(env_id)
+        return gym.make(env_id, **dict(kwargs))
     except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound) as exc:
         raise SoftacError(
             f"unknown environment '{env_id}': {exc}. List ids with "
@@ -46,6 +65,13 @@ def make_env(env_id: str) -> gym.Env:
         raise SoftacError(f"environment '{env_id}': {exc}") from None
     except gym.error.Error as exc:
         raise SoftacError(f"invalid environment id '{env_id}': {exc}") from None
+    # Why: --env-kwargs reach the environment's constructor, which rejects a wrong keyword or value
+    # with TypeError/ValueError (or anything else): one line naming the environment, not a traceback.
+    except Exception as exc:
+        given = f" with {dict(kwargs)}" if kwargs else ""
+        raise SoftacError(
+            f"environment '{env_id}' could not be created{given}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
@@ -141,8 +167,9 @@ class SingleVectorEnv(gym.vector.VectorEnv):
     step on top of HalfCheetah's own ≈130 µs. The transitions and random streams are identical
     (``tests/test_collector.py`` steps both side by side through episode ends)."""
 
-    def __init__(self, env: gym.Env) -> None:
+    def __init__(self, env: gym.Env, owns_env: bool = True) -> None:
         self.env = env
+        self.owns_env = owns_env  # False for the user's own instance: theirs to close, not ours
         self.num_envs = 1
         self.single_observation_space = env.observation_space
         self.single_action_space = env.action_space
@@ -184,18 +211,23 @@ class SingleVectorEnv(gym.vector.VectorEnv):
         setattr(self.env, name, value)
 
     def close(self, **kwargs: Any) -> None:
-        self.env.close()
+        if self.owns_env:
+            self.env.close()
 
 
-def make_vector_env(env_id: str, n_envs: int, kind: str = "sync") -> gym.vector.VectorEnv:
+def make_vector_env(
+    env: str | Callable[[], gym.Env], n_envs: int, kind: str = "sync"
+) -> gym.vector.VectorEnv:
     """A Gymnasium vector env with autoreset *disabled*: the collector decides when to reset, so a
     finished episode's real final observation is returned by ``step`` (no ``final_obs`` juggling)
     and resets happen lazily, before the next step, which makes exact resume possible. One env in
     one process (the default) is a ``SingleVectorEnv``, the same semantics at less cost. A batched
-    run steps every learner's environments in one vector env (learner-major)."""
+    run steps every learner's environments in one vector env (learner-major). ``env`` is an id or a
+    function returning a new environment."""
+    make: Callable[[], gym.Env] = (lambda: make_env(env)) if isinstance(env, str) else env
     if kind == "sync" and n_envs == 1:
-        return SingleVectorEnv(make_env(env_id))
-    fns: list[Callable[[], gym.Env]] = [lambda: make_env(env_id) for _ in range(n_envs)]
+        return SingleVectorEnv(make())
+    fns: list[Callable[[], gym.Env]] = [make for _ in range(n_envs)]
     mode = gym.vector.AutoresetMode.DISABLED
     if kind == "async":
         return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
@@ -207,10 +239,26 @@ def get_rng_states(envs: gym.vector.VectorEnv) -> list[dict[str, Any]]:
     return [gen.bit_generator.state for gen in envs.get_attr("np_random")]  # type: ignore[attr-defined]
 
 
+# The bit generators a checkpoint may name. Why a whitelist: the name comes from state.json, and
+# ``getattr(np.random, name)()`` would call whatever callable of numpy.random a file names.
+BIT_GENERATORS: dict[str, Callable[[], np.random.BitGenerator]] = {
+    "PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "MT19937": np.random.MT19937,
+    "Philox": np.random.Philox, "SFC64": np.random.SFC64,
+}  # fmt: skip
+
+
 def set_rng_states(envs: gym.vector.VectorEnv, states: list[dict[str, Any]]) -> None:
     gens = []
     for state in states:
-        gen = np.random.Generator(getattr(np.random, state["bit_generator"])())
-        gen.bit_generator.state = state
+        name = state.get("bit_generator") if isinstance(state, dict) else None
+        if not isinstance(name, str) or name not in BIT_GENERATORS:
+            raise SoftacError(
+                f"an environment random state names the generator {name!r}; expected one of {', '.join(BIT_GENERATORS)}"
+            )
+        gen = np.random.Generator(BIT_GENERATORS[name]())
+        try:
+            gen.bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as exc:
+            raise SoftacError(f"an environment random state is invalid ({type(exc).__name__}: {exc})") from None
         gens.append(gen)
     envs.set_attr("np_random", gens)  # type: ignore[attr-defined]

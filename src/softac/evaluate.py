@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from softac.errors import SoftacError
+from softac.errors import EnvError, SoftacError
 from softac.protocols import AgentLike
 
 EVAL_SEED_OFFSET = 100_000
+
+
+def _call(env: gym.Env, name: str, method: str, episode: int, *args: Any, **kwargs: Any) -> Any:
+    """As ``Collector._call``: the evaluation environment's own exception as one EnvError line."""
+    try:
+        return getattr(env, method)(*args, **kwargs)
+    except Exception as exc:
+        raise EnvError(
+            f"the evaluation environment {name} raised {type(exc).__name__} in {method}() "
+            f"(evaluation episode {episode}): {exc}"
+        ) from exc
 
 
 def evaluate(
@@ -33,8 +45,9 @@ def evaluate(
     returns = np.zeros((n, episodes))
     done_eps = np.zeros(n, dtype=np.int64)
     obs = []
+    name = agent.config.env_id
     for k, env in enumerate(envs):
-        o, _ = env.reset(seed=int(seeds[k]))
+        o, _ = _call(env, name, "reset", 0, seed=int(seeds[k]))
         obs.append(np.asarray(o, dtype=np.float32))
     current = np.stack(obs)
     cut = 0
@@ -43,7 +56,8 @@ def evaluate(
         for k, env in enumerate(envs):
             if done_eps[k] >= episodes:
                 continue
-            o, r, terminated, truncated, _ = env.step(agent.to_env(actions[k][None])[0])
+            env_action = agent.to_env(actions[k][None])[0]
+            o, r, terminated, truncated, _ = _call(env, name, "step", int(done_eps[k]), env_action)
             o, reward = np.asarray(o, dtype=np.float32), float(r)
             finite = bool(np.isfinite(reward) and np.isfinite(o).all())
             if not finite and not skip_nonfinite:
@@ -59,7 +73,7 @@ def evaluate(
             if terminated or truncated or not finite:
                 done_eps[k] += 1
                 if done_eps[k] < episodes:
-                    o, _ = env.reset(seed=int(seeds[k] + done_eps[k]))
+                    o, _ = _call(env, name, "reset", int(done_eps[k]), seed=int(seeds[k] + done_eps[k]))
                     o = np.asarray(o, dtype=np.float32)
             current[k] = o
     if cut:

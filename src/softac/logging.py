@@ -1,4 +1,8 @@
-"""Run output: progress.csv (one row per evaluation), TensorBoard scalars, the progress bar."""
+"""Run output: progress.csv (one row per evaluation), TensorBoard scalars, the progress bar.
+
+Every write of a run's output turns an ``OSError`` (disk full, read-only, quota) into one
+:class:`WriteError` line naming the file, with no temporary file left behind; the trainer adds
+the last good checkpoint, which a failed log write never touches (issue 16, item 4)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from softac.errors import WriteError
 
 CSV_FIELDS = [
     "step", "wall_time_s", "updates", "episodes", "eval_return_mean", "eval_return_std",
@@ -50,6 +56,10 @@ class ProgressBar:
         self.bar.close()
 
 
+def _failed(path: Path, exc: OSError) -> WriteError:
+    return WriteError(f"cannot write {path}: {exc.strerror or exc}")
+
+
 class RunLogger:
     """Writes one learner's run directory: progress.csv (one row per evaluation) and TensorBoard.
 
@@ -61,50 +71,72 @@ class RunLogger:
     def __init__(self, run_dir: Path, start_step: int) -> None:
         self.run_dir = run_dir
         self.csv_path = run_dir / "progress.csv"
+        self.tb_path = run_dir / "tb"
         self._prepare_csv(start_step)
         # Imported here, not at the top: TensorBoard's import costs ≈1 s, which `softac plot`,
         # `softac eval` and `softac compare` (which read this module's CSV helpers) never need.
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step if start_step > 0 else None)
+        try:
+            self.writer = SummaryWriter(str(self.tb_path), purge_step=start_step if start_step > 0 else None)
+        except OSError as exc:
+            raise _failed(self.tb_path, exc) from None
         self.last_scalars: dict[str, float] = {}
+
+    def _tb(self, method: str, *args: Any) -> None:
+        """A TensorBoard call; its writer thread reports a failed write on the next call."""
+        try:
+            getattr(self.writer, method)(*args)
+        except OSError as exc:
+            raise _failed(self.tb_path, exc) from None
 
     def _prepare_csv(self, start_step: int) -> None:
         rows: list[dict[str, str]] = []
         if start_step > 0 and self.csv_path.exists():
             rows = [r for r in read_progress(self.csv_path) if int(r["step"]) <= start_step]
-        tmp = self.csv_path.with_name(".progress.csv.tmp")
-        with tmp.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.csv_path)
+        tmp = self.csv_path.with_name(f".progress.csv.tmp-{os.getpid()}")
+        try:
+            with tmp.open("w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+                w.writeheader()
+                w.writerows(rows)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(self.csv_path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise _failed(self.csv_path, exc) from None
 
     def episode(self, step: int, ret: float, length: int) -> None:
-        self.writer.add_scalar("rollout/episode_return", ret, step)
-        self.writer.add_scalar("rollout/episode_length", length, step)
+        self._tb("add_scalar", "rollout/episode_return", ret, step)
+        self._tb("add_scalar", "rollout/episode_length", length, step)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         self.last_scalars.update(values)
         for name, value in values.items():
-            self.writer.add_scalar(name, value, step)
+            self._tb("add_scalar", name, value, step)
 
     def evaluation(self, step: int, row: dict[str, Any]) -> None:
         """Append one row to progress.csv (flushed at once: a killed run loses no written row)."""
         for key, column in _METRIC_COLUMNS.items():
             if key in self.last_scalars:
                 row.setdefault(column, self.last_scalars[key])
-        self.writer.add_scalar("eval/return_mean", row["eval_return_mean"], step)
-        self.writer.add_scalar("eval/return_std", row["eval_return_std"], step)
-        self.writer.flush()
+        self._tb("add_scalar", "eval/return_mean", row["eval_return_mean"], step)
+        self._tb("add_scalar", "eval/return_std", row["eval_return_std"], step)
+        self._tb("flush")
         clean = {k: (f"{v:.6g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items()}
-        with self.csv_path.open("a", newline="") as f:
-            csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore").writerow(clean)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with self.csv_path.open("a", newline="") as f:
+                csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore").writerow(clean)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise _failed(self.csv_path, exc) from None
 
     def close(self) -> None:
-        self.writer.flush()
-        self.writer.close()
+        # Why not raise here: close runs while another error (the one to report) may be unwinding.
+        try:
+            self.writer.flush()
+            self.writer.close()
+        except OSError:
+            pass

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from softac.collector import Transitions
 from softac.data.replay import ReplayBuffer
+from softac.env_sources import EnvSource
 from softac.envs import EnvSpec
 from softac.rng import LearnerRNG
 
@@ -27,6 +28,7 @@ class AgentLike(Protocol):
     family: ClassVar[str]  # "off-policy" | "on-policy" (registry.FAMILIES)
     config: Any  # a frozen config dataclass (softac.config.BaseConfig)
     spec: EnvSpec
+    env_source: EnvSource  # where the training and evaluation environments come from
     device: torch.device
     seeds: tuple[int, ...]
     rng: LearnerRNG

@@ -20,40 +20,17 @@ from torch import Tensor, nn
 
 from softac import registry
 from softac.config import BaseConfig
-from softac.envs import EnvSpec, action_mapper, env_spec, make_env
+from softac.env_sources import EnvLike, EnvSource, source_of
+from softac.envs import EnvSpec, action_mapper
 from softac.errors import SoftacError
 from softac.io.load import load_agent
 from softac.io.state import save_checkpoint
+from softac.memory import FLOAT, check_fits, mlp_params
 from softac.optim import adam_step, adam_step_traceable
 from softac.perf import tune_allocator
 from softac.rng import LearnerRNG
+from softac.runtime import parse_seeds, resolve_device
 from softac.train import train
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SoftacError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SoftacError(f"device '{name}' requested but CUDA is not available: use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise SoftacError(f"device '{name}' is not supported: use cpu or cuda")
-    return device
-
-
-def parse_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
-    try:
-        out = tuple(seeds)
-    except TypeError:
-        raise SoftacError(f"seeds must be a list of non-negative integers, got {seeds!r}") from None
-    if not out or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in out):
-        raise SoftacError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
-    if len(set(out)) != len(out):
-        raise SoftacError(f"seeds must be distinct, got {list(out)}")
-    return out
 
 
 class Agent(abc.ABC):
@@ -63,40 +40,50 @@ class Agent(abc.ABC):
 
     def __init__(
         self,
-        env: str | gym.Env | None = None,
+        env: EnvLike | None = None,
         config: BaseConfig | None = None,
         *,
         seeds: Iterable[int] | None = None,
+        eval_env: gym.Env | Callable[[], gym.Env] | None = None,
         **overrides: Any,
     ) -> None:
-        """``SAC("HalfCheetah-v5", batch_size=256)``: an env id (or a registered env instance, whose
-        id is used to make the training and evaluation envs), a config, and/or config fields.
-        ``seeds=range(8)`` trains 8 independent learners (one per seed) in one process, their
-        networks stacked on a learner axis and updated in one call."""
+        """``SAC("HalfCheetah-v5", batch_size=256)``: an environment, a config, and/or config fields.
+
+        The environment is an id (``env_kwargs={...}`` go to ``gymnasium.make``), or a
+        ``gymnasium.Env`` instance (trained on as given, wrappers and all), a function returning a
+        new env, or a Gymnasium vector env (autoreset disabled); the evaluation environments come
+        from the id, the factory, ``eval_env``, or the instance's spec. Only an id makes a run
+        resumable from its files (see ``softac.env_sources``). ``seeds=range(8)`` trains 8
+        independent learners (one per seed) in one process, their networks stacked on a learner
+        axis and updated in one call."""
         cfg = config if config is not None else self.config_cls()
         if not isinstance(cfg, self.config_cls):
             raise SoftacError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(cfg).__name__}")
-        if isinstance(env, gym.Env):
-            if env.spec is None:
-                raise SoftacError("pass a registered environment id (or an env made with gymnasium.make)")
-            overrides["env_id"] = env.spec.id
-        elif env is not None:
-            overrides["env_id"] = env
         if seeds is not None:
             self.seeds = parse_seeds(seeds)
             overrides["seed"] = self.seeds[0]
+        source: EnvSource | None = None
+        if env is not None and not isinstance(env, str):
+            source = source_of(env, eval_env=eval_env)
+            overrides["env_id"] = source.env_id
+            if source.vector_env is not None:
+                learners = len(self.seeds) if seeds is not None else 1
+                overrides["n_envs"] = max(1, source.vector_env.num_envs // learners)
+        elif env is not None:
+            overrides["env_id"] = env
         try:
             cfg = cfg.replace(**overrides)
         except TypeError as exc:
             raise SoftacError(f"invalid {type(self).__name__} option: {exc}") from None
+        if source is None:
+            source = source_of(cfg.env_id, cfg.env_kwargs, eval_env)
+        elif cfg.env_kwargs:
+            raise SoftacError("env_kwargs apply to an environment id; an instance or factory is used as given")
         self.config = cfg
         if seeds is None:
             self.seeds = (cfg.seed,)
-        probe = make_env(cfg.env_id)
-        try:
-            self.spec: EnvSpec = env_spec(probe, cfg.env_id)
-        finally:
-            probe.close()
+        self.env_source = source
+        self.spec: EnvSpec = source.spec()
         info = registry.get(self.algo)
         if self.spec.action_kind not in info.action_spaces:
             others = [n for n in registry.for_action_space(self.spec.action_kind) if n != self.algo]
@@ -110,6 +97,7 @@ class Agent(abc.ABC):
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         tune_allocator()
+        check_fits(self.memory_estimate(), self.device, self.memory_reserved())
         self.rng = LearnerRNG(self.seeds, self.device)
         self.env_steps = 0  # environment steps collected per learner
         self.updates = 0  # gradient steps done per learner
@@ -140,6 +128,25 @@ class Agent(abc.ABC):
 
     def extra_tensors(self) -> dict[str, Tensor]:
         """Learned tensors that are not in a module (SAC's log α)."""
+        return {}
+
+    def memory_estimate(self) -> dict[str, int]:
+        """Bytes the agent will allocate, by part, from its config alone (``softac.memory``): an
+        actor and ``n_critics`` critics of ``hidden_sizes``, each held five times (weights,
+        gradients, two Adam moments, a target copy), and one minibatch of activations through
+        them (forward and backward). An upper bound for the algorithms here; a family adds its
+        data (the replay buffer)."""
+        cfg, spec = self.config, self.spec
+        hidden = list(cfg.hidden_sizes)
+        nets = 1 + int(getattr(cfg, "n_critics", 1))
+        params = mlp_params([spec.obs_dim, *hidden, 2 * spec.act_dim])
+        params += (nets - 1) * mlp_params([spec.obs_dim + spec.act_dim, *hidden, 1])
+        batch = int(getattr(cfg, "batch_size", 1))
+        activations = 4 * nets * batch * sum(hidden)
+        return {"networks": self.learners * FLOAT * (5 * params + activations)}
+
+    def memory_reserved(self) -> dict[str, int]:
+        """Single allocations reserved whole but touched as they fill (``softac.memory``)."""
         return {}
 
     @abc.abstractmethod
@@ -207,15 +214,31 @@ class Agent(abc.ABC):
         return self.scaler.to_env(action)
 
     # -- the SB3-style API --------------------------------------------------------------------
-    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
-        """SB3-style: environment-scaled action(s) for one observation or a batch, and ``None``
-        in place of SB3's recurrent state, so ``action, _ = model.predict(obs)`` works as there."""
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, None]:
+        """SB3's signature, so SB3's ``evaluate_policy`` and other SB3 tooling can drive a softac
+        model: environment-scaled action(s) for one observation or a batch, and ``None`` for the
+        recurrent state (``state`` and ``episode_start`` are accepted and unused: the policies are
+        not recurrent). Unlike SB3 the default is the deterministic action, as in softac 0.1."""
         if self.learners > 1:
             raise SoftacError("predict acts for one learner: load one seed's run (e.g. SAC.load('RUN/seed_0'))")
-        obs = np.asarray(obs, dtype=np.float32)
+        if isinstance(observation, (str, bytes, dict)):
+            raise SoftacError(f"observation must be an array of numbers, got {type(observation).__name__}")
+        try:
+            obs = np.asarray(observation, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise SoftacError(f"observation must be an array of numbers, got {type(observation).__name__} "
+                              f"({str(exc).splitlines()[0]})") from None  # fmt: skip
         single = obs.ndim == 1
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.spec.obs_dim:
             raise SoftacError(f"observation has shape {obs.shape}; this policy expects ({self.spec.obs_dim},)")
+        if not np.isfinite(obs).all():
+            raise SoftacError("observation holds non-finite values (NaN/inf); the policy's action would be NaN")
         action = self.act((obs[None] if single else obs)[None], deterministic)[0]
         env_action = np.asarray(self.to_env(action))
         if self.spec.action_kind == "Box":
@@ -234,6 +257,9 @@ class Agent(abc.ABC):
         With ``run_dir`` the run writes config.json, progress.csv, TensorBoard events,
         checkpoints and a learning curve there (one ``seed_<s>/`` each for several seeds);
         ``overwrite`` replaces another run's files."""
+        for name, flag in (("progress", progress), ("overwrite", overwrite)):
+            if not isinstance(flag, bool):
+                raise SoftacError(f"{name} must be true or false, got {flag!r}")
         if total_steps is not None:
             self.config = self.config.replace(total_steps=total_steps)
         train(self, Path(run_dir) if run_dir is not None else None, progress=progress, overwrite=overwrite)
@@ -251,9 +277,20 @@ class Agent(abc.ABC):
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], device: str | None = None) -> Any:
-        """Load a checkpoint directory, a run directory (its newest checkpoint) or a batched run."""
-        agent = load_agent(Path(path), device=device)
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        device: str | None = None,
+        *,
+        env: EnvLike | None = None,
+        allow_import: Iterable[str] = (),
+    ) -> Any:
+        """Load a checkpoint directory, a run directory (its newest checkpoint) or a batched run.
+
+        ``env`` gives the environment again (needed for a run made from an instance, a factory or
+        a vector env, which a checkpoint cannot record). Loading never imports a module a file
+        names: a run on a ``module:EnvId`` environment loads only with ``allow_import=["module"]``."""
+        agent = load_agent(Path(path), device=device, env=env, allow_import=tuple(allow_import))
         # Exact type: DDPG subclasses TD3 only to share its update, a DDPG run is not a TD3 run.
         if getattr(cls, "algo", None) is not None and type(agent) is not cls:
             raise SoftacError(

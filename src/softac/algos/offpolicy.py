@@ -23,6 +23,7 @@ from softac.collector import Transitions
 from softac.config import OffPolicyConfig
 from softac.data.replay import ReplayBuffer
 from softac.errors import SoftacError
+from softac.memory import FLOAT
 from softac.nn import BatchedMLP, Policy, numpy_forward
 
 # The numpy acting path serves at most this many rows: for one environment per learner the
@@ -65,6 +66,18 @@ class OffPolicyAgent(Agent):
         """Which variant update number ``index`` (counting from 0) is, decided on the host from the
         counter alone (so a resumed run and a graph of several updates agree)."""
         return None
+
+    def _buffer_bytes(self, rows: int) -> int:
+        return self.learners * rows * (2 * self.spec.obs_dim + self.spec.act_dim + 2) * FLOAT  # ReplayBuffer's rows
+
+    def memory_estimate(self) -> dict[str, int]:
+        # Only the rows this run fills are touched (torch.empty reserves, pages come as rows are
+        # written): a 1M buffer for a 20k-step run must not be refused on a small machine.
+        rows = min(self.config.buffer_size, self.config.total_steps)
+        return {"replay buffer": self._buffer_bytes(rows), **super().memory_estimate()}
+
+    def memory_reserved(self) -> dict[str, int]:
+        return {"replay buffer": self._buffer_bytes(self.config.buffer_size)}
 
     # -- acting -----------------------------------------------------------------------------
     def updates_due(self) -> int:

@@ -20,7 +20,7 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
-from softac.errors import SoftacError
+from softac.errors import SoftacError, WriteError
 
 _CHUNK = 16 * 1024 * 1024
 
@@ -136,4 +136,4 @@ def write_json_atomic(path: Path, data: Any) -> None:
         fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise SoftacError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -7,27 +7,71 @@ checked before anything is read into the agent.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import softac.registry as registry
+from softac.env_sources import KINDS
+from softac.envs import check_import_allowed, module_of
 from softac.errors import SoftacError
 from softac.io.files import verify_file
-from softac.io.rundir import batched_seeds, list_checkpoints, resolve_checkpoint, step_checkpoint_path
-from softac.io.state import load_learner, read_state
+from softac.io.rundir import (
+    BATCH,
+    NoCheckpoint,
+    batched_seeds,
+    list_checkpoints,
+    resolve_checkpoint,
+    step_checkpoint_path,
+)  # fmt: skip
+from softac.io.state import check_finite, load_learner, read_state
 from softac.protocols import AgentLike
 
 
-def _build(state: dict[str, Any], ckpt: Path, device: str | None, seeds: list[int]) -> AgentLike:
+def _named(env: Any) -> list[str]:
+    """The module an id the *caller* gives names: naming it is consent to import it."""
+    module = module_of(env) if isinstance(env, str) else None
+    return [module] if module else []
+
+
+def check_env_record(record: Any, config: Any, where: str, env: Any, allow_import: Collection[str]) -> None:
+    """The environment a run file names may be rebuilt: an id whose module (``module:EnvId``) the
+    user allowed, or — for a run made from an instance, factory or vector env, which no file can
+    record — only from the environment the caller gives again."""
+    if env is not None:
+        if isinstance(env, str):
+            check_import_allowed(env, {*allow_import, *_named(env)}, where)
+        return
+    kind = record.get("kind") if isinstance(record, dict) else None
+    if kind not in KINDS:
+        raise SoftacError(f"{where} has an invalid 'env' record {record!r}; it is corrupted")
+    if kind != "id":
+        raise SoftacError(
+            f"{where} was trained on an environment {kind} ({config.env_id}), which a checkpoint cannot record: "
+            f"load it in Python with <Algo>.load(PATH, env=<that environment or a factory of it>)"
+        )
+    check_import_allowed(config.env_id, allow_import, where)
+
+
+def _build(
+    state: dict[str, Any], ckpt: Path, device: str | None, seeds: list[int], env: Any, allow_import: Collection[str]
+) -> AgentLike:
     info = registry.get(state["algo"])
+    # Before anything else reads the environment id: the top-level copy is checked too, in case a
+    # tool reads it.
+    check_import_allowed(state["env_id"], {*allow_import, *_named(env)}, f"checkpoint {ckpt}")
     for name, digest in state["files"].items():
         if name not in ("model.safetensors", "buffer.safetensors") or not isinstance(digest, str):
             raise SoftacError(f"checkpoint {ckpt} lists an unexpected file {name!r} in state.json")
         verify_file(ckpt / name, digest)
     config = info.config_cls.from_dict(state["config"], where=f"checkpoint {ckpt}")
+    check_env_record(state["env"], config, f"checkpoint {ckpt}", env, allow_import)
     if device is not None:
         config = config.replace(device=device)
-    agent: AgentLike = info.agent_cls(config=config, seeds=seeds)
+    if env is not None and not isinstance(env, str):
+        config = config.replace(env_kwargs=())
+    agent: AgentLike = info.agent_cls(env, config=config, seeds=seeds)
     if (agent.spec.obs_dim, agent.spec.act_dim) != (state["obs_dim"], state["act_dim"]):
         raise SoftacError(
             f"checkpoint {ckpt} was made for observations of size {state['obs_dim']} and actions of size "
@@ -42,24 +86,40 @@ def _check_expect(state: dict[str, Any], ckpt: Path, expect: dict[str, Any] | No
             raise SoftacError(f"checkpoint {ckpt} is for {key} '{state.get(key)}', not '{value}'")
 
 
-def load_agent(path: Path, device: str | None = None, expect: dict[str, Any] | None = None) -> AgentLike:
+def load_agent(
+    path: Path,
+    device: str | None = None,
+    expect: dict[str, Any] | None = None,
+    env: Any = None,
+    allow_import: Collection[str] = (),
+) -> AgentLike:
     """An agent from a checkpoint directory, a run directory (its newest checkpoint) or a batched
     run directory (every seed, at the newest step they all reached).
 
-    ``expect`` may name ``algo``/``env_id`` the caller requires; a mismatch is a clear error."""
+    ``expect`` may name ``algo``/``env_id`` the caller requires; a mismatch is a clear error.
+    ``env`` gives the environment again (an id, instance, factory or vector env); a ``module:EnvId``
+    id from a file is built only if ``allow_import`` names its module. The loaded weights must be
+    finite: a NaN/inf checkpoint is refused (it would evaluate to "nan ± nan")."""
     path = Path(path)
     seeds = batched_seeds(path) if path.is_dir() else None
     if seeds is not None:
-        return _load_batched(path, seeds, device, expect)
+        return _load_batched(path, seeds, device, expect, env, allow_import)
     ckpt = resolve_checkpoint(path)
     state = read_state(ckpt)
     _check_expect(state, ckpt, expect)
-    agent = _build(state, ckpt, device, [state["config"].get("seed", 0)])
-    _restore(agent, [(ckpt, state)])
+    agent = _build(state, ckpt, device, [state["config"].get("seed", 0)], env, allow_import)
+    try:
+        _restore(agent, [(ckpt, state)])
+    except FileNotFoundError as exc:
+        raise SoftacError(f"checkpoint {ckpt} disappeared while it was read ({exc.filename}): was it pruned by "
+                          "another process training this run? Try again") from None  # fmt: skip
     return agent
 
 
-def _load_batched(run_dir: Path, seeds: list[int], device: str | None, expect: dict[str, Any] | None) -> AgentLike:
+def _load_batched(
+    run_dir: Path, seeds: list[int], device: str | None, expect: dict[str, Any] | None, env: Any,
+    allow_import: Collection[str],
+) -> AgentLike:  # fmt: skip
     """Why the newest *common* step: the learners' checkpoints are written one after another, so a
     crash between two of them leaves the newest step on some seeds only; the one before is
     complete on all (older checkpoints are pruned only after every learner's new one is written)."""
@@ -67,7 +127,8 @@ def _load_batched(run_dir: Path, seeds: list[int], device: str | None, expect: d
     steps = [{p.name for p in list_checkpoints(d)} for d in dirs]
     common = sorted(set.intersection(*steps)) if steps else []
     if not common:
-        raise SoftacError(f"{run_dir} is a batched run with no checkpoint that every seed reached")
+        cls = NoCheckpoint if not any(steps) else SoftacError
+        raise cls(f"{run_dir} is a batched run with no checkpoint that every seed reached")
     step = int(common[-1].removeprefix("step_"))
     pairs = []
     for d in dirs:
@@ -82,7 +143,7 @@ def _load_batched(run_dir: Path, seeds: list[int], device: str | None, expect: d
         }
         if state["algo"] != first["algo"] or not same:
             raise SoftacError(f"{ckpt} belongs to a different run than {pairs[0][0]} (algorithm or settings differ)")
-    agent = _build(first, pairs[0][0], device, [s["config"].get("seed", 0) for _, s in pairs])
+    agent = _build(first, pairs[0][0], device, [s["config"].get("seed", 0) for _, s in pairs], env, allow_import)
     _restore(agent, pairs)
     return agent
 
@@ -95,6 +156,35 @@ def _restore(agent: AgentLike, pairs: list[tuple[Path, dict[str, Any]]]) -> None
             raise SoftacError(f"{ckpt} is at another step than {pairs[0][0]}")
         load_learner(agent, k, ckpt, state)
         agent.episodes[k] = c["episodes"]
+    for k, bad in enumerate(check_finite(agent)):
+        if bad is not None:
+            raise SoftacError(
+                f"checkpoint {pairs[k][0]} holds NaN/inf values in {bad}; it cannot be evaluated or resumed: "
+                "use an earlier checkpoint"
+            )
     agent.env_steps, agent.updates = counters["env_steps"], counters["updates"]
     agent.resume_state = [state["resume"] for _, state in pairs]
     agent.loaded_from = pairs[0][0]
+
+
+def restart_agent(path: Path, device: str | None, allow_import: Collection[str], env: Any = None) -> AgentLike:
+    """A fresh agent for a run directory killed before its first checkpoint, from its config.json
+    (``runs.json`` for a batched run): every field read and validated, nothing else trusted.
+    Why restart rather than refuse: nothing was saved, so nothing is lost, and a scheduler that
+    answers a kill with ``--resume`` must not fail on a run that had not reached a checkpoint."""
+    seeds = batched_seeds(path)
+    meta_path = path / (BATCH if seeds is not None else "config.json")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        what = f"{path} has no checkpoint and an unreadable {meta_path.name} ({exc})"
+        raise SoftacError(f"{what}; start the run anew with softac train") from None
+    where = str(meta_path)
+    if not isinstance(meta, dict) or not isinstance(meta.get("algo"), str) or not isinstance(meta.get("config"), dict):
+        raise SoftacError(f"{where} lacks a valid 'algo' or 'config'; start the run anew with softac train")
+    info = registry.get(meta["algo"])
+    config = info.config_cls.from_dict(meta["config"], where=where)
+    check_env_record(meta.get("env"), config, where, env, allow_import)
+    if device is not None:
+        config = config.replace(device=device)
+    return info.agent_cls(env, config=config, seeds=seeds if seeds is not None else [config.seed])

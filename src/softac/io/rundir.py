@@ -26,6 +26,10 @@ BATCH = "runs.json"  # marks a batched run directory and lists its seeds
 _STEP_DIR = re.compile(r"^step_(\d{10})$")
 
 
+class NoCheckpoint(SoftacError):
+    """A run directory without any checkpoint: ``--resume`` restarts it from its config.json."""
+
+
 def step_checkpoint_path(run_dir: Path, env_steps: int) -> Path:
     return run_dir / "checkpoints" / f"step_{env_steps:010d}"
 
@@ -55,6 +59,13 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
                 p.rename(ckpt_dir / p.name.split(".old-")[0])  # a replace cut off mid-way: keep the old
             elif ".tmp-" in p.name or ".old-" in p.name or ".trash-" in p.name:
                 shutil.rmtree(p, ignore_errors=True)
+
+
+def holds_run(run_dir: Path) -> bool:
+    """A directory with softac's run files (config.json, runs.json) or checkpoints in it."""
+    return (
+        (run_dir / "config.json").is_file() or (run_dir / BATCH).is_file() or bool(list_checkpoints(run_dir))
+    )
 
 
 def learner_dirs(run_dir: Path, seeds: tuple[int, ...]) -> list[Path]:
@@ -90,5 +101,5 @@ def resolve_checkpoint(path: Path) -> Path:
         return path
     found = list_checkpoints(path)
     if not found:
-        raise SoftacError(f"{path} is not a softac run or checkpoint directory (no checkpoints found)")
+        raise NoCheckpoint(f"{path} is not a softac run or checkpoint directory (no checkpoints found)")
     return found[-1]

@@ -29,13 +29,15 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
-from softac.errors import SoftacError
+from softac.errors import SoftacError, WriteError
 from softac.io.files import fsync_dir, read_tensors, refuse_foreign, write_safetensors
 from softac.io.rundir import STATE
 from softac.protocols import AgentLike
 
 FORMAT = "softac-checkpoint"
-VERSION = 2  # softac 0.1 wrote version 1 (one learner per agent, networks in another layout)
+# softac 0.1 wrote version 1 (one learner per agent, networks in another layout); 0.2 before issue 16
+# wrote 2 (no "env" record and no env_kwargs: it could not tell an instance's run from an id's).
+VERSION = 3
 MODEL = "model.safetensors"
 DATA = "buffer.safetensors"
 _CHUNK_ROWS_BYTES = 16 * 1024 * 1024
@@ -104,7 +106,7 @@ def save_checkpoint(agent: AgentLike, k: int, path: Path, include_data: bool = T
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SoftacError(f"cannot create checkpoint directory {parent}: {exc.strerror}") from None
+        raise WriteError(f"cannot create checkpoint directory {parent}: {exc.strerror}") from None
     tmp = parent / f"{path.name}.tmp-{os.getpid()}"
     old = parent / f"{path.name}.old-{os.getpid()}"
     try:
@@ -120,6 +122,7 @@ def save_checkpoint(agent: AgentLike, k: int, path: Path, include_data: bool = T
             "version": VERSION,
             "algo": agent.algo,
             "env_id": agent.config.env_id,
+            "env": agent.env_source.describe(),
             "obs_dim": agent.spec.obs_dim,
             "act_dim": agent.spec.act_dim,
             "config": agent.learner_config(k).to_dict(),
@@ -144,7 +147,7 @@ def save_checkpoint(agent: AgentLike, k: int, path: Path, include_data: bool = T
         shutil.rmtree(tmp, ignore_errors=True)
         if old.exists() and not path.exists():
             old.rename(path)  # put the previous checkpoint back
-        raise SoftacError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+        raise WriteError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -164,11 +167,16 @@ def read_state(ckpt: Path) -> dict[str, Any]:
             f"{ckpt} was written by softac 0.1 (checkpoint format 1), which this softac cannot read "
             f"(format {VERSION}: networks carry a learner axis); evaluate it with softac 0.1 or retrain"
         )
+    if state.get("version") == 2:
+        raise SoftacError(
+            f"{ckpt} was written by softac 0.2 before environment sources were recorded (checkpoint format 2); "
+            f"this softac reads format {VERSION}: retrain, or evaluate it with that softac"
+        )
     if state.get("version") != VERSION:
         raise SoftacError(f"{ckpt} has checkpoint format version {state.get('version')}; this softac reads {VERSION}")
     required: dict[str, type | tuple[type, ...]] = {
         "algo": str, "env_id": str, "config": dict, "files": dict, "obs_dim": int, "act_dim": int,
-        "counters": dict, "data": dict, "tensors": list, "resume": dict,
+        "counters": dict, "data": dict, "tensors": list, "resume": dict, "env": dict,
     }  # fmt: skip
     nested = {"counters": ("env_steps", "updates", "episodes"), "data": ("included",)}
     for key, kind in required.items():

@@ -17,7 +17,6 @@ from torch import Tensor
 from softac.accel.runner import graphs_available
 from softac.accel.step_graph import StepGraph
 from softac.collector import Collector
-from softac.envs import make_vector_env
 from softac.errors import DivergenceError
 from softac.protocols import OffPolicyLike
 
@@ -33,11 +32,11 @@ class OffPolicyStep:
     def __init__(self, agent: OffPolicyLike, resume: list[dict[str, Any]] | None) -> None:
         cfg = agent.config
         self.agent = agent
-        self.envs = make_vector_env(cfg.env_id, cfg.n_envs * agent.learners, cfg.vectorization)
+        self.envs, self.owns_envs = agent.env_source.vector(cfg.n_envs * agent.learners, cfg.vectorization)
         # Continuing without saved env state (a checkpoint saved outside training) draws fresh
         # episodes from other seeds rather than replaying the first ones.
         seeds = [s + agent.env_steps for s in agent.seeds]
-        self.collector = Collector(self.envs, agent.to_env, seeds, cfg.skip_nonfinite)
+        self.collector = Collector(self.envs, agent.to_env, seeds, cfg.skip_nonfinite, cfg.env_id)
         if resume and all("collector" in r for r in resume):
             self.collector.restore([r["collector"] for r in resume])
         self.graph = StepGraph(agent, cfg.n_envs) if graphs_available(agent.device, cfg.cuda_graph) else None
@@ -89,4 +88,5 @@ class OffPolicyStep:
         return {"collector": self.collector.state(k)}
 
     def close(self) -> None:
-        self.envs.close()
+        if self.owns_envs:  # the user's own vector env is theirs to close
+            self.envs.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -47,15 +48,40 @@ def _clear(run_dir: Path) -> None:
             _clear(sub)
 
 
-def _same_run(run_dir: Path, agent: AgentLike, k: int) -> None:
+def _config_problem(path: Path) -> tuple[str | None, str | None, str | None]:
+    """(algo, env_id, problem) of a run's config.json; ``problem`` names what is wrong, or None."""
     try:
-        old = json.loads((run_dir / "config.json").read_text())
-        algo, env_id = old["algo"], old["config"]["env_id"]
-    except (OSError, ValueError, KeyError, TypeError):
+        old = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, None, f"cannot be read ({exc})"
+    except json.JSONDecodeError as exc:
+        return None, None, f"is not valid JSON ({exc})"
+    if not isinstance(old, dict):
+        return None, None, "is not a JSON object"
+    config = old.get("config")
+    algo, env_id = old.get("algo"), config.get("env_id") if isinstance(config, dict) else None
+    if not isinstance(algo, str):
+        return None, None, "has no 'algo' field"
+    if not isinstance(env_id, str):
+        return algo, None, "has no 'config.env_id' field"
+    return algo, env_id, None
+
+
+def _same_run(run_dir: Path, agent: AgentLike) -> None:
+    """Resuming into ``run_dir`` must continue the run that is there, not another one."""
+    algo, env_id, problem = _config_problem(run_dir / "config.json")
+    if problem is not None:
+        # Why rewrite when the checkpoint came from this directory: config.json is derived from the
+        # checkpoint (which is checksummed and validated), so a damaged copy must not refuse a healthy
+        # run (issue 16, item 9: it was refused as "holds a different run (None on None)").
+        if agent.loaded_from is not None and run_dir.resolve() in agent.loaded_from.resolve().parents:
+            print(f"softac: note: {run_dir / 'config.json'} {problem}; rewriting it from the checkpoint",
+                  file=sys.stderr)  # fmt: skip
+            return
         raise SoftacError(
-            f"run directory {run_dir} has an unreadable config.json; resume from its checkpoints with "
-            "--resume, or choose another --run-dir"
-        ) from None
+            f"run directory {run_dir}: config.json {problem}, so it cannot be told to hold this run; "
+            "choose another --run-dir"
+        )
     if algo != agent.algo or env_id != agent.config.env_id:
         raise SoftacError(
             f"run directory {run_dir} holds a different run ({algo} on {env_id}); choose another --run-dir"
@@ -74,19 +100,20 @@ def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
             )
         _clear(run_dir)
     elif agent.env_steps > 0:
-        for k, d in enumerate(dirs):
+        for d in dirs:
             if (d / "config.json").exists():
-                _same_run(d, agent, k)
+                _same_run(d, agent)
     if agent.learners > 1:
         write_json_atomic(
             run_dir / BATCH,
             {"algo": agent.algo, "env_id": agent.config.env_id, "seeds": list(agent.seeds),
-             "config": agent.config.to_dict()},
+             "config": agent.config.to_dict(), "env": agent.env_source.describe()},
         )  # fmt: skip
     for k, d in enumerate(dirs):
         _check_writable(d)
         write_json_atomic(
             d / "config.json",
-            {"algo": agent.algo, "config": agent.learner_config(k).to_dict(), "torch": torch.__version__},
+            {"algo": agent.algo, "config": agent.learner_config(k).to_dict(), "torch": torch.__version__,
+             "env": agent.env_source.describe()},
         )
     return dirs

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from softac.envs import make_env
-from softac.errors import DivergenceError, SoftacError
+from softac.errors import DivergenceError, EnvError, SoftacError, WriteError
 from softac.evaluate import EVAL_SEED_OFFSET, evaluate
-from softac.io.rundir import list_checkpoints, prune_checkpoints, step_checkpoint_path
+from softac.io.lock import RunLock
+from softac.io.rundir import learner_dirs, list_checkpoints, prune_checkpoints, step_checkpoint_path
 from softac.io.state import check_finite, save_checkpoint
 from softac.logging import ProgressBar, RunLogger
 from softac.plot import plot_runs
@@ -51,16 +51,22 @@ class _Run:
     def __init__(self, agent: AgentLike, run_dir: Path | None, progress: bool, overwrite: bool) -> None:
         cfg = agent.config
         self.agent = agent
-        self.dirs = prepare(run_dir, agent, overwrite) if run_dir is not None else []
         resume = agent.resume_state
         self.wall_offset = float((resume or [{}])[0].get("wall_time_s", 0.0))
+        # The environments first, then the run directory: an environment that cannot be built
+        # refuses the run before anything is written.
         self.step = FAMILY_STEPS[agent.family](agent, resume)
-        self.eval_envs = [make_env(cfg.env_id) for _ in range(agent.learners)]
-        self.loggers = [RunLogger(d, agent.env_steps) for d in self.dirs]
+        self.eval_envs: list[Any] = []
+        self.loggers: list[RunLogger] = []
+        try:
+            self.eval_envs = agent.env_source.evaluation_envs(agent.learners)
+            self.dirs = prepare(run_dir, agent, overwrite) if run_dir is not None else []
+            self.loggers = [RunLogger(d, agent.env_steps) for d in self.dirs]
+        except BaseException:
+            self.close()
+            raise
         self.bar = ProgressBar(cfg.total_steps, agent.env_steps, progress)
         self.t_start = time.perf_counter()
-        existing = list_checkpoints(self.dirs[0]) if self.dirs else []
-        self.last_ckpt: Path | None = existing[-1] if existing else None
         self.recent: list[list[float]] = [[] for _ in range(agent.learners)]
         self.metrics: dict[str, Tensor] = {}
         self.rate_mark = (time.perf_counter(), agent.env_steps)
@@ -82,7 +88,6 @@ class _Run:
         # that all of them have (see softac.io.load).
         for d in self.dirs:
             prune_checkpoints(d, agent.config.keep_checkpoints)
-        self.last_ckpt = paths[0]
         return paths[0]
 
     def log_scalars(self, step: int) -> None:
@@ -157,26 +162,63 @@ class _Run:
     def close(self) -> None:
         for logger in self.loggers:
             logger.close()
-        self.bar.close()
+        if hasattr(self, "bar"):
+            self.bar.close()
         self.step.close()
         for env in self.eval_envs:
-            env.close()
+            self.agent.env_source.release(env)
+
+
+def _notices(agent: AgentLike, run_dir: Path | None) -> None:
+    """One line each for what the user should know before a run starts (issue 16, items 11, 12)."""
+    note = agent.env_source.notice()
+    if note is not None and run_dir is not None:
+        print(note, file=sys.stderr)
+    resume = agent.resume_state or []
+    if any(not r.get("collector", {}).get("at_episode_boundary", True) for r in resume):
+        print(
+            f"softac: note: the checkpoint at step {agent.env_steps} was taken mid-episode; the unfinished episodes "
+            "restart from a reset, so the run continues correctly but not bit-identically to an uninterrupted one",
+            file=sys.stderr,
+        )
+
+
+def _where(agent: AgentLike, run_dir: Path | None) -> str:
+    """What an error line says about the run's state on disk, read from the disk at that moment."""
+    if run_dir is None:
+        return "no checkpoint was written before it (no run directory)"
+    found = list_checkpoints(learner_dirs(run_dir, agent.seeds)[0])
+    return f"the last good checkpoint is {found[-1]}" if found else "no checkpoint was written before it"
 
 
 def train(agent: AgentLike, run_dir: Path | None, progress: bool = True, overwrite: bool = False) -> None:
+    """Train ``agent`` to its config's ``total_steps``, writing ``run_dir`` if given (locked
+    against a second process for the whole call, see ``softac.io.lock``). A failure names the
+    last good checkpoint, which it never touches."""
     if agent.env_steps >= agent.config.total_steps:
         raise SoftacError(f"the run is already at step {agent.env_steps}; pass a larger --total-steps to extend it")
+    lock = RunLock(run_dir).acquire() if run_dir is not None else None
+    try:
+        _notices(agent, run_dir)
+        _train(agent, run_dir, progress, overwrite)
+    except DivergenceError as exc:
+        raise DivergenceError(
+            f"training diverged at {exc}; {_where(agent, run_dir)}. Try a lower learning rate or a smaller --tau."
+        ) from None
+    except EnvError as exc:
+        raise EnvError(f"{exc}; {_where(agent, run_dir)}") from exc.__cause__
+    except WriteError as exc:
+        raise WriteError(f"{exc}; {_where(agent, run_dir)}") from None
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(agent: AgentLike, run_dir: Path | None, progress: bool, overwrite: bool) -> None:
     run = _Run(agent, run_dir, progress, overwrite)
     guard = SignalGuard()
     try:
         run.loop(guard)
-    except DivergenceError as exc:
-        where = (
-            f"the last good checkpoint is {run.last_ckpt}" if run.last_ckpt else "no checkpoint was written before it"
-        )
-        raise DivergenceError(
-            f"training diverged at {exc}; {where}. Try a lower learning rate or a smaller --tau."
-        ) from None
     finally:
         guard.restore()
         run.close()

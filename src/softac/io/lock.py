@@ -1,0 +1,84 @@
+"""One process per run directory (issue 16, item 3): an OS advisory lock on ``RUN/.lock``.
+
+Why ``flock`` on a file rather than a PID file alone: the kernel releases the lock when the process
+exits for any reason (a crash, ``kill -9``), so a stale lock can never block a resume, and two
+processes can never both hold it (checking a PID file and then writing it would race). The file
+also holds the PID of the holder, only to name it in the refusal. A batched run directory (one
+``seed_<s>/`` per learner) is locked once, at its top. The lock is advisory: it keeps softac
+processes apart, which is what interleaved progress.csv rows and checkpoints came from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+
+from softac.errors import SoftacError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs there are not locked (documented in the README)
+    fcntl = None  # type: ignore[assignment]
+
+LOCK = ".lock"
+# Locks this process holds, by path, with a count: ``softac train --resume`` takes the lock before
+# it reads the run (so that it never reads a checkpoint the other process is pruning) and the
+# trainer takes it again; two flocks of one file conflict even within one process.
+_held: dict[Path, int] = {}
+
+
+class RunLock:
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK
+        self.fd: int | None = None
+        self.nested = False
+
+    def acquire(self) -> RunLock:
+        key = self.path.resolve()
+        if key in _held:
+            _held[key] += 1
+            self.nested = True
+            return self
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # O_CLOEXEC (Python's default): subprocesses that exec (AsyncVectorEnv workers under
+            # spawn/forkserver) do not keep the lock after this process has gone.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise SoftacError(f"run directory {self.path.parent} is not writable: {exc.strerror or exc}") from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise SoftacError(
+                    f"run directory {self.path.parent} is in use by another softac process (PID {holder}); "
+                    "wait for it to finish or stop it, then try again"
+                ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # the PID is only for the message; the lock itself is held
+        self.fd = fd
+        _held[key] = 1
+        return self
+
+    def release(self) -> None:
+        key = self.path.resolve()
+        if self.nested or self.fd is not None:
+            _held[key] -= 1
+            if _held[key] == 0:
+                del _held[key]
+        self.nested = False
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.release()

@@ -1,0 +1,66 @@
+"""The console script (issue 16, item 8): Ctrl-C while softac is still importing is one line and exit
+130, and a bad `softac eval` argument is one line."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import assert_one_line_error, cli_env, run_cli
+
+SCRIPT = Path(sys.executable).with_name("softac")
+
+
+def test_console_script_points_at_the_interruptible_entry() -> None:
+    if not SCRIPT.exists():
+        pytest.skip("the softac console script is not installed next to this Python")
+    assert "from softac_entry import main" in SCRIPT.read_text()
+
+
+def test_interrupt_while_importing_is_one_line_and_130() -> None:
+    """Deterministic: the interrupt is raised by the import of torch itself (an import hook), so it
+    lands exactly where a Ctrl-C during start-up lands."""
+    code = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "import softac_entry\n"
+        "sys.exit(softac_entry.main())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, "eval", "x"], capture_output=True, text=True, env=cli_env(),
+                          timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip().splitlines() == ["softac: interrupted while starting (nothing was done)"]
+
+
+def test_real_ctrl_c_during_start_up() -> None:
+    if not SCRIPT.exists() or not Path("/proc/self/maps").exists():
+        pytest.skip("needs the installed console script and /proc")
+    proc = subprocess.Popen([str(SCRIPT), "eval", "/nonexistent"], stderr=subprocess.PIPE, text=True, env=cli_env())
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 60
+    # SIGINT once torch's shared library is mapped: torch's Python import is then under way.
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if "libtorch" in maps.read_text():
+                break
+        except OSError:
+            pass
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines() == [
+        "softac: interrupted while starting (nothing was done)"
+    ]
+
+
+def test_eval_negative_seed_is_one_line(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("eval", str(tmp_path), "--seed", "-1"), "--seed must be a non-negative integer")
