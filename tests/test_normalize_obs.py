@@ -63,8 +63,8 @@ def test_off_policy_statistics_buffer_and_update() -> None:
     # and the policy acts on the normalised observation
     obs = np.array([[[0.3, -0.8, 4.0]]], dtype=np.float32)
     with torch.no_grad():
-        mean, _ = agent.actor(norm.normalise(torch.from_numpy(obs)))
-    np.testing.assert_allclose(agent.act(obs), torch.tanh(mean).numpy(), rtol=1e-5, atol=1e-6)
+        mean, _ = agent.actor(norm.normalise(torch.from_numpy(obs).to(agent.device)))
+    np.testing.assert_allclose(agent.act(obs), torch.tanh(mean).cpu().numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif(not on_cpu(), reason="bit-identical resume is a CPU guarantee")

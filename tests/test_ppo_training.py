@@ -81,7 +81,8 @@ def test_compiled_update_equals_eager_update() -> None:
     against the eager one, on the same rollout: every tensor after an update of 2 × 4 steps."""
     cfg = {**PPO_TINY, "normalize_obs": True, "anneal_lr": True, "anneal_clip_range": True, "clip_vloss": True,
            "total_steps": 64, "seed": 5}  # fmt: skip
-    eager, compiled = PPO("Pendulum-v1", **cfg), PPO("Pendulum-v1", **cfg, compile_update=True)
+    eager = PPO("Pendulum-v1", **cfg, cuda_graph=False)
+    compiled = PPO("Pendulum-v1", **cfg, compile_update=True, cuda_graph=False)
     for agent in (eager, compiled):
         collect(agent)
     assert_bit_identical(state_tensors(eager), state_tensors(compiled))  # the same rollout
@@ -92,6 +93,25 @@ def test_compiled_update_equals_eager_update() -> None:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6, msg=key)
     for key in metrics[0]:
         torch.testing.assert_close(metrics[0][key], metrics[1][key], rtol=1e-4, atol=1e-6, msg=key)
+
+
+@pytest.mark.skipif(on_cpu(), reason="CUDA graphs need a CUDA device (pytest --device cuda)")
+def test_cuda_graph_update_equals_eager_update() -> None:
+    """The minibatch step captured once in a CUDA graph and replayed (the minibatch position, lr and
+    ε read from device tensors changed between replays) against the eager step, on one rollout."""
+    cfg = {**PPO_TINY, "normalize_obs": True, "anneal_lr": True, "anneal_clip_range": True, "total_steps": 64,
+           "seed": 6}  # fmt: skip
+    eager, graphed = PPO("Pendulum-v1", **cfg, cuda_graph=False), PPO("Pendulum-v1", **cfg, cuda_graph=True)
+    for _ in range(2):  # two rollouts: the second replays the graphs captured in the first
+        for agent in (eager, graphed):
+            collect(agent)
+        metrics = [eager.update(), graphed.update()]
+        a, b = state_tensors(eager), state_tensors(graphed)
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6, msg=key)
+        for key in metrics[0]:
+            torch.testing.assert_close(metrics[0][key], metrics[1][key], rtol=1e-4, atol=1e-6, msg=key)
+    assert type(graphed._runner()).__name__ == "CudaGraphed"
 
 
 def test_cli_trains_evaluates_and_resumes_ppo(tmp_path: Path) -> None:
