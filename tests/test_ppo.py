@@ -245,3 +245,19 @@ def test_minibatch_size_must_divide_the_rollout() -> None:
         PPO("Pendulum-v1", **{**PPO_TINY, "minibatch_size": 7})
     proc = run_cli("train", "--algo", "ppo", "--env", "Pendulum-v1", "--n-steps", "10", "--minibatch-size", "4")
     assert_one_line_error(proc, "minibatch_size (4) must divide n_steps × n_envs")
+
+
+def test_a_dropped_non_finite_step_ends_its_episode_without_bootstrapping() -> None:
+    """NaNObs-v0 returns a NaN observation at step 7 of its first episode: with skip_nonfinite the
+    collector drops it (reward 0, episode over); PPO must not bootstrap from the zeroed next
+    observation, and the update stays finite."""
+    cfg = {**PPO_TINY, "n_envs": 1, "n_steps": 16, "minibatch_size": 8}
+    agent = PPO("SoftacTest/NaNObs-v0", **cfg, skip_nonfinite=True)
+    collect(agent)
+    r = agent.rollout
+    assert r.episode_end[0, :, 0].tolist() == [0] * 7 + [1] + [0] * 8
+    assert r.terminated[0, 7, 0] == 1 and r.reward[0, 7, 0] == 0
+    metrics = agent.update()
+    assert all(torch.isfinite(v).all() for v in metrics.values())
+    with pytest.raises(SoftacError, match="non-finite observation"):
+        collect(PPO("SoftacTest/NaNObs-v0", **cfg))  # without the flag: one clear error

@@ -192,7 +192,7 @@ class Agent(abc.ABC):
         disjoint slices, so each learner receives exactly the gradient of its own loss.
 
         ``max_grad_norm`` clips each learner's gradient to that L2 norm over all of the optimizer's
-        parameters (``optim.clip_grads_``, per learner) before the step, and adds the norms before
+        parameters (``optim.clip_grads``, per learner) before the step, and adds the norms before
         clipping to the metrics as ``grad/norm``."""
         params = [p for group in opt.param_groups for p in group["params"]]
         if torch.compiler.is_compiling():
