@@ -118,3 +118,29 @@ def test_update_equals_sb3_train(env_id: str, minibatch: int) -> None:
     if agent.net.log_std is not None:
         torch.testing.assert_close(agent.net.log_std.detach()[0], model.policy.log_std.detach(), rtol=1e-5, atol=2e-6)
     assert all(not torch.equal(b, a) for b, a in zip(before, _softac_layers(agent), strict=True))  # it learned
+
+
+def test_reward_and_observation_normalisation_follow_sb3_vecnormalize() -> None:
+    """SB3's ``VecNormalize`` on the rollout's raw rewards and observations: G ← γG + r, Var[G]
+    updated with every env's G, r / √(Var[G] + 1e-8) clipped to ±10, G reset at episode ends;
+    observation statistics over the observations acted on."""
+    from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+    cfg = {**PPO_TINY, "n_steps": 250, "n_envs": 2, "minibatch_size": 100}  # Pendulum: 200-step episodes
+    agent = PPO("Pendulum-v1", **cfg, normalize_obs=True, normalize_reward=True, gamma=0.95, seed=1)
+    seen = collect(agent)
+    ret_rms, obs_rms, ret = RunningMeanStd(shape=()), RunningMeanStd(shape=(3,)), np.zeros(2)
+    scaled = []
+    ends = agent.rollout.episode_end[0].numpy() > 0
+    assert ends[199].all()  # the time limit, inside the rollout
+    for t, tr in enumerate(seen):
+        obs_rms.update(tr.obs[0].astype(np.float64))
+        ret = ret * 0.95 + tr.reward[0]
+        ret_rms.update(ret)
+        scaled.append(np.clip(tr.reward[0] / np.sqrt(ret_rms.var + 1e-8), -10, 10))
+        ret[ends[t]] = 0.0  # SB3: returns[dones] = 0, truncation included
+    np.testing.assert_allclose(agent.rollout.reward[0].numpy(), np.stack(scaled), rtol=1e-5, atol=1e-6)
+    assert agent.reward_norm is not None and agent.obs_norm is not None
+    np.testing.assert_allclose(agent.reward_norm.var[0].item(), ret_rms.var, rtol=1e-10)
+    np.testing.assert_allclose(agent.obs_norm.mean[0].numpy(), obs_rms.mean, rtol=1e-10)
+    np.testing.assert_allclose(agent.obs_norm.var[0].numpy(), obs_rms.var, rtol=1e-10)
