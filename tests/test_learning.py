@@ -60,8 +60,9 @@ def _ppo_final_eval(env_id: str, run_dir: Path, **overrides: object) -> float:
 @pytest.mark.slow
 def test_ppo_solves_cartpole_with_its_preset(tmp_path: Path) -> None:
     """rl-zoo3's preset (8 envs × 32 steps, 20 epochs, lr 1e-3 and ε annealed), 100k steps = 391
-    rollouts, 7,820 gradient steps: ≈ 25 s on one thread of the 2-core machine. Seeds 0-4 all
-    scored 500 at 100k (seed 0 from 30k on; 2026-11-26)."""
+    rollouts, 7,820 gradient steps, one thread: 31 s in a full `make test` run on the 2-core
+    machine (50 s while other jobs loaded it). Seeds 0-4 all scored 500 at 100k (2026-11-26; also
+    SB3 on the same settings, benchmarks/learning_compare.py)."""
     assert _ppo_final_eval("CartPole-v1", tmp_path / "ppo-cartpole") >= 450.0
 
 
@@ -69,7 +70,8 @@ def test_ppo_solves_cartpole_with_its_preset(tmp_path: Path) -> None:
 def test_ppo_learns_pendulum_with_its_preset(tmp_path: Path) -> None:
     """rl-zoo3's preset without its gSDE (4 envs × 1024 steps, γ 0.9, lr 1e-3), cut to 61,440 steps
     (15 rollouts, 9,600 gradient steps; no schedule depends on the budget, so this is the first
-    part of the 100k run): ≈ 45 s on one thread. At 61,440 steps seeds 0-5 scored −231, −276,
-    −233, −230, −223, −178 (2026-11-26); plain Gaussian PPO does not reach SAC's −200 reliably,
-    hence −300 (a random policy scores ≈ −1200)."""
+    part of the 100k run), one thread: 27 s in a full `make test` run (49 s loaded). At 61,440
+    steps seeds 0-5 scored −231, −240, −233, −230, −223, −178 (at 102,400: −222, −235, −232,
+    −223, −276, −178; 2026-11-26); plain Gaussian PPO does not reach SAC's −200 reliably, hence
+    −300 (a random policy scores ≈ −1200)."""
     assert _ppo_final_eval("Pendulum-v1", tmp_path / "ppo-pendulum", total_steps=61_440) >= -300.0
