@@ -144,3 +144,63 @@ def test_reward_and_observation_normalisation_follow_sb3_vecnormalize() -> None:
     np.testing.assert_allclose(agent.reward_norm.var[0].item(), ret_rms.var, rtol=1e-10)
     np.testing.assert_allclose(agent.obs_norm.mean[0].numpy(), obs_rms.mean, rtol=1e-10)
     np.testing.assert_allclose(agent.obs_norm.var[0].numpy(), obs_rms.var, rtol=1e-10)
+
+
+def test_rollout_equals_sb3_collect_rollouts_with_vecnormalize() -> None:
+    """A 450-step Pendulum rollout (time limits at 200 and 400) from the same weights and env seed,
+    softac acting with the actions SB3 sampled: the normalised observations, scaled rewards (SB3's
+    carry γ V(final) at a truncation), values, advantages and returns SB3's ``collect_rollouts``
+    stores under ``VecNormalize``. Not bit-equal: a final observation (and the last one of the
+    rollout) is normalised by SB3 after the statistics took in the observation that follows it,
+    by softac before (see algos/onpolicy.py), a change of order 1/count.
+
+    SB3's Gaussian lives in the environment's units, softac's in [−1, 1] (DESIGN.md principle 4:
+    the box is mapped in one place), so Pendulum's [−2, 2] torque a is softac's a / 2, and the two
+    log π differ by that change of variables: log 2 per dimension for the same network output."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from softac.distributions import clip_action, diag_gaussian_log_prob
+
+    T = 450
+    agent = PPO("Pendulum-v1", **{**PPO_TINY, "hidden_sizes": (64, 64), "n_steps": T, "n_envs": 1,
+                                  "minibatch_size": 50}, normalize_obs=True, normalize_reward=True, seed=0)  # fmt: skip
+    venv = VecNormalize(make_vec_env("Pendulum-v1", 1, seed=0), gamma=agent.config.gamma)
+    model = sb3.PPO("MlpPolicy", venv, n_steps=T, batch_size=50, device="cpu", seed=0)
+    model.set_logger(configure(None, []))
+    with torch.no_grad():
+        for mine, theirs in zip(_softac_layers(agent), _sb3_layers(model), strict=True):
+            theirs.copy_(mine)
+        assert agent.net.log_std is not None
+        model.policy.log_std.copy_(agent.net.log_std[0])
+    _, callback = model._setup_learn(T, None)
+    callback.on_training_start(locals(), globals())
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=T)
+    buf = model.rollout_buffer
+    actions = iter(torch.from_numpy(buf.actions.copy()))
+
+    def replay(out: torch.Tensor, log_std: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        action = next(actions).unsqueeze(0) / 2.0  # the torque in softac's units
+        return action, clip_action(action), diag_gaussian_log_prob(action, out, log_std)
+
+    agent._sample = replay  # type: ignore[assignment]
+    collect(agent)
+    r = agent.rollout
+    r.finish(agent.config.gamma, agent.config.gae_lambda)
+    end, term = r.episode_end[0].numpy(), r.terminated[0].numpy()
+    assert end[:, 0].nonzero()[0].tolist() == [199, 399] and not term.any()
+
+    def close(mine: torch.Tensor | np.ndarray, theirs: np.ndarray, atol: float) -> None:
+        np.testing.assert_allclose(np.asarray(mine).reshape(theirs.shape), theirs, rtol=0, atol=atol)
+
+    close(r.obs[0].numpy(), buf.observations, 1e-5)
+    close(r.value[0].numpy(), buf.values, 1e-5)
+    # log π: SB3 evaluates N(μ, σ²) at the torque a, softac at a / 2, with the same μ and σ (weights)
+    with torch.no_grad():
+        out, log_std, _ = agent.net(r.obs[0].transpose(0, 1))
+        sb3_log_prob = diag_gaussian_log_prob(torch.from_numpy(buf.actions).transpose(0, 1), out, log_std)
+    close(sb3_log_prob.numpy(), buf.log_probs, 1e-4)
+    close(r.reward[0].numpy() + agent.config.gamma * r.next_value[0].numpy() * end * (1 - term), buf.rewards, 1e-3)
+    close(r.advantage[0].numpy(), buf.advantages, 2e-3)
+    close(r.returns[0].numpy(), buf.returns, 2e-3)
