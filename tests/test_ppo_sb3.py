@@ -146,8 +146,15 @@ def test_reward_and_observation_normalisation_follow_sb3_vecnormalize() -> None:
     np.testing.assert_allclose(agent.obs_norm.var[0].numpy(), obs_rms.var, rtol=1e-10)
 
 
-def test_rollout_equals_sb3_collect_rollouts_with_vecnormalize() -> None:
-    """A 450-step Pendulum rollout (time limits at 200 and 400) from the same weights and env seed,
+ROLLOUT_CASES = [("Pendulum-v1", 450, 2.0, [199, 399]), ("HalfCheetah-v5", 2048, 1.0, [999, 1999])]
+
+
+@pytest.mark.parametrize(("env_id", "T", "half_range", "ends"), ROLLOUT_CASES)
+def test_rollout_equals_sb3_collect_rollouts_with_vecnormalize(
+    env_id: str, T: int, half_range: float, ends: list[int]
+) -> None:
+    """A rollout through two time limits (Pendulum: 450 steps; HalfCheetah: 2,048, the default
+    rollout, as in the README's comparison) from the same weights and env seed,
     softac acting with the actions SB3 sampled: the normalised observations, scaled rewards (SB3's
     carry γ V(final) at a truncation), values, advantages and returns SB3's ``collect_rollouts``
     stores under ``VecNormalize``. Not bit-equal: a final observation (and the last one of the
@@ -155,19 +162,18 @@ def test_rollout_equals_sb3_collect_rollouts_with_vecnormalize() -> None:
     by softac before (see algos/onpolicy.py), a change of order 1/count.
 
     SB3's Gaussian lives in the environment's units, softac's in [−1, 1] (DESIGN.md principle 4:
-    the box is mapped in one place), so Pendulum's [−2, 2] torque a is softac's a / 2, and the two
-    log π differ by that change of variables: log 2 per dimension for the same network output."""
+    the box is mapped in one place), so Pendulum's [−2, 2] torque a is softac's a / 2 (HalfCheetah's
+    box is [−1, 1]: the same units)."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecNormalize
 
     from softac.distributions import clip_action, diag_gaussian_log_prob
 
-    T = 450
-    agent = PPO("Pendulum-v1", **{**PPO_TINY, "hidden_sizes": (64, 64), "n_steps": T, "n_envs": 1,
-                                  "minibatch_size": 50}, normalize_obs=True, normalize_reward=True, seed=0)  # fmt: skip
-    venv = VecNormalize(make_vec_env("Pendulum-v1", 1, seed=0), gamma=agent.config.gamma)
-    model = sb3.PPO("MlpPolicy", venv, n_steps=T, batch_size=50, device="cpu", seed=0)
+    cfg = {**PPO_TINY, "hidden_sizes": (64, 64), "n_steps": T, "n_envs": 1, "minibatch_size": T // 2}
+    agent = PPO(env_id, **cfg, normalize_obs=True, normalize_reward=True, seed=0)
+    venv = VecNormalize(make_vec_env(env_id, 1, seed=0), gamma=agent.config.gamma)
+    model = sb3.PPO("MlpPolicy", venv, n_steps=T, batch_size=T // 2, device="cpu", seed=0)
     model.set_logger(configure(None, []))
     with torch.no_grad():
         for mine, theirs in zip(_softac_layers(agent), _sb3_layers(model), strict=True):
@@ -181,7 +187,7 @@ def test_rollout_equals_sb3_collect_rollouts_with_vecnormalize() -> None:
     actions = iter(torch.from_numpy(buf.actions.copy()))
 
     def replay(out: torch.Tensor, log_std: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        action = next(actions).unsqueeze(0) / 2.0  # the torque in softac's units
+        action = next(actions).unsqueeze(0) / half_range  # in softac's units
         return action, clip_action(action), diag_gaussian_log_prob(action, out, log_std)
 
     agent._sample = replay  # type: ignore[assignment]
@@ -189,7 +195,7 @@ def test_rollout_equals_sb3_collect_rollouts_with_vecnormalize() -> None:
     r = agent.rollout
     r.finish(agent.config.gamma, agent.config.gae_lambda)
     end, term = r.episode_end[0].numpy(), r.terminated[0].numpy()
-    assert end[:, 0].nonzero()[0].tolist() == [199, 399] and not term.any()
+    assert end[:, 0].nonzero()[0].tolist() == ends and not term.any()
 
     def close(mine: torch.Tensor | np.ndarray, theirs: np.ndarray, atol: float) -> None:
         np.testing.assert_allclose(np.asarray(mine).reshape(theirs.shape), theirs, rtol=0, atol=atol)
