@@ -1,9 +1,11 @@
 """Equal-budget learning comparison, softac vs Stable-Baselines3, on the same seeds.
 
     .venv/bin/python benchmarks/learning_compare.py --algo sac --env HalfCheetah-v5 --steps 50000 --seeds 0 1 2
+    .venv/bin/python benchmarks/learning_compare.py --algo ppo --env CartPole-v1 --steps 100000 --seeds 0 1 2
 
-Both sides use identical hyper-parameters (those of ``softac bench``, learning_starts 5,000 for
-SAC and 25,000 for TD3 unless ``--learning-starts`` is given) and are evaluated the same way at
+Both sides use identical hyper-parameters (SAC/TD3: those of ``softac bench``, learning_starts
+5,000 for SAC and 25,000 for TD3 unless ``--learning-starts`` is given; PPO: ``ppo_settings``,
+written out for both libraries) and are evaluated the same way at
 the end: 10 deterministic episodes from reset seeds 100,000 + k, with the same evaluation code
 applied to each library's policy. Every (library, seed) run is its own subprocess; ``--jobs 2
 --threads 1`` runs two at a time with one torch thread each (both libraries get the same), which
@@ -41,11 +43,55 @@ def evaluate_fn(act: Any, env_id: str, episodes: int = 10, seed: int = 100_000) 
     return float(np.mean(total))
 
 
+def ppo_settings(env_id: str) -> dict[str, Any]:
+    """PPO's settings, in softac's field names. CartPole-v1: softac's preset (rl-zoo3's). Any other
+    task: SB3's PPO defaults with observation and reward normalisation (VecNormalize), rl-zoo3's
+    default MuJoCo recipe (its Ant entry: ``normalize: true`` and nothing else)."""
+    from softac.presets import get_preset
+
+    preset = get_preset("ppo", env_id)
+    if env_id == "CartPole-v1" and preset is not None:
+        return {k: v for k, v in preset.params.items() if k != "total_steps"}
+    return dict(n_envs=1, n_steps=2048, minibatch_size=64, n_epochs=10, lr=3e-4, anneal_lr=False, gamma=0.99,
+                gae_lambda=0.95, clip_range=0.2, anneal_clip_range=False, clip_vloss=False, ent_coef=0.0,
+                vf_coef=0.5, max_grad_norm=0.5, normalize_advantage=True, hidden_sizes=(64, 64), activation="tanh",
+                ortho_init=True, log_std_init=0.0, normalize_obs=True, normalize_reward=True)  # fmt: skip
+
+
+def make_sb3_ppo(env_id: str, seed: int) -> tuple[Any, Any]:
+    """SB3's PPO with ``ppo_settings`` translated, and its VecNormalize (or None)."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    s = ppo_settings(env_id)
+    venv: Any = make_vec_env(env_id, n_envs=s["n_envs"], seed=seed)
+    norm = None
+    if s["normalize_obs"] or s["normalize_reward"]:
+        venv = norm = VecNormalize(venv, norm_obs=s["normalize_obs"], norm_reward=s["normalize_reward"],
+                                   gamma=s["gamma"])  # fmt: skip
+    lr, clip = s["lr"], s["clip_range"]
+    model = PPO(
+        "MlpPolicy", venv, n_steps=s["n_steps"], batch_size=s["minibatch_size"], n_epochs=s["n_epochs"],
+        learning_rate=(lambda p: lr * p) if s["anneal_lr"] else lr,
+        clip_range=(lambda p: clip * p) if s["anneal_clip_range"] else clip,
+        gamma=s["gamma"], gae_lambda=s["gae_lambda"], ent_coef=s["ent_coef"], vf_coef=s["vf_coef"],
+        max_grad_norm=s["max_grad_norm"], normalize_advantage=s["normalize_advantage"], seed=seed, device="cpu",
+        policy_kwargs=dict(net_arch=dict(pi=list(s["hidden_sizes"]), vf=list(s["hidden_sizes"])),
+                           activation_fn=torch.nn.Tanh if s["activation"] == "tanh" else torch.nn.ReLU,
+                           ortho_init=s["ortho_init"], log_std_init=s["log_std_init"]),
+        verbose=0,
+    )  # fmt: skip
+    return model, norm
+
+
 def run_softac(algo: str, env_id: str, steps: int, seed: int, learning_starts: int) -> tuple[float, float]:
     from softac import registry
 
+    settings = ppo_settings(env_id) if algo == "ppo" else {"learning_starts": learning_starts}
     agent = registry.get(algo).agent_cls(
-        env_id, total_steps=steps, learning_starts=learning_starts, seed=seed, eval_freq=10**9, eval_episodes=1
+        env_id, total_steps=steps, **settings, seed=seed, eval_freq=10**9, eval_episodes=1
     )
     t0 = time.perf_counter()
     agent.learn(progress=False)
@@ -56,10 +102,17 @@ def run_softac(algo: str, env_id: str, steps: int, seed: int, learning_starts: i
 def run_sb3(algo: str, env_id: str, steps: int, seed: int, learning_starts: int) -> tuple[float, float]:
     from softac.bench import make_sb3
 
-    model = make_sb3(algo, env_id, learning_starts, seed=seed)
+    norm = None
+    if algo == "ppo":
+        model, norm = make_sb3_ppo(env_id, seed)
+    else:
+        model = make_sb3(algo, env_id, learning_starts, seed=seed)
     t0 = time.perf_counter()
     model.learn(steps)
     elapsed = time.perf_counter() - t0
+    if norm is not None:  # evaluate on normalised observations with the statistics frozen, as softac does
+        norm.training = False
+        return evaluate_fn(lambda o: model.predict(norm.normalize_obs(o), deterministic=True)[0], env_id), elapsed
     return evaluate_fn(lambda o: model.predict(o, deterministic=True)[0], env_id), elapsed
 
 
@@ -89,7 +142,7 @@ def _launch(args: argparse.Namespace, lib: str, seed: int, ls: int) -> dict[str,
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--algo", choices=["sac", "td3"], default="sac")
+    p.add_argument("--algo", choices=["sac", "td3", "ppo"], default="sac")
     p.add_argument("--env", default="HalfCheetah-v5")
     p.add_argument("--steps", type=int, default=50_000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -108,7 +161,8 @@ def main() -> int:
         _worker(args)
         return 0
     ls = args.learning_starts if args.learning_starts is not None else (5_000 if args.algo == "sac" else 25_000)
-    print(f"{args.algo.upper()} on {args.env}, {args.steps} steps, learning_starts {ls}, "
+    what = f"settings {ppo_settings(args.env)}" if args.algo == "ppo" else f"learning_starts {ls}"
+    print(f"{args.algo.upper()} on {args.env}, {args.steps} steps, {what}, "
           f"{args.jobs} job(s) at a time, threads {args.threads or 'default'}")  # fmt: skip
     print(f"{'library':>7} {'seed':>4} {'return':>10} {'minutes':>8}")
     # The slower library first, so two workers finish together instead of one idling at the end.
@@ -124,7 +178,9 @@ def main() -> int:
         print(f"{lib:>7} mean {statistics.mean(rets):.1f} ± {sd:.1f} over seeds {args.seeds}")
     if args.out is not None:
         record = {"config": {k: v for k, v in vars(args).items() if k not in ("worker", "seed", "out")},
-                  "learning_starts": ls, "runs": results, "summary": summary,
+                  "learning_starts": ls if args.algo != "ppo" else None,
+                  "settings": ppo_settings(args.env) if args.algo == "ppo" else None,
+                  "date": time.strftime("%Y-%m-%d"), "runs": results, "summary": summary,
                   "wall_minutes": (time.time() - t0) / 60}  # fmt: skip
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")

@@ -59,12 +59,20 @@ def _config_class(module: str, name: str) -> Any:
     pytest.fail(f"no config class {name}")
 
 
-CONFIG_CLASSES = [("sac", "sac", "SACConfig"), ("td3", "td3", "TD3Config"), ("ddpg", "td3", "DDPGConfig")]
+CONFIG_CLASSES = [("sac", "sac", "SACConfig"), ("td3", "td3", "TD3Config"), ("ddpg", "td3", "DDPGConfig"),
+                  ("ppo", "ppo", "PPOConfig")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("algo", "module", "name"), CONFIG_CLASSES)
 def test_continuous_allowed_fields_exist_in_the_config_classes(algo: str, module: str, name: str) -> None:
     assert ALLOWED_FIELDS[algo] <= {f.name for f in dataclasses.fields(_config_class(module, name))}
+
+
+@pytest.mark.parametrize("preset", list_presets("ppo"), ids=lambda p: p.env_id)
+def test_every_ppo_preset_is_a_valid_ppo_config(preset: Preset) -> None:
+    """Types, ranges and the cross-field checks (a minibatch that divides the rollout) of PPOConfig."""
+    config = _config_class("ppo", "PPOConfig")(env_id=preset.env_id, **preset.params)
+    assert all(getattr(config, k) == v for k, v in preset.params.items())
 
 
 def test_mujoco_presets_use_v5_ids() -> None:

@@ -199,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.worker:
         return _worker(args)
+    import softac.algos  # noqa: F401  (registers every algorithm; imported late, as the worker's are)
+    from softac import registry
+
+    family = registry.get(args.algo).family
+    if family != "off-policy":
+        raise SoftacError(f"softac bench times off-policy steps (one update per environment step); {args.algo} is "
+                          f"{family}: compare it with benchmarks/learning_compare.py")  # fmt: skip
     try:
         options = json.loads(args.softac_options)
     except ValueError as exc:

@@ -160,6 +160,13 @@ class BaseConfig:
     skip_nonfinite: bool = _f(
         False, "Drop transitions whose observation or reward is NaN/inf (default: stop with an error)."
     )
+    normalize_obs: bool = _f(
+        False,
+        "Normalise observations with running per-learner statistics, clip((o - mean) / sqrt(var + 1e-8), -10, 10) "
+        "as SB3's VecNormalize: updated with every observation the training policy acts on, frozen in "
+        "evaluation, saved in checkpoints. Off-policy: the buffer keeps raw observations, normalised at "
+        "sampling with the current statistics.",
+    )
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -245,4 +252,26 @@ class ActorCriticConfig(OffPolicyConfig):
     n_critics: int = _f(2, "Number of Q functions in the critic ensemble (min over them in the target).", "positive")
     critic_layer_norm: bool = _f(
         False, "LayerNorm before each hidden ReLU of the critics (as in RLPD/CrossQ-style critics)."
+    )
+
+
+@dataclass(frozen=True)
+class OnPolicyConfig(BaseConfig):
+    """Settings of the on-policy family: rollouts, advantage estimation, the actor-critic networks.
+    Defaults: Stable-Baselines3's PPO/ActorCriticPolicy (CleanRL's ppo*.py agree on all but lr
+    annealing, which CleanRL switches on)."""
+
+    hidden_sizes: tuple[int, ...] = _f((64, 64), "Hidden layer widths of the policy and of the value network.")
+    activation: str = _f("tanh", "Activation of both networks.", choices=("tanh", "relu"))
+    ortho_init: bool = _f(
+        True, "Orthogonal initialisation (gains √2 hidden, 0.01 policy head, 1 value head); else nn.Linear's."
+    )
+    log_std_init: float = _f(0.0, "Initial value of the state-independent log σ of the Gaussian policy (Box).")
+    n_steps: int = _f(2048, "Steps per environment in each rollout (a rollout is n_steps × n_envs per learner).",
+                      "positive")  # fmt: skip
+    gae_lambda: float = _f(0.95, "λ of generalised advantage estimation, in [0, 1].", "probability")
+    normalize_reward: bool = _f(
+        False,
+        "Scale rewards by a running std of the discounted return, clipped to ±10 (SB3's VecNormalize); "
+        "the episode returns logged and evaluated stay raw.",
     )

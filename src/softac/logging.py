@@ -19,10 +19,13 @@ from softac.errors import WriteError
 CSV_FIELDS = [
     "step", "wall_time_s", "updates", "episodes", "eval_return_mean", "eval_return_std",
     "train_return_mean", "steps_per_s", "loss_critic", "loss_actor", "alpha", "entropy", "q_mean",
+    "loss_policy", "loss_value", "approx_kl", "clip_fraction", "explained_variance",
 ]  # fmt: skip
 _METRIC_COLUMNS = {
     "loss/critic": "loss_critic", "loss/actor": "loss_actor", "alpha": "alpha",
     "policy/entropy": "entropy", "q/mean": "q_mean",
+    "loss/policy": "loss_policy", "loss/value": "loss_value", "policy/approx_kl": "approx_kl",
+    "policy/clip_fraction": "clip_fraction", "policy/explained_variance": "explained_variance",
 }  # fmt: skip
 
 

@@ -16,10 +16,13 @@ import torch
 from torch import Tensor, nn
 
 
-def adam(params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float, device: torch.device) -> torch.optim.Adam:
+def adam(
+    params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float, device: torch.device, eps: float = 1e-8
+) -> torch.optim.Adam:
     """Fused Adam with its state created up front (``init_adam_state``). ``capturable`` on CUDA:
-    the step counts live on the device, so the update can be captured in a CUDA graph."""
-    opt = torch.optim.Adam(params, lr=lr, fused=True, capturable=device.type == "cuda")
+    the step counts live on the device, so the update can be captured in a CUDA graph. ``eps``:
+    torch's 1e-8 by default; PPO uses SB3's and CleanRL's 1e-5."""
+    opt = torch.optim.Adam(params, lr=lr, eps=eps, fused=True, capturable=device.type == "cuda")
     init_adam_state(opt)
     return opt
 
@@ -47,7 +50,10 @@ def adam_step(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | None = None)
     profiler hooks, dtype checks — which cost ≈0.3 ms per step on a 2-core CPU, several times the
     kernel itself for these network sizes. It reads only device tensors, so it can be captured
     in a CUDA graph. ``grads`` (one per parameter, in group order) are used instead of ``.grad``;
-    parameters without a gradient are skipped, as ``Adam.step`` skips them."""
+    parameters without a gradient are skipped, as ``Adam.step`` skips them.
+
+    A group's ``lr`` may be a 0-d tensor (``set_lr``): the kernel then reads it from memory at
+    each call, so a schedule that changes it in place needs no new CUDA graph or compilation."""
     for group, gs in _groups(opt, grads):
         params = [p for p, g in zip(group["params"], gs, strict=True) if g is not None]
         gs = [g for g in gs if g is not None]
@@ -65,7 +71,7 @@ def adam_step(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | None = None)
             [],
             steps,
             amsgrad=False,
-            lr=float(group["lr"]),
+            lr=_lr(group),
             beta1=beta1,
             beta2=beta2,
             weight_decay=group["weight_decay"],
@@ -100,11 +106,35 @@ def adam_step_traceable(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | No
         # step counts are equal), as exp(t log β): Inductor stores a scalar that several loops read
         # when it holds an exp, and would otherwise recompute β**t inside every vectorised loop.
         t = steps[0]
-        step_size = float(group["lr"]) / (1.0 - torch.exp(t * math.log(beta1)))
+        step_size = _lr(group) / (1.0 - torch.exp(t * math.log(beta1)))
         bias2_sqrt = (1.0 - torch.exp(t * math.log(beta2))).sqrt()
         for p, m, v in zip(params, exp_avgs, exp_avg_sqs, strict=True):
             denom = (v.sqrt() / bias2_sqrt).add_(group["eps"])
             p.sub_(m / denom * step_size)
+
+
+def _lr(group: dict[str, Any]) -> Any:
+    lr = group["lr"]
+    return lr if isinstance(lr, Tensor) else float(lr)
+
+
+def tensor_lr(opt: torch.optim.Optimizer) -> None:
+    """Hold every group's learning rate as a 0-d tensor on its parameters' device, so that
+    ``set_lr`` can change it in place (a learning-rate schedule under torch.compile or a CUDA
+    graph, which would otherwise bake the float into the compiled code or the captured kernel)."""
+    for group in opt.param_groups:
+        device = group["params"][0].device
+        group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+
+
+@torch.no_grad()
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's learning rate: in place for a tensor one (``tensor_lr``)."""
+    for group in opt.param_groups:
+        if isinstance(group["lr"], Tensor):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
 
 
 def _groups(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | None) -> list[tuple[dict[str, Any], list[Any]]]:
@@ -124,13 +154,21 @@ def clip_grad_norm_(params: Sequence[Tensor], max_norm: float, learners: int) ->
     slice of every tensor's leading, learner-major dimension) are scaled by
     min(1, max_norm / (‖g‖ + 1e-6)), with ‖g‖ the L2 norm over that learner's slices of all
     tensors. Returns the per-learner norms before clipping, shape (L,)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    sq = torch.stack([g.reshape(learners, -1).square().sum(1) for g in grads]).sum(0)
-    norm = sq.sqrt()
-    scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.view(learners, -1).mul_(scale[:, None])
+    with_grad = [p for p in params if p.grad is not None]
+    clipped, norm = clip_grads([p.grad for p in with_grad if p.grad is not None], max_norm, learners)
+    for p, g in zip(with_grad, clipped, strict=True):
+        p.grad = g
     return norm
+
+
+def clip_grads(grads: Sequence[Tensor], max_norm: float, learners: int) -> tuple[list[Tensor], Tensor]:
+    """``clip_grad_norm_`` on gradient tensors — e.g. those ``torch.func.grad`` returns — as new
+    tensors (not in place: under ``torch.compile`` the gradients are still part of the traced
+    graph, whose backward needs them unmodified). Per learner, so one learner's large gradient
+    never shrinks another's step. Returns (clipped gradients, norms before clipping (L,))."""
+    norm = torch.stack([g.reshape(learners, -1).square().sum(1) for g in grads]).sum(0).sqrt()
+    scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    return [(g.reshape(learners, -1) * scale[:, None]).view_as(g) for g in grads], norm
 
 
 @torch.no_grad()

@@ -112,7 +112,8 @@ def _add(algo: str, env_ids: str, note: str = "", source: str = "", **overrides:
 
 _V5 = "Tuned by rl-zoo3 on the v4 task; applied to v5 (same model, Gymnasium's bug fixes)."
 _NO_SDE = "rl-zoo3 uses gSDE (use_sde) here, which softac does not have: plain Gaussian exploration instead, "
-_NORM = "normalize_reward: rl-zoo3's VecNormalize scales rewards too; softac's normaliser covers observations only."
+_NORM = ("rl-zoo3's normalize: true is VecNormalize with its defaults: normalize_obs and normalize_reward here "
+         "(same statistics, clipping at 10, γ of the preset).")
 
 # -- SAC ------------------------------------------------------------------------------------------
 _add("sac", "Pendulum-v1", total_steps=20_000, actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3)

@@ -86,6 +86,18 @@ class OffPolicyLike(AgentLike, Protocol):
     def update(self) -> dict[str, Tensor]: ...
 
 
+class OnPolicyLike(AgentLike, Protocol):
+    def rollout_act(self, t: int, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Act at rollout step t on observations (L, n, obs_dim); ``starts`` (L, n) marks the envs
+        whose episode begins now. Returns the environments' actions in the library's space."""
+
+    def rollout_record(self, t: int, tr: Transitions, ended: np.ndarray) -> None:
+        """Store step t's outcome; ``ended`` (L, n): the envs whose episode ended (any reason)."""
+
+    def update(self) -> dict[str, Tensor]:
+        """Learn from the finished rollout; metrics of shape (L,)."""
+
+
 def learner_names(seeds: Sequence[int]) -> list[str]:
     """Per-learner subdirectory names of a batched run directory."""
     return [f"seed_{s}" for s in seeds]

@@ -2,7 +2,12 @@
 
 from softac.algos.base import Agent
 from softac.algos.offpolicy import OffPolicyAgent
+from softac.algos.onpolicy import OnPolicyAgent
+from softac.algos.ppo import PPO, PPOConfig
 from softac.algos.sac import SAC, SACConfig
 from softac.algos.td3 import DDPG, TD3, DDPGConfig, TD3Config
 
-__all__ = ["DDPG", "SAC", "TD3", "Agent", "DDPGConfig", "OffPolicyAgent", "SACConfig", "TD3Config"]
+__all__ = [
+    "DDPG", "PPO", "SAC", "TD3", "Agent", "DDPGConfig", "OffPolicyAgent", "OnPolicyAgent", "PPOConfig", "SACConfig",
+    "TD3Config",
+]  # fmt: skip

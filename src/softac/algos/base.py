@@ -20,13 +20,14 @@ from torch import Tensor, nn
 
 from softac import registry
 from softac.config import BaseConfig
+from softac.data.normaliser import ObservationNormaliser
 from softac.env_sources import EnvLike, EnvSource, source_of
 from softac.envs import EnvSpec, action_mapper
 from softac.errors import SoftacError
 from softac.io.load import load_agent
 from softac.io.state import save_checkpoint
 from softac.memory import FLOAT, check_fits, mlp_params
-from softac.optim import adam_step, adam_step_traceable
+from softac.optim import adam_step, adam_step_traceable, clip_grads
 from softac.perf import tune_allocator
 from softac.rng import LearnerRNG
 from softac.runtime import parse_seeds, resolve_device
@@ -104,6 +105,9 @@ class Agent(abc.ABC):
         self.episodes = [0] * self.learners
         self.resume_state: list[dict[str, Any]] | None = None  # env RNG and logger position to continue from
         self.loaded_from: Path | None = None  # the checkpoint this agent was loaded from, if any
+        self.obs_norm: ObservationNormaliser | None = None
+        if cfg.normalize_obs:
+            self.obs_norm = ObservationNormaliser((self.learners,), (self.spec.obs_dim,), device=self.device)
         self._build()
 
     @property
@@ -127,8 +131,11 @@ class Agent(abc.ABC):
         """Every optimizer by name (for checkpoints)."""
 
     def extra_tensors(self) -> dict[str, Tensor]:
-        """Learned tensors that are not in a module (SAC's log α)."""
-        return {}
+        """Learned tensors that are not in a module: the observation statistics here; an algorithm
+        adds its own (SAC's log α) to ``super().extra_tensors()``."""
+        if self.obs_norm is None:
+            return {}
+        return {f"obs_norm/{name}": t for name, t in self.obs_norm.live_tensors().items()}
 
     def memory_estimate(self) -> dict[str, int]:
         """Bytes the agent will allocate, by part, from its config alone (``softac.memory``): an
@@ -175,7 +182,11 @@ class Agent(abc.ABC):
             adam_step(opt, grads)
 
     def gradient_step(
-        self, opt: torch.optim.Optimizer, loss_fn: Callable[..., tuple[Tensor, dict[str, Tensor]]], *args: Any
+        self,
+        opt: torch.optim.Optimizer,
+        loss_fn: Callable[..., tuple[Tensor, dict[str, Tensor]]],
+        *args: Any,
+        max_grad_norm: float | None = None,
     ) -> dict[str, Tensor]:
         """One optimizer step on ``loss_fn(params, *args) -> (loss per learner (L,), metrics)``,
         where ``params`` are the optimizer's parameters in group order — the loss is written as a
@@ -185,7 +196,11 @@ class Agent(abc.ABC):
         ``.grad``, where the tests read it); under ``torch.compile`` from ``torch.func.grad``, so
         the forward pass, its backward and the optimizer step trace into one graph instead of
         breaking at ``backward()``. The learners' losses are summed: their parameters are
-        disjoint slices, so each learner receives exactly the gradient of its own loss."""
+        disjoint slices, so each learner receives exactly the gradient of its own loss.
+
+        ``max_grad_norm`` clips each learner's gradient to that L2 norm over all of the optimizer's
+        parameters (``optim.clip_grads``, per learner) before the step, and adds the norms before
+        clipping to the metrics as ``grad/norm``."""
         params = [p for group in opt.param_groups for p in group["params"]]
         if torch.compiler.is_compiling():
 
@@ -197,10 +212,25 @@ class Agent(abc.ABC):
         else:
             loss, metrics = loss_fn(params, *args)
             grads = torch.autograd.grad(loss.sum(), params)
+        if max_grad_norm is not None:
+            grads, norm = clip_grads(grads, max_grad_norm, self.learners)
+            metrics = {**metrics, "grad/norm": norm.detach()}
+        if not torch.compiler.is_compiling():
             for p, g in zip(params, grads, strict=True):
                 p.grad = g
         self.step_optimizer(opt, grads)
         return metrics
+
+    def network_input(self, obs: np.ndarray | Tensor, update: bool = False) -> Tensor:
+        """Observations (L, ..., obs_dim) as the networks take them: a float32 tensor on the device,
+        normalised when ``normalize_obs`` is on. ``update=True`` (the training policy acting) first
+        merges them into the running statistics; evaluation and ``predict`` never do."""
+        x = torch.as_tensor(obs, dtype=torch.float32).to(self.device, non_blocking=True)
+        if self.obs_norm is None:
+            return x
+        if update:
+            self.obs_norm.update(x)
+        return self.obs_norm.normalise(x)
 
     def mutable_tensors(self) -> list[Tensor]:
         """Everything an update changes in place (for the wrappers that snapshot it)."""

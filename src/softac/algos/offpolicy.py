@@ -43,6 +43,10 @@ class OffPolicyAgent(Agent):
         super().__init__(*args, **kwargs)
         cfg, spec = self.config, self.spec
         self.buffer = ReplayBuffer(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device)
+        # Why raw storage, normalised at sampling with the current statistics (as SB3's off-policy
+        # algorithms with VecNormalize do): the networks then always see observations on one scale,
+        # the one they act with, however old the transition.
+        self.buffer.normaliser = self.obs_norm
         self._runner: Update | None = None
         self._inner: Update | None = None
         self._runner_key: tuple[bool, bool, bool] | None = None
@@ -87,8 +91,10 @@ class OffPolicyAgent(Agent):
         return max(0, owed - self.updates)
 
     def explore(self, obs: np.ndarray) -> np.ndarray:
-        """Behaviour actions (L, n, act_dim) in [−1, 1] (uniform during warm-up)."""
+        """Behaviour actions (L, n, act_dim) in [−1, 1] (uniform during warm-up). The observations
+        join the running statistics (``normalize_obs``), warm-up included."""
         rows = obs.shape[1]
+        obs = self._normalised(obs, update=True)
         if self.env_steps < self.config.learning_starts:
             out = torch.empty((self.learners, rows, self.spec.act_dim))
             return (self.rng.uniform_(out, host=True) * 2.0 - 1.0).numpy()
@@ -105,8 +111,14 @@ class OffPolicyAgent(Agent):
             raise SoftacError(
                 f"observations of shape {obs.shape}: expected ({self.learners}, B, {self.spec.obs_dim})"
             )
+        obs = self._normalised(obs, update=False)
         out = self._policy(obs, None if deterministic else self._exploration_noise(obs.shape[1]))
         return out[0] if flat else out
+
+    def _normalised(self, obs: np.ndarray, update: bool) -> np.ndarray:
+        if self.obs_norm is None:
+            return obs
+        return self.network_input(obs, update).cpu().numpy()
 
     def _policy(self, obs: np.ndarray, noise: Tensor | None) -> np.ndarray:
         obs = np.ascontiguousarray(obs, dtype=np.float32)

@@ -73,7 +73,7 @@ class SAC(ActorCriticAgent):
         return {"actor": self.actor_opt, "critic": self.critic_opt}
 
     def extra_tensors(self) -> dict[str, Tensor]:
-        return {"log_alpha": self.log_alpha}
+        return {**super().extra_tensors(), "log_alpha": self.log_alpha}
 
     @property
     def alpha(self) -> float:

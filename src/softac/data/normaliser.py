@@ -79,10 +79,13 @@ class ObservationNormaliser:
         count = self.count.reshape(*self.lead_shape, *([1] * len(self.obs_shape)))
         total = count + batch_count
         delta = batch_mean - self.mean
-        self.mean = self.mean + delta * batch_count / total
         m2 = self.var * count + batch_var * batch_count + delta.square() * count * batch_count / total
-        self.var = m2 / total
-        self.count = self.count + batch_count
+        # In place: the tensors keep their addresses, so a CUDA graph that normalises (an
+        # off-policy update that samples the buffer) reads the current statistics, and a
+        # checkpoint loader's copy into them is seen by the normaliser.
+        self.mean.add_(delta * batch_count / total)
+        self.var.copy_(m2 / total)
+        self.count.add_(batch_count)
 
     def normalise(self, obs: Tensor) -> Tensor:
         """clip((o − μ) / √(σ² + ε), −c, c), in the observations' dtype. Never updates the statistics."""
@@ -110,5 +113,10 @@ class ObservationNormaliser:
                     f"normaliser state {key!r} is {got.dtype} of shape {tuple(got.shape)}, "
                     f"expected torch.float64 of shape {tuple(shape)}"
                 )
-        device = self.mean.device
-        self.mean, self.var, self.count = (state[k].to(device).clone() for k in self.STATE_KEYS)
+        for key in self.STATE_KEYS:
+            getattr(self, key).copy_(state[key])
+
+    def live_tensors(self) -> dict[str, Tensor]:
+        """The statistics themselves (not copies): an agent's checkpoint reads and restores them in
+        place, learner-major (mean and var (L, *obs_shape), count (L,))."""
+        return {"mean": self.mean, "var": self.var, "count": self.count}

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from softac.data.normaliser import ObservationNormaliser
 from softac.rng import LearnerRNG
 
 
@@ -58,6 +59,7 @@ class ReplayBuffer:
         # Row offsets of each learner's region in the flattened storage, for one index_select.
         self._offsets = torch.arange(learners, device=self.device).mul_(capacity).unsqueeze(1)
         self._u: Tensor | None = None
+        self.normaliser: ObservationNormaliser | None = None  # applied to s and s' of every sample
         o, a = obs_dim, act_dim
         self._slices = (slice(0, o + a), slice(0, o), slice(o, o + a), o + a, o + a + 1, slice(o + a + 2, None))
 
@@ -138,8 +140,12 @@ class ReplayBuffer:
             self._u = torch.empty((self.learners, batch_size), dtype=torch.float64, device=self.device)
         u = rng.uniform_(self._u)
         idx = (u * self.size_t).long().add_(self._offsets).view(-1)
-        rows = self.storage.view(-1, self.row).index_select(0, idx)
-        return self.view(rows.view(self.learners, batch_size, self.row))
+        rows = self.storage.view(-1, self.row).index_select(0, idx).view(self.learners, batch_size, self.row)
+        if self.normaliser is not None:  # the gathered copy, never the stored raw observations
+            o = self.obs_dim
+            rows[..., :o] = self.normaliser.normalise(rows[..., :o])
+            rows[..., -o:] = self.normaliser.normalise(rows[..., -o:])
+        return self.view(rows)
 
     def view(self, rows: Tensor) -> Batch:
         s_a, s, a, r, d, s2 = self._slices

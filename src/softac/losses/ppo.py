@@ -11,6 +11,8 @@ environment returned (gymnasium's ``final_obs``), never the reset observation th
 After GAE the rollout is flattened to minibatches of shape (*lead, B); the loss functions below
 take per-sample tensors of that shape, average over the batch only and return shape ``*lead``.
 Log-probabilities come from ``softac.distributions`` (categorical or state-independent Gaussian).
+A clip range ε may be a float or a 0-d tensor (an annealed ε changed in place between rollouts,
+so a compiled or graph-captured update reads its current value).
 """
 
 from __future__ import annotations
@@ -89,19 +91,22 @@ def ratio(log_prob: Tensor, old_log_prob: Tensor) -> Tensor:
     return torch.exp(log_prob - old_log_prob)
 
 
-def clipped_surrogate_loss(log_prob: Tensor, old_log_prob: Tensor, advantages: Tensor, clip_range: float) -> Tensor:
+def clipped_surrogate_loss(
+    log_prob: Tensor, old_log_prob: Tensor, advantages: Tensor, clip_range: float | Tensor
+) -> Tensor:
     """−L^CLIP(θ) = −E_B[min(r_t Â_t, clip(r_t, 1 − ε, 1 + ε) Â_t)]  (Schulman et al. 2017, eq. 7).
 
     The minimum makes the objective a pessimistic bound: moving r_t outside [1 − ε, 1 + ε] in the
     direction that Â_t rewards earns nothing (zero gradient), moving it the other way is penalised.
     """
     r = ratio(log_prob, old_log_prob)
-    surrogate = torch.minimum(r * advantages, r.clamp(1.0 - clip_range, 1.0 + clip_range) * advantages)
+    eps = torch.as_tensor(clip_range, dtype=r.dtype, device=r.device)
+    surrogate = torch.minimum(r * advantages, r.clamp(1.0 - eps, 1.0 + eps) * advantages)
     return -surrogate.mean(dim=-1)
 
 
 def value_loss(
-    values: Tensor, returns: Tensor, old_values: Tensor | None = None, clip_range: float | None = None
+    values: Tensor, returns: Tensor, old_values: Tensor | None = None, clip_range: float | Tensor | None = None
 ) -> Tensor:
     """E_B[(V_θ(s_t) − R_t)²], or with clipping E_B[max((V_θ − R_t)², (V_clip − R_t)²)].
 
@@ -116,7 +121,8 @@ def value_loss(
         return unclipped.mean(dim=-1)
     if old_values is None:
         raise ValueError("value clipping needs old_values (V of the rollout)")
-    clipped_values = old_values + (values - old_values).clamp(-clip_range, clip_range)
+    eps = torch.as_tensor(clip_range, dtype=values.dtype, device=values.device)
+    clipped_values = old_values + (values - old_values).clamp(-eps, eps)
     return torch.maximum(unclipped, (clipped_values - returns).square()).mean(dim=-1)
 
 
@@ -143,7 +149,7 @@ def approx_kl(log_prob: Tensor, old_log_prob: Tensor) -> Tensor:
     return (torch.expm1(log_r) - log_r).mean(dim=-1)
 
 
-def clip_fraction(log_prob: Tensor, old_log_prob: Tensor, clip_range: float) -> Tensor:
+def clip_fraction(log_prob: Tensor, old_log_prob: Tensor, clip_range: float | Tensor) -> Tensor:
     """The fraction of samples whose ratio left [1 − ε, 1 + ε]: E_B[|r − 1| > ε], for logging."""
     return ((ratio(log_prob, old_log_prob) - 1.0).abs() > clip_range).to(log_prob.dtype).mean(dim=-1)
 

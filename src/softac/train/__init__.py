@@ -1,4 +1,4 @@
-"""Training: the shell (``shell.train``) around a per-family step (``offpolicy``; on-policy next)."""
+"""Training: the shell (``shell.train``) around a per-family step (``offpolicy``, ``onpolicy``)."""
 
 from softac.train.shell import train
 from softac.train.signals import Interrupted

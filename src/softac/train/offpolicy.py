@@ -8,7 +8,6 @@ action it computes is the one the next step acts with, exactly as if it were com
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,30 +15,19 @@ from torch import Tensor
 
 from softac.accel.runner import graphs_available
 from softac.accel.step_graph import StepGraph
-from softac.collector import Collector
-from softac.errors import DivergenceError
 from softac.protocols import OffPolicyLike
-
-
-@dataclass
-class StepResult:
-    episode_returns: list[list[float]]  # per learner, episodes that ended during the step
-    episode_lengths: list[list[int]]
-    metrics: dict[str, Tensor] = field(default_factory=dict)  # the latest update's, per learner (L,)
+from softac.train.common import StepResult, check_actions, make_collector
 
 
 class OffPolicyStep:
     def __init__(self, agent: OffPolicyLike, resume: list[dict[str, Any]] | None) -> None:
         cfg = agent.config
         self.agent = agent
-        self.envs, self.owns_envs = agent.env_source.vector(cfg.n_envs * agent.learners, cfg.vectorization)
-        # Continuing without saved env state (a checkpoint saved outside training) draws fresh
-        # episodes from other seeds rather than replaying the first ones.
-        seeds = [s + agent.env_steps for s in agent.seeds]
-        self.collector = Collector(self.envs, agent.to_env, seeds, cfg.skip_nonfinite, cfg.env_id)
-        if resume and all("collector" in r for r in resume):
-            self.collector.restore([r["collector"] for r in resume])
-        self.graph = StepGraph(agent, cfg.n_envs) if graphs_available(agent.device, cfg.cuda_graph) else None
+        self.envs, self.owns_envs, self.collector = make_collector(agent, resume)
+        # The step graph computes the next action from the raw next observation; with normalize_obs
+        # the statistics must first take it in on the host, so only the update is captured then.
+        graphed = graphs_available(agent.device, cfg.cuda_graph) and not cfg.normalize_obs
+        self.graph = StepGraph(agent, cfg.n_envs) if graphed else None
         self.next_action: np.ndarray | None = None  # computed by the step graph for the next step
 
     def _graphable(self, ok: np.ndarray, due: int) -> bool:
@@ -63,13 +51,7 @@ class OffPolicyStep:
         obs = self.collector.observe(before)
         action = self.next_action if self.next_action is not None else agent.explore(obs)
         self.next_action = None
-        # Why: a diverged policy emits NaN actions; stepping the env with them made the *env*
-        # return NaN observations, reported as a bad environment (exit 2, "--skip-nonfinite",
-        # which would then silently drop every transition). Name the real cause instead.
-        # The action is already a host array, so this costs no device sync.
-        if not np.isfinite(action).all():
-            k = int(np.flatnonzero(~np.isfinite(action).reshape(agent.learners, -1).all(axis=1))[0])
-            raise DivergenceError(f"step {before}: the policy's action became non-finite (seed {agent.seeds[k]})")
+        check_actions(agent, action, before)
         tr = self.collector.step(action, before)
         agent.env_steps += agent.config.n_envs
         due = agent.updates_due()

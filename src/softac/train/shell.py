@@ -31,10 +31,14 @@ from softac.plot import plot_runs
 from softac.protocols import AgentLike
 from softac.stats import write_summary
 from softac.train.offpolicy import OffPolicyStep
+from softac.train.onpolicy import OnPolicyStep
 from softac.train.outputs import prepare
 from softac.train.signals import Interrupted, SignalGuard
 
-FAMILY_STEPS: dict[str, Callable[[Any, list[dict[str, Any]] | None], Any]] = {"off-policy": OffPolicyStep}
+FAMILY_STEPS: dict[str, Callable[[Any, list[dict[str, Any]] | None], Any]] = {
+    "off-policy": OffPolicyStep,
+    "on-policy": OnPolicyStep,
+}
 
 
 def _crossed(before: int, after: int, every: int) -> bool:
