@@ -1,12 +1,26 @@
 """softac: Soft Actor-Critic and its family on PyTorch and Gymnasium."""
 
-from softac.algos import DDPG, SAC, TD3, Agent, DDPGConfig, OffPolicyAgent, SACConfig, TD3Config
+from softac.algos import (
+    DDPG,
+    DQN,
+    SAC,
+    TD3,
+    Agent,
+    DDPGConfig,
+    DiscreteSAC,
+    DiscreteSACConfig,
+    DQNConfig,
+    OffPolicyAgent,
+    SACConfig,
+    TD3Config,
+)
 from softac.config import BaseConfig, OffPolicyConfig
 from softac.errors import DivergenceError, SoftacError
 
 __version__ = "0.2.0"
 
 __all__ = [
-    "DDPG", "SAC", "TD3", "Agent", "BaseConfig", "DDPGConfig", "DivergenceError", "OffPolicyAgent",
-    "OffPolicyConfig", "SACConfig", "SoftacError", "TD3Config", "__version__",
+    "DDPG", "DQN", "SAC", "TD3", "Agent", "BaseConfig", "DDPGConfig", "DQNConfig", "DiscreteSAC",
+    "DiscreteSACConfig", "DivergenceError", "OffPolicyAgent", "OffPolicyConfig", "SACConfig", "SoftacError",
+    "TD3Config", "__version__",
 ]  # fmt: skip

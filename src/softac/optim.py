@@ -125,12 +125,21 @@ def clip_grad_norm_(params: Sequence[Tensor], max_norm: float, learners: int) ->
     min(1, max_norm / (‖g‖ + 1e-6)), with ‖g‖ the L2 norm over that learner's slices of all
     tensors. Returns the per-learner norms before clipping, shape (L,)."""
     grads = [p.grad for p in params if p.grad is not None]
+    clipped, norm = clip_grads(grads, max_norm, learners)
+    for g, c in zip(grads, clipped, strict=True):
+        g.copy_(c)
+    return norm
+
+
+def clip_grads(grads: Sequence[Tensor], max_norm: float, learners: int) -> tuple[list[Tensor], Tensor]:
+    """``clip_grad_norm_`` as a function of the gradients (no ``.grad``, nothing in place), so that
+    ``Agent.gradient_step`` can clip what ``torch.func.grad`` returns inside a compiled update:
+    learner k's gradients scaled by min(1, max_norm / (‖g_k‖ + 1e-6)). Returns them and the
+    per-learner norms before clipping, shape (L,)."""
     sq = torch.stack([g.reshape(learners, -1).square().sum(1) for g in grads]).sum(0)
     norm = sq.sqrt()
     scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.view(learners, -1).mul_(scale[:, None])
-    return norm
+    return [(g.reshape(learners, -1) * scale[:, None]).view_as(g) for g in grads], norm
 
 
 @torch.no_grad()

@@ -1,8 +1,13 @@
 """The algorithms. Importing this package registers each of them in ``softac.registry``."""
 
 from softac.algos.base import Agent
+from softac.algos.discrete_sac import DiscreteSAC, DiscreteSACConfig
+from softac.algos.dqn import DQN, DQNConfig
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.algos.sac import SAC, SACConfig
 from softac.algos.td3 import DDPG, TD3, DDPGConfig, TD3Config
 
-__all__ = ["DDPG", "SAC", "TD3", "Agent", "DDPGConfig", "OffPolicyAgent", "SACConfig", "TD3Config"]
+__all__ = [
+    "DDPG", "DQN", "SAC", "TD3", "Agent", "DDPGConfig", "DQNConfig", "DiscreteSAC", "DiscreteSACConfig",
+    "OffPolicyAgent", "SACConfig", "TD3Config",
+]  # fmt: skip

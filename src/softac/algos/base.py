@@ -24,7 +24,7 @@ from softac.envs import EnvSpec, action_mapper, env_spec, make_env
 from softac.errors import SoftacError
 from softac.io.load import load_agent
 from softac.io.state import save_checkpoint
-from softac.optim import adam_step, adam_step_traceable
+from softac.optim import adam_step, adam_step_traceable, clip_grads
 from softac.perf import tune_allocator
 from softac.rng import LearnerRNG
 from softac.train import train
@@ -168,7 +168,11 @@ class Agent(abc.ABC):
             adam_step(opt, grads)
 
     def gradient_step(
-        self, opt: torch.optim.Optimizer, loss_fn: Callable[..., tuple[Tensor, dict[str, Tensor]]], *args: Any
+        self,
+        opt: torch.optim.Optimizer,
+        loss_fn: Callable[..., tuple[Tensor, dict[str, Tensor]]],
+        *args: Any,
+        max_grad_norm: float | None = None,
     ) -> dict[str, Tensor]:
         """One optimizer step on ``loss_fn(params, *args) -> (loss per learner (L,), metrics)``,
         where ``params`` are the optimizer's parameters in group order — the loss is written as a
@@ -178,7 +182,10 @@ class Agent(abc.ABC):
         ``.grad``, where the tests read it); under ``torch.compile`` from ``torch.func.grad``, so
         the forward pass, its backward and the optimizer step trace into one graph instead of
         breaking at ``backward()``. The learners' losses are summed: their parameters are
-        disjoint slices, so each learner receives exactly the gradient of its own loss."""
+        disjoint slices, so each learner receives exactly the gradient of its own loss.
+
+        ``max_grad_norm``: each learner's gradient is clipped to that global L2 norm before the step
+        (``optim.clip_grads``: per learner, since the learners share every tensor)."""
         params = [p for group in opt.param_groups for p in group["params"]]
         if torch.compiler.is_compiling():
 
@@ -187,9 +194,13 @@ class Agent(abc.ABC):
                 return loss.sum(), aux
 
             grads, metrics = torch.func.grad(total, has_aux=True)(params)
+            if max_grad_norm is not None:
+                grads, _ = clip_grads(grads, max_grad_norm, self.learners)
         else:
             loss, metrics = loss_fn(params, *args)
             grads = torch.autograd.grad(loss.sum(), params)
+            if max_grad_norm is not None:
+                grads, _ = clip_grads(grads, max_grad_norm, self.learners)
             for p, g in zip(params, grads, strict=True):
                 p.grad = g
         self.step_optimizer(opt, grads)
