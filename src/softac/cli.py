@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import softac.algos  # noqa: F401  (registers every algorithm)
-from softac import registry
+from softac import preset_apply, registry
 from softac.algos.base import parse_seeds
 from softac.config import BaseConfig
 from softac.errors import DivergenceError, SoftacError
@@ -118,6 +118,11 @@ def build_train_parser(algo: str) -> argparse.ArgumentParser:
         help="train several seeds in one process, e.g. 0-7 or 0,3,9: one learner each, updated together; "
         "the run directory gets one seed_<s>/ per seed plus summary.csv",
     )  # fmt: skip
+    p.add_argument(
+        "--preset", choices=preset_apply.CHOICES, default=None,
+        help="auto (default): start from the preset of --algo on --env where there is one (`softac presets` "
+        "lists them), every flag given overriding its value; none: the config's plain defaults",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     add_config_flags(p, info.config_cls)
@@ -134,8 +139,9 @@ def cmd_train(argv: Sequence[str]) -> int:
         given["hidden_sizes"] = tuple(given["hidden_sizes"])
     if args.resume is not None:
         locked = sorted(set(given) - RUN_FIELDS)
-        if locked or args.seeds is not None:
-            flags = ", ".join([_flag(k) for k in locked] + (["--seeds"] if args.seeds is not None else []))
+        if locked or args.seeds is not None or args.preset is not None:
+            extra = (["--seeds"] if args.seeds is not None else []) + (["--preset"] if args.preset is not None else [])
+            flags = ", ".join([_flag(k) for k in locked] + extra)
             raise SoftacError(f"--resume continues a run with its saved config; {flags} cannot be changed")
         explicit_algo = args.algo if "--algo" in argv or any(a.startswith("--algo=") for a in argv) else None
         agent = load_agent(args.resume, device=given.get("device"), expect={"algo": explicit_algo})
@@ -147,11 +153,13 @@ def cmd_train(argv: Sequence[str]) -> int:
               file=sys.stderr)  # fmt: skip
         agent.learn(run_dir=run_dir, progress=not args.no_progress)  # type: ignore[attr-defined]
     else:
-        config = info.config_cls(**given)
+        agent = info.agent_cls(seeds=args.seeds, preset=args.preset or "auto", **given)
+        config = agent.config
+        if agent.preset is not None:
+            print(agent.preset.line(), flush=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         seed_tag = f"s{config.seed}" if args.seeds is None else f"seeds{args.seeds[0]}-{args.seeds[-1]}"
         run_dir = args.run_dir or Path("runs") / f"{algo}-{config.env_id}-{seed_tag}-{stamp}"
-        agent = info.agent_cls(config=config, seeds=args.seeds)
         agent.learn(run_dir=run_dir, progress=not args.no_progress, overwrite=args.overwrite)
     _print_result(Path(run_dir))
     return 0
@@ -214,6 +222,17 @@ def cmd_plot(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_presets(argv: Sequence[str]) -> int:
+    p = _Parser(prog="softac presets", description="The per-(algorithm, environment) presets `softac train` "
+                "applies by default, with their sources.")  # fmt: skip
+    p.add_argument("--algo", default=None, help="only this algorithm's")
+    p.add_argument("--env", default=None, help="only this environment's, with every value and the note")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = p.parse_args(argv)
+    print(preset_apply.table(args.algo, args.env))
+    return 0
+
+
 def cmd_compare(argv: Sequence[str]) -> int:
     from softac.compare import main as compare_main
 
@@ -234,7 +253,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
 
 COMMANDS = {
     "train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "compare": cmd_compare, "sweep": cmd_sweep,
-    "bench": cmd_bench,
+    "bench": cmd_bench, "presets": cmd_presets,
 }  # fmt: skip
 
 

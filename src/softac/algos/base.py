@@ -26,6 +26,8 @@ from softac.io.load import load_agent
 from softac.io.state import save_checkpoint
 from softac.optim import adam_step, adam_step_traceable, clip_grads
 from softac.perf import tune_allocator
+from softac.preset_apply import AppliedPreset
+from softac.preset_apply import resolve as resolve_preset
 from softac.rng import LearnerRNG
 from softac.train import train
 
@@ -60,6 +62,7 @@ class Agent(abc.ABC):
     algo: ClassVar[str]
     config_cls: ClassVar[type[BaseConfig]]
     family: ClassVar[str]
+    preset: AppliedPreset | None
 
     def __init__(
         self,
@@ -67,12 +70,17 @@ class Agent(abc.ABC):
         config: BaseConfig | None = None,
         *,
         seeds: Iterable[int] | None = None,
+        preset: str | None = None,
         **overrides: Any,
     ) -> None:
         """``SAC("HalfCheetah-v5", batch_size=256)``: an env id (or a registered env instance, whose
         id is used to make the training and evaluation envs), a config, and/or config fields.
         ``seeds=range(8)`` trains 8 independent learners (one per seed) in one process, their
-        networks stacked on a learner axis and updated in one call."""
+        networks stacked on a learner axis and updated in one call. ``preset="auto"`` starts from
+        the preset of (algorithm, environment) in ``softac.presets`` where there is one (the fields
+        given here override it; ``self.preset`` says what was applied); by default, none."""
+        if preset not in (None, "none") and config is not None:
+            raise SoftacError("pass a config or a preset, not both: a preset would replace the config's values")
         cfg = config if config is not None else self.config_cls()
         if not isinstance(cfg, self.config_cls):
             raise SoftacError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(cfg).__name__}")
@@ -85,6 +93,7 @@ class Agent(abc.ABC):
         if seeds is not None:
             self.seeds = parse_seeds(seeds)
             overrides["seed"] = self.seeds[0]
+        overrides, self.preset = resolve_preset(self.algo, overrides.get("env_id", cfg.env_id), preset, overrides)
         try:
             cfg = cfg.replace(**overrides)
         except TypeError as exc:

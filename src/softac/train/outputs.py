@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -47,7 +48,8 @@ def _clear(run_dir: Path) -> None:
             _clear(sub)
 
 
-def _same_run(run_dir: Path, agent: AgentLike, k: int) -> None:
+def _same_run(run_dir: Path, agent: AgentLike, k: int) -> dict[str, Any]:
+    """The config.json of the run being continued in ``run_dir``, checked to be this agent's run."""
     try:
         old = json.loads((run_dir / "config.json").read_text())
         algo, env_id = old["algo"], old["config"]["env_id"]
@@ -60,12 +62,14 @@ def _same_run(run_dir: Path, agent: AgentLike, k: int) -> None:
         raise SoftacError(
             f"run directory {run_dir} holds a different run ({algo} on {env_id}); choose another --run-dir"
         )
+    return dict(old)
 
 
 def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
     """The learners' directories, checked and ready, with their ``config.json`` written."""
     _check_writable(run_dir)
     dirs = learner_dirs(run_dir, agent.seeds)
+    presets: list[Any] = [agent.preset.record() if agent.preset is not None else None] * len(dirs)
     if agent.env_steps == 0 and _holds_run(run_dir):
         if not overwrite:
             raise SoftacError(
@@ -76,17 +80,21 @@ def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
     elif agent.env_steps > 0:
         for k, d in enumerate(dirs):
             if (d / "config.json").exists():
-                _same_run(d, agent, k)
+                # A resumed agent is rebuilt from its checkpoint, which knows no preset: keep the record.
+                previous = _same_run(d, agent, k)
+                if presets[k] is None:
+                    presets[k] = previous.get("preset")
     if agent.learners > 1:
         write_json_atomic(
             run_dir / BATCH,
             {"algo": agent.algo, "env_id": agent.config.env_id, "seeds": list(agent.seeds),
-             "config": agent.config.to_dict()},
+             "config": agent.config.to_dict(), "preset": presets[0]},
         )  # fmt: skip
     for k, d in enumerate(dirs):
         _check_writable(d)
         write_json_atomic(
             d / "config.json",
-            {"algo": agent.algo, "config": agent.learner_config(k).to_dict(), "torch": torch.__version__},
-        )
+            {"algo": agent.algo, "config": agent.learner_config(k).to_dict(), "preset": presets[k],
+             "torch": torch.__version__},
+        )  # fmt: skip
     return dirs
