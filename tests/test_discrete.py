@@ -81,15 +81,15 @@ def test_dqn_exploration_is_losses_epsilon_greedy_on_the_learners_draws() -> Non
     agent = DQN("CartPole-v1", **TINY, learning_starts=0, total_steps=100, exploration_fraction=1.0, seed=3)
     agent.env_steps = 40  # ε = 1 − 0.95 · 0.4 = 0.62
     obs = np.random.default_rng(0).normal(size=(1, 64, 4)).astype(np.float32)
-    gen = torch.Generator().set_state(agent.rng.dev[0].get_state())
-    u = torch.empty(64, 2).uniform_(generator=gen)  # what the learner's stream draws next
+    gen = torch.Generator(device=agent.device).set_state(agent.rng.dev[0].get_state())
+    u = torch.empty(64, 2, device=agent.device).uniform_(generator=gen)  # what the learner's stream draws next
     with torch.no_grad():
-        q = agent.q(torch.from_numpy(obs))[0]
-    expected = LD.epsilon_greedy(q, agent.epsilon(40), explore_u=u[:, 0], action_u=u[:, 1])
+        q = agent.q(torch.from_numpy(obs).to(agent.device))[0]
+    expected = LD.epsilon_greedy(q, agent.epsilon(40), explore_u=u[:, 0], action_u=u[:, 1]).cpu().numpy()
     actions = agent.explore(obs)  # 64 rows: past the numpy path's limit, the torch head acts
     assert actions.shape == (1, 64, 1)
-    np.testing.assert_array_equal(actions[0, :, 0], expected.numpy())
-    assert (actions[0, :, 0] != q.argmax(-1).numpy()).sum() > 0  # some random actions were taken
+    np.testing.assert_array_equal(actions[0, :, 0], expected)
+    assert (actions[0, :, 0] != q.argmax(-1).cpu().numpy()).sum() > 0  # some random actions were taken
     assert torch.equal(gen.get_state(), agent.rng.dev[0].get_state())  # and exactly those draws
 
 
@@ -100,7 +100,7 @@ def test_dqn_greedy_at_epsilon_zero_and_uniform_warmup() -> None:
     assert set(np.unique(warm)) == {0.0, 1.0, 2.0}
     agent.env_steps = 500
     with torch.no_grad():
-        greedy = agent.q(torch.from_numpy(obs))[0].argmax(-1).numpy()
+        greedy = agent.q(torch.from_numpy(obs).to(agent.device))[0].argmax(-1).cpu().numpy()
     np.testing.assert_array_equal(agent.explore(obs)[0, :, 0], greedy)
     np.testing.assert_array_equal(agent.act(obs)[0, :, 0], greedy)
 
