@@ -2,8 +2,12 @@
 
     .venv/bin/python benchmarks/learning_compare.py --algo sac --env HalfCheetah-v5 --steps 50000 --seeds 0 1 2
 
-Both sides use identical hyper-parameters (those of ``softac bench``, learning_starts 5,000 for
-SAC and 25,000 for TD3 unless ``--learning-starts`` is given) and are evaluated the same way at
+    .venv/bin/python benchmarks/learning_compare.py --algo dqn --env CartPole-v1 --steps 500000 --loss huber
+
+Both sides use identical hyper-parameters (SAC, TD3: those of ``softac bench``, learning_starts
+5,000 for SAC and 25,000 for TD3 unless ``--learning-starts`` is given; DQN: softac's preset for the
+environment, written out as SB3 arguments by ``dqn_settings``, with the preset's TD loss or
+``--loss``) and are evaluated the same way at
 the end: 10 deterministic episodes from reset seeds 100,000 + k, with the same evaluation code
 applied to each library's policy. Every (library, seed) run is its own subprocess; ``--jobs 2
 --threads 1`` runs two at a time with one torch thread each (both libraries get the same), which
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -41,22 +46,64 @@ def evaluate_fn(act: Any, env_id: str, episodes: int = 10, seed: int = 100_000) 
     return float(np.mean(total))
 
 
-def run_softac(algo: str, env_id: str, steps: int, seed: int, learning_starts: int) -> tuple[float, float]:
+def dqn_settings(env_id: str, loss: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """softac's DQN preset for ``env_id`` (its TD loss replaced by ``loss`` if given), as (softac
+    fields, the same values as SB3 ``DQN`` arguments). softac's ``utd_ratio`` u is SB3's
+    ``train_freq`` 1/u with ``gradient_steps`` 1; both count ``target_update_interval`` in env
+    steps; softac's ``max_grad_norm`` 0 (no clipping) is SB3's inf. The loss is not an SB3
+    argument: see ``run_sb3``."""
+    from softac.presets import get_preset
+
+    preset = get_preset("dqn", env_id)
+    if preset is None:
+        raise SystemExit(f"softac has no DQN preset for {env_id}")
+    p = {**preset.params, "loss": loss or preset.params["loss"]}
+    if p["double_q"] or p["n_envs"] != 1 or not (1 / p["utd_ratio"]).is_integer():
+        raise SystemExit(f"the {env_id} preset has settings SB3's DQN cannot mirror")
+    sb3 = dict(
+        learning_rate=p["lr"], buffer_size=p["buffer_size"], learning_starts=p["learning_starts"],
+        batch_size=p["batch_size"], tau=p["tau"], gamma=p["gamma"], train_freq=round(1 / p["utd_ratio"]),
+        gradient_steps=1, target_update_interval=p["target_update_interval"],
+        exploration_fraction=p["exploration_fraction"], exploration_initial_eps=p["exploration_initial_eps"],
+        exploration_final_eps=p["exploration_final_eps"], max_grad_norm=p["max_grad_norm"] or math.inf,
+        policy_kwargs={"net_arch": list(p["hidden_sizes"])},
+    )  # fmt: skip
+    return p, sb3
+
+
+def run_softac(
+    algo: str, env_id: str, steps: int, seed: int, learning_starts: int, loss: str | None = None
+) -> tuple[float, float]:
     from softac import registry
 
-    agent = registry.get(algo).agent_cls(
-        env_id, total_steps=steps, learning_starts=learning_starts, seed=seed, eval_freq=10**9, eval_episodes=1
-    )
+    settings = dqn_settings(env_id, loss)[0] if algo == "dqn" else {}
+    settings.update(total_steps=steps, learning_starts=learning_starts, seed=seed, eval_freq=10**9, eval_episodes=1)
+    agent = registry.get(algo).agent_cls(env_id, **settings)
     t0 = time.perf_counter()
     agent.learn(progress=False)
     elapsed = time.perf_counter() - t0
     return evaluate_fn(lambda o: agent.predict(o, deterministic=True)[0], env_id), elapsed
 
 
-def run_sb3(algo: str, env_id: str, steps: int, seed: int, learning_starts: int) -> tuple[float, float]:
+def run_sb3(
+    algo: str, env_id: str, steps: int, seed: int, learning_starts: int, loss: str | None = None
+) -> tuple[float, float]:
     from softac.bench import make_sb3
 
-    model = make_sb3(algo, env_id, learning_starts, seed=seed)
+    if algo == "dqn":
+        import torch.nn.functional as F
+        from stable_baselines3 import DQN
+
+        settings, kwargs = dqn_settings(env_id, loss)
+        if settings["loss"] == "mse":
+            # SB3's DQN.train hard-codes F.smooth_l1_loss(current_q, target_q) (Huber, δ = 1). For
+            # CleanRL's squared error, this worker process (which runs nothing but this DQN) calls
+            # F.mse_loss there instead: same arguments, mean over the batch as CleanRL's.
+            F.smooth_l1_loss = F.mse_loss  # type: ignore[assignment]
+        kwargs["learning_starts"] = learning_starts
+        model: Any = DQN("MlpPolicy", gym.make(env_id), seed=seed, device="cpu", verbose=0, **kwargs)
+    else:
+        model = make_sb3(algo, env_id, learning_starts, seed=seed)
     t0 = time.perf_counter()
     model.learn(steps)
     elapsed = time.perf_counter() - t0
@@ -68,7 +115,7 @@ def _worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     run = run_softac if args.worker == "softac" else run_sb3
-    ret, elapsed = run(args.algo, args.env, args.steps, args.seed, args.learning_starts)
+    ret, elapsed = run(args.algo, args.env, args.steps, args.seed, args.learning_starts, args.loss)
     print("RESULT " + json.dumps({"return": ret, "minutes": elapsed / 60}), flush=True)
 
 
@@ -76,7 +123,7 @@ def _launch(args: argparse.Namespace, lib: str, seed: int, ls: int) -> dict[str,
     cmd = [
         sys.executable, __file__, "--worker", lib, "--algo", args.algo, "--env", args.env, "--steps", str(args.steps),
         "--seed", str(seed), "--learning-starts", str(ls), "--threads", str(args.threads),
-    ]  # fmt: skip
+    ] + (["--loss", args.loss] if args.loss else [])  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -89,11 +136,12 @@ def _launch(args: argparse.Namespace, lib: str, seed: int, ls: int) -> dict[str,
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--algo", choices=["sac", "td3"], default="sac")
+    p.add_argument("--algo", choices=["sac", "td3", "dqn"], default="sac")
     p.add_argument("--env", default="HalfCheetah-v5")
     p.add_argument("--steps", type=int, default=50_000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--learning-starts", type=int, default=None)
+    p.add_argument("--loss", choices=["huber", "mse"], default=None, help="DQN's TD loss (default: the preset's)")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
     p.add_argument("--out", type=Path, default=None, help="write the results here as JSON")
@@ -107,8 +155,10 @@ def main() -> int:
             args.threads = torch.get_num_threads()
         _worker(args)
         return 0
-    ls = args.learning_starts if args.learning_starts is not None else (5_000 if args.algo == "sac" else 25_000)
-    print(f"{args.algo.upper()} on {args.env}, {args.steps} steps, learning_starts {ls}, "
+    default_ls = {"sac": 5_000, "td3": 25_000}.get(args.algo) or dqn_settings(args.env)[0]["learning_starts"]
+    ls = args.learning_starts if args.learning_starts is not None else default_ls
+    loss = f"loss {dqn_settings(args.env, args.loss)[0]['loss']}, " if args.algo == "dqn" else ""
+    print(f"{args.algo.upper()} on {args.env}, {args.steps} steps, learning_starts {ls}, {loss}"
           f"{args.jobs} job(s) at a time, threads {args.threads or 'default'}")  # fmt: skip
     print(f"{'library':>7} {'seed':>4} {'return':>10} {'minutes':>8}")
     # The slower library first, so two workers finish together instead of one idling at the end.
