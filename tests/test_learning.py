@@ -59,7 +59,7 @@ def test_dqn_solves_cartpole_with_its_preset(tmp_path: Path) -> None:
     """`softac train --algo dqn --env CartPole-v1` with nothing else: the preset (CleanRL's dqn.py:
     500,000 steps, an update every 10 steps = 49,000 updates, target copy every 500 steps, ε from 1
     to 0.05 over 250,000 steps, MSE loss, 120×84). Budget 500k env steps; 94 s alone on the 2-core
-    machine, 217 s inside the whole `pytest -n 2` run with the machine shared (2026-11-26).
+    machine, 111–217 s inside the whole `pytest -n 2` suite, the machine shared (2026-11-26).
 
     Seeds: seed 0 alone, as here, scored 500.0 (2026-11-26). The same preset with --seeds 0-9 (ten
     learners batched in one process, whose float rounding differs from single runs) ended ≥ 450 on
@@ -74,7 +74,7 @@ def test_dqn_solves_cartpole_with_its_preset(tmp_path: Path) -> None:
 def test_discrete_sac_solves_cartpole_with_its_preset(tmp_path: Path) -> None:
     """`softac train --algo sac-discrete --env CartPole-v1` with nothing else: the preset (50,000
     steps, one update per step after 1,000 = 49,000 updates, 64×64, batch 64, target entropy
-    0.7·log 2). Budget 50k env steps; 58 s alone, 100 s inside the whole `pytest -n 2` run
+    0.7·log 2). Budget 50k env steps; 58 s alone, 60–100 s inside the whole `pytest -n 2` suite
     (2026-11-26).
 
     Seeds: seed 0 alone, as here, scored 500.0 (2026-11-26). The same preset with --seeds 0-9 (ten
