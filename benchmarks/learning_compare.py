@@ -3,9 +3,13 @@
     .venv/bin/python benchmarks/learning_compare.py --algo sac --env HalfCheetah-v5 --steps 50000 --seeds 0 1 2
     .venv/bin/python benchmarks/learning_compare.py --algo ppo --env CartPole-v1 --steps 100000 --seeds 0 1 2
 
+    .venv/bin/python benchmarks/learning_compare.py --algo dqn --env CartPole-v1 --steps 500000 --loss huber
+
 Both sides use identical hyper-parameters (SAC/TD3: those of ``softac bench``, learning_starts
 5,000 for SAC and 25,000 for TD3 unless ``--learning-starts`` is given; PPO: ``ppo_settings``,
-written out for both libraries) and are evaluated the same way at
+written out for both libraries; DQN: softac's preset for the environment, written out as SB3
+arguments by ``dqn_settings``, with the preset's TD loss or ``--loss``; both in
+``sb3_settings.py``) and are evaluated the same way at
 the end: 10 deterministic episodes from reset seeds 100,000 + k, with the same evaluation code
 applied to each library's policy. Every (library, seed) run is its own subprocess; ``--jobs 2
 --threads 1`` runs two at a time with one torch thread each (both libraries get the same), which
@@ -27,6 +31,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from sb3_settings import dqn_settings, make_sb3_ppo, ppo_settings
 
 
 def evaluate_fn(act: Any, env_id: str, episodes: int = 10, seed: int = 100_000) -> float:
@@ -43,68 +48,47 @@ def evaluate_fn(act: Any, env_id: str, episodes: int = 10, seed: int = 100_000) 
     return float(np.mean(total))
 
 
-def ppo_settings(env_id: str) -> dict[str, Any]:
-    """PPO's settings, in softac's field names. CartPole-v1: softac's preset (rl-zoo3's). Any other
-    task: SB3's PPO defaults with observation and reward normalisation (VecNormalize), rl-zoo3's
-    default MuJoCo recipe (its Ant entry: ``normalize: true`` and nothing else)."""
-    from softac.presets import get_preset
-
-    preset = get_preset("ppo", env_id)
-    if env_id == "CartPole-v1" and preset is not None:
-        return {k: v for k, v in preset.params.items() if k != "total_steps"}
-    return dict(n_envs=1, n_steps=2048, minibatch_size=64, n_epochs=10, lr=3e-4, anneal_lr=False, gamma=0.99,
-                gae_lambda=0.95, clip_range=0.2, anneal_clip_range=False, clip_vloss=False, ent_coef=0.0,
-                vf_coef=0.5, max_grad_norm=0.5, normalize_advantage=True, hidden_sizes=(64, 64), activation="tanh",
-                ortho_init=True, log_std_init=0.0, normalize_obs=True, normalize_reward=True)  # fmt: skip
-
-
-def make_sb3_ppo(env_id: str, seed: int) -> tuple[Any, Any]:
-    """SB3's PPO with ``ppo_settings`` translated, and its VecNormalize (or None)."""
-    import torch
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    s = ppo_settings(env_id)
-    venv: Any = make_vec_env(env_id, n_envs=s["n_envs"], seed=seed)
-    norm = None
-    if s["normalize_obs"] or s["normalize_reward"]:
-        venv = norm = VecNormalize(venv, norm_obs=s["normalize_obs"], norm_reward=s["normalize_reward"],
-                                   gamma=s["gamma"])  # fmt: skip
-    lr, clip = s["lr"], s["clip_range"]
-    model = PPO(
-        "MlpPolicy", venv, n_steps=s["n_steps"], batch_size=s["minibatch_size"], n_epochs=s["n_epochs"],
-        learning_rate=(lambda p: lr * p) if s["anneal_lr"] else lr,
-        clip_range=(lambda p: clip * p) if s["anneal_clip_range"] else clip,
-        gamma=s["gamma"], gae_lambda=s["gae_lambda"], ent_coef=s["ent_coef"], vf_coef=s["vf_coef"],
-        max_grad_norm=s["max_grad_norm"], normalize_advantage=s["normalize_advantage"], seed=seed, device="cpu",
-        policy_kwargs=dict(net_arch=dict(pi=list(s["hidden_sizes"]), vf=list(s["hidden_sizes"])),
-                           activation_fn=torch.nn.Tanh if s["activation"] == "tanh" else torch.nn.ReLU,
-                           ortho_init=s["ortho_init"], log_std_init=s["log_std_init"]),
-        verbose=0,
-    )  # fmt: skip
-    return model, norm
-
-
-def run_softac(algo: str, env_id: str, steps: int, seed: int, learning_starts: int) -> tuple[float, float]:
+def run_softac(
+    algo: str, env_id: str, steps: int, seed: int, learning_starts: int, loss: str | None = None
+) -> tuple[float, float]:
     from softac import registry
 
-    settings = ppo_settings(env_id) if algo == "ppo" else {"learning_starts": learning_starts}
-    agent = registry.get(algo).agent_cls(
-        env_id, total_steps=steps, **settings, seed=seed, eval_freq=10**9, eval_episodes=1
-    )
+    settings: dict[str, Any] = {}
+    if algo == "ppo":
+        settings = ppo_settings(env_id)
+    elif algo == "dqn":
+        settings = dqn_settings(env_id, loss)[0]
+    if algo != "ppo":
+        settings["learning_starts"] = learning_starts
+    settings.update(total_steps=steps, seed=seed, eval_freq=10**9, eval_episodes=1)
+    agent = registry.get(algo).agent_cls(env_id, **settings)
     t0 = time.perf_counter()
     agent.learn(progress=False)
     elapsed = time.perf_counter() - t0
     return evaluate_fn(lambda o: agent.predict(o, deterministic=True)[0], env_id), elapsed
 
 
-def run_sb3(algo: str, env_id: str, steps: int, seed: int, learning_starts: int) -> tuple[float, float]:
+def run_sb3(
+    algo: str, env_id: str, steps: int, seed: int, learning_starts: int, loss: str | None = None
+) -> tuple[float, float]:
     from softac.bench import make_sb3
 
-    norm = None
+    norm: Any = None
+    model: Any
     if algo == "ppo":
         model, norm = make_sb3_ppo(env_id, seed)
+    elif algo == "dqn":
+        import torch.nn.functional as F
+        from stable_baselines3 import DQN
+
+        settings, kwargs = dqn_settings(env_id, loss)
+        if settings["loss"] == "mse":
+            # SB3's DQN.train hard-codes F.smooth_l1_loss(current_q, target_q) (Huber, δ = 1). For
+            # CleanRL's squared error, this worker process (which runs nothing but this DQN) calls
+            # F.mse_loss there instead: same arguments, mean over the batch as CleanRL's.
+            F.smooth_l1_loss = F.mse_loss  # type: ignore[assignment]
+        kwargs["learning_starts"] = learning_starts
+        model = DQN("MlpPolicy", gym.make(env_id), seed=seed, device="cpu", verbose=0, **kwargs)
     else:
         model = make_sb3(algo, env_id, learning_starts, seed=seed)
     t0 = time.perf_counter()
@@ -121,7 +105,7 @@ def _worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     run = run_softac if args.worker == "softac" else run_sb3
-    ret, elapsed = run(args.algo, args.env, args.steps, args.seed, args.learning_starts)
+    ret, elapsed = run(args.algo, args.env, args.steps, args.seed, args.learning_starts, args.loss)
     print("RESULT " + json.dumps({"return": ret, "minutes": elapsed / 60}), flush=True)
 
 
@@ -129,7 +113,7 @@ def _launch(args: argparse.Namespace, lib: str, seed: int, ls: int) -> dict[str,
     cmd = [
         sys.executable, __file__, "--worker", lib, "--algo", args.algo, "--env", args.env, "--steps", str(args.steps),
         "--seed", str(seed), "--learning-starts", str(ls), "--threads", str(args.threads),
-    ]  # fmt: skip
+    ] + (["--loss", args.loss] if args.loss else [])  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -142,11 +126,12 @@ def _launch(args: argparse.Namespace, lib: str, seed: int, ls: int) -> dict[str,
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--algo", choices=["sac", "td3", "ppo"], default="sac")
+    p.add_argument("--algo", choices=["sac", "td3", "ppo", "dqn"], default="sac")
     p.add_argument("--env", default="HalfCheetah-v5")
     p.add_argument("--steps", type=int, default=50_000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--learning-starts", type=int, default=None)
+    p.add_argument("--loss", choices=["huber", "mse"], default=None, help="DQN's TD loss (default: the preset's)")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
     p.add_argument("--out", type=Path, default=None, help="write the results here as JSON")
@@ -160,9 +145,13 @@ def main() -> int:
             args.threads = torch.get_num_threads()
         _worker(args)
         return 0
-    ls = args.learning_starts if args.learning_starts is not None else (5_000 if args.algo == "sac" else 25_000)
+    default_ls = {"sac": 5_000, "td3": 25_000}.get(args.algo, 0)
+    if args.algo == "dqn":
+        default_ls = dqn_settings(args.env)[0]["learning_starts"]
+    ls = args.learning_starts if args.learning_starts is not None else default_ls
     what = f"settings {ppo_settings(args.env)}" if args.algo == "ppo" else f"learning_starts {ls}"
-    print(f"{args.algo.upper()} on {args.env}, {args.steps} steps, {what}, "
+    loss = f", loss {dqn_settings(args.env, args.loss)[0]['loss']}" if args.algo == "dqn" else ""
+    print(f"{args.algo.upper()} on {args.env}, {args.steps} steps, {what}{loss}, "
           f"{args.jobs} job(s) at a time, threads {args.threads or 'default'}")  # fmt: skip
     print(f"{'library':>7} {'seed':>4} {'return':>10} {'minutes':>8}")
     # The slower library first, so two workers finish together instead of one idling at the end.

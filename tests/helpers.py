@@ -162,6 +162,27 @@ class EvalNaNEnv(BoxEnv):
         obs, reward, terminated, truncated, info = super().step(action)
         return obs, float("nan") if self.evaluating else reward, terminated, truncated, info
 
+class GuessEnv(gym.Env):
+    """Discrete(3) actions; obs ~ U(−1, 1)³ from the env's generator; reward 1 for the action that
+    indexes the largest observation, else 0. Never terminates: the registration's TimeLimit ends
+    every episode after a fixed number of steps (so checkpoints can fall on episode boundaries)."""
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self.action_space = gym.spaces.Discrete(3)
+        self.obs = np.zeros(3, dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        super().reset(seed=seed)
+        self.obs = self.np_random.uniform(-1, 1, 3).astype(np.float32)
+        return self.obs, {}
+
+    def step(self, action: Any) -> Any:
+        assert self.action_space.contains(action), action
+        reward = float(int(action) == int(np.argmax(self.obs)))
+        self.obs = self.np_random.uniform(-1, 1, 3).astype(np.float32)
+        return self.obs, reward, False, False, {}
+
 
 class DictObsEnv(BoxEnv):
     def __init__(self) -> None:
@@ -185,6 +206,8 @@ _register("SoftacTest/Asym-v0", BoxEnv, max_episode_steps=20, low=[-2.0, 0.0], h
 _register("SoftacTest/Crash-v0", CrashingEnv, max_episode_steps=10)
 _register("SoftacTest/CrashReset-v0", CrashingEnv, max_episode_steps=10, crash_at=150, where="reset")
 _register("SoftacTest/EvalNaN-v0", EvalNaNEnv, max_episode_steps=10)
+
+_register("SoftacTest/Guess-v0", GuessEnv, max_episode_steps=10)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -294,15 +317,20 @@ def capture_figure(monkeypatch: Any) -> dict[str, Any]:
 
 def random_rows(agent: Any, n: int, seed: int = 0) -> np.ndarray:
     """n random transitions per learner as buffer rows (L, n, row): Gaussian observations and
-    rewards, uniform actions, 10 % terminations; learner k's from ``seed + k``, so a learner's
-    data does not depend on how many learners there are."""
+    rewards, uniform actions (for a Discrete space uniform action indices, from the same draws),
+    10 % terminations; learner k's from ``seed + k``, so a learner's data does not depend on how
+    many learners there are."""
     o, a = agent.spec.obs_dim, agent.spec.act_dim
     per_learner = []
     for k in range(agent.learners):
         rng = np.random.default_rng(seed + k)
+        obs = rng.normal(size=(n, o)).astype(np.float32)
+        actions = rng.uniform(-1, 1, size=(n, a)).astype(np.float32)
+        if agent.spec.action_kind == "Discrete":
+            actions = np.minimum(np.floor((actions + 1) / 2 * agent.spec.n_actions), agent.spec.n_actions - 1)
         per_learner.append(agent.buffer.rows(
-            rng.normal(size=(n, o)).astype(np.float32),
-            rng.uniform(-1, 1, size=(n, a)).astype(np.float32),
+            obs,
+            actions,
             rng.normal(size=n).astype(np.float32),
             (rng.uniform(size=n) < 0.1).astype(np.float32),
             rng.normal(size=(n, o)).astype(np.float32),

@@ -12,10 +12,12 @@ import pytest
 import torch
 from helpers import DEVICE, TINY, fill_buffer, on_cpu, seed_rows, state_tensors
 
-from softac import DDPG, SAC, TD3
+from softac import DDPG, DQN, SAC, TD3, DiscreteSAC
 from softac.accel import runner as runner_mod
 from softac.nn import BatchedMLP
 
+# DQN: an update every step and a target copy after every 4th (both phases), clipping that bites
+DQN_SYNC_CLIP: dict[str, Any] = {"utd_ratio": 1.0, "target_update_interval": 4, "max_grad_norm": 0.1}
 UPDATE_CASES: list[tuple[type, dict[str, Any]]] = [
     (SAC, {}),
     (SAC, {"autotune_alpha": False, "alpha": 0.3}),
@@ -24,13 +26,24 @@ UPDATE_CASES: list[tuple[type, dict[str, Any]]] = [
     (TD3, {"policy_delay": 2}),
     (TD3, {"n_critics": 3, "policy_delay": 1}),
     (DDPG, {}),
+    (DQN, DQN_SYNC_CLIP),
+    (DQN, {"utd_ratio": 1.0, "target_update_interval": 2, "tau": 0.5, "double_q": True, "loss": "mse",
+           "max_grad_norm": 0.0}),
+    (DiscreteSAC, {}),
+    (DiscreteSAC, {"autotune_alpha": False, "alpha": 0.3, "n_critics": 3, "target_update_interval": 2}),
 ]
+# The discrete-action algorithms train on CartPole (2 actions), the others on Pendulum.
+DISCRETE = (DQN, DiscreteSAC)
 CASE_IDS = [f"{cls.__name__}-{'-'.join(f'{k}={v}' for k, v in extra.items()) or 'default'}"
             for cls, extra in UPDATE_CASES]  # fmt: skip
 
 
-def _agent(cls: type, env_id: str = "Pendulum-v1", **kw: Any) -> Any:
-    agent = cls(env_id, **{**TINY, "seed": 4, **kw})
+def _env(cls: type) -> str:
+    return "CartPole-v1" if cls in DISCRETE else "Pendulum-v1"
+
+
+def _agent(cls: type, env_id: str | None = None, **kw: Any) -> Any:
+    agent = cls(env_id or _env(cls), **{**TINY, "seed": 4, **kw})
     fill_buffer(agent, 512)
     return agent
 
@@ -142,10 +155,17 @@ def test_fused_update_does_only_the_products_the_equations_need(cls: type) -> No
 
 
 # -- torch.compile ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("cls", [SAC, TD3])
+COMPILE_EXTRA: dict[type, dict[str, Any]] = {
+    SAC: {}, TD3: {"policy_delay": 2}, DQN: DQN_SYNC_CLIP, DiscreteSAC: {"target_update_interval": 2},
+}
+
+
+@pytest.mark.parametrize("cls", [SAC, TD3, DQN, DiscreteSAC])
 def test_compiled_update_equals_eager_update(cls: type) -> None:
-    """Both of TD3's variants (with and without the delayed actor step) are compiled and checked."""
-    extra = {"policy_delay": 2} if cls is TD3 else {}
+    """Both variants of an update with a host-decided phase are compiled and checked: TD3's with
+    and without the delayed actor step, DQN's and discrete SAC's with and without the target
+    update (DQN's with gradient clipping that bites)."""
+    extra = COMPILE_EXTRA[cls]
     compiled = _agent(cls, compile_update=True, cuda_graph=False, **extra)
     eager = _agent(cls, compile_update=False, cuda_graph=False, **extra)
     _paired_updates(compiled, eager, 4, rtol=1e-4, atol=1e-5)
@@ -196,12 +216,20 @@ def test_cuda_graph_update_equals_eager_update(cls: type, extra: dict[str, Any])
 
 
 # -- the learner axis ------------------------------------------------------------------------------
-@pytest.mark.parametrize("cls", [SAC, TD3])
+STACK_EXTRA: dict[type, dict[str, Any]] = {
+    SAC: {}, TD3: {}, DiscreteSAC: {},
+    # gradient clipping is per learner: a norm that bites, and target copies within the 200 updates
+    DQN: {"max_grad_norm": 0.5, "target_update_interval": 120, "exploration_final_eps": 0.5},
+}
+
+
+@pytest.mark.parametrize("cls", [SAC, TD3, DQN, DiscreteSAC])
 def test_two_stacked_learners_equal_two_single_learners(cls: type) -> None:
     """One agent with seeds (3, 7) against SAC(seed=3) and SAC(seed=7) on the same replay data:
     initial weights, replay samples, noise, every update and the exploration actions agree."""
-    stacked = cls("Pendulum-v1", **TINY, seeds=[3, 7])
-    singles = [cls("Pendulum-v1", **{**TINY, "seed": s}) for s in (3, 7)]
+    extra = STACK_EXTRA[cls]
+    stacked = cls(_env(cls), **TINY, **extra, seeds=[3, 7])
+    singles = [cls(_env(cls), **{**TINY, **extra, "seed": s}) for s in (3, 7)]
     fill_buffer(stacked, 512)
     for k, single in enumerate(singles):
         single.buffer.add_all(seed_rows(stacked, k, 512)[None])
@@ -235,6 +263,8 @@ EXPLORE_CASES: list[tuple[type, str, dict[str, Any]]] = [
     (SAC, "HalfCheetah-v5", {"log_std_min": -5.0, "log_std_max": 0.5}),
     (TD3, "HalfCheetah-v5", {}),
     (DDPG, "Pendulum-v1", {"exploration_noise": 0.0}),
+    (DQN, "CartPole-v1", {"exploration_initial_eps": 0.5}),  # greedy and random actions both occur
+    (DiscreteSAC, "Acrobot-v1", {}),  # 3 actions
 ]
 
 
@@ -248,23 +278,36 @@ def test_numpy_acting_equals_the_torch_policy(cls: type, env_id: str, extra: dic
     numpy_agent = cls(env_id, **{**TINY, "learning_starts": 0, **extra}, seeds=seeds)
     torch_agent = cls(env_id, **{**TINY, "learning_starts": 0, "fast_update": False, **extra}, seeds=seeds)
     with torch.no_grad():  # away from the initialisation: saturated tanh and clamped log σ occur
-        for p, q in zip(numpy_agent.actor.parameters(), torch_agent.actor.parameters(), strict=True):
+        for p, q in zip(numpy_agent.policy.parameters(), torch_agent.policy.parameters(), strict=True):
             q.copy_(p.add_(torch.randn_like(p) * 0.3))
     rng = np.random.default_rng(0)
+    seen = []
     for _ in range(20):
         obs = (rng.normal(size=(learners, 1, numpy_agent.spec.obs_dim)) * 3.0).astype(np.float32)
         fast, ref = numpy_agent.explore(obs), torch_agent.explore(obs)
         assert fast.dtype == np.float32 and fast.shape == ref.shape == (learners, 1, numpy_agent.spec.act_dim)
         np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-5)  # sums of products, in another order
+        seen.append(fast)
     for k in range(learners):
         assert torch.equal(numpy_agent.rng.state(k)["host"], torch_agent.rng.state(k)["host"])
-    assert np.abs(fast).max() <= 1.0
+    acted = np.concatenate(seen).ravel()
+    if numpy_agent.spec.action_kind == "Box":
+        assert np.abs(acted).max() <= 1.0
+    else:  # valid indices, and more than one of them (the check above compared real choices)
+        n = numpy_agent.spec.n_actions
+        assert set(acted.tolist()) <= set(range(n)) and len(set(acted.tolist())) > 1
 
 
 # -- one environment step's device work as one graph -----------------------------------------------
+# DQN's ε falls from 1 to 0.05 over the test's steps, so the step graph must read each step's ε.
+DQN_EPS: dict[str, Any] = {"learning_starts": 0, "total_steps": 8, "exploration_fraction": 1.0,
+                           "target_update_interval": 3, "utd_ratio": 1.0}  # fmt: skip
+
+
 @pytest.mark.parametrize(("cls", "extra", "updates_per_step"), [
     (SAC, {}, 1), (TD3, {"policy_delay": 2}, 1), (SAC, {"n_critics": 3}, 2), (TD3, {"policy_delay": 3}, 0),
-], ids=["SAC", "TD3", "SAC-utd2", "TD3-no-update"])  # fmt: skip
+    (DQN, DQN_EPS, 1), (DiscreteSAC, {"learning_starts": 0}, 1),
+], ids=["SAC", "TD3", "SAC-utd2", "TD3-no-update", "DQN", "DiscreteSAC"])  # fmt: skip
 @pytest.mark.parametrize("learners", [1, 2])
 def test_step_graph_body_equals_the_plain_loop(
     cls: type, extra: dict[str, Any], updates_per_step: int, learners: int
@@ -275,12 +318,14 @@ def test_step_graph_body_equals_the_plain_loop(
     from softac.accel.step_graph import StepGraph
 
     seeds = list(range(5, 5 + learners))
-    graph_agent, plain = (cls("Pendulum-v1", **TINY, seeds=seeds, **extra) for _ in range(2))
+    graph_agent, plain = (cls(_env(cls), **TINY, seeds=seeds, **extra) for _ in range(2))
     for agent in (graph_agent, plain):
         fill_buffer(agent, 300)
         agent.env_steps = agent.config.learning_starts  # acting from the policy from now on
     step_graph = StepGraph(graph_agent, rows_per_learner=1, capture=not on_cpu())
     for t in range(7):
+        graph_agent.env_steps += 1  # as the trainer counts the step before its device work
+        plain.env_steps += 1
         rows = seed_rows(graph_agent, 0, 1, seed=100 + t)[None].repeat(learners, axis=0)
         phases = tuple(graph_agent.update_phase(graph_agent.updates + i) for i in range(updates_per_step))
         action, metrics = step_graph(rows, phases)
@@ -303,14 +348,18 @@ def test_step_graph_body_equals_the_plain_loop(
 
 
 @pytest.mark.skipif(DEVICE == "cpu", reason="CUDA graphs need a CUDA device (run with --device cuda)")
-@pytest.mark.parametrize("cls", [SAC, TD3])
+@pytest.mark.parametrize("cls", [SAC, TD3, DQN, DiscreteSAC])
 def test_training_with_step_graphs_equals_training_without(cls: type) -> None:
     """A whole CUDA training run (episode ends, evaluation, the plain path on reset steps) with and
-    without graphs: the same parameters to float tolerance after 300 updates."""
+    without graphs: the same parameters to float tolerance after 300 updates (DQN: its ε decays
+    over the whole run and its target is copied every 50 steps)."""
     runs = []
+    extra: dict[str, Any] = {}
+    if cls is DQN:
+        extra = {"utd_ratio": 1.0, "target_update_interval": 50, "exploration_fraction": 1.0}
     for graphs in (True, False):
-        agent = cls("Pendulum-v1", **{**TINY, "cuda_graph": graphs}, learning_starts=100, total_steps=400,
-                    eval_freq=400)  # fmt: skip
+        agent = cls(_env(cls), **{**TINY, "cuda_graph": graphs}, learning_starts=100, total_steps=400,
+                    eval_freq=400, **extra)  # fmt: skip
         agent.learn(progress=False)
         assert agent.updates == 300
         runs.append(state_tensors(agent))

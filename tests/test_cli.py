@@ -113,7 +113,7 @@ def test_discrete_env_exits_2_with_one_line(tmp_path: Path) -> None:
         [str(script), "train", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "r"), "--no-progress"],
         capture_output=True, text=True, env=cli_env(), timeout=120, check=False,
     )  # fmt: skip
-    assert_one_line_error(proc, "CartPole-v1", "Discrete")
+    assert_one_line_error(proc, "CartPole-v1", "Discrete", "use --algo sac-discrete or dqn")
     assert not (tmp_path / "r").exists()  # nothing was written for a refused run
 
 

@@ -16,10 +16,12 @@ import pytest
 import torch
 from helpers import TINY, fill_buffer
 
-from softac import DDPG, SAC, TD3
+from softac import DDPG, DQN, SAC, TD3, DiscreteSAC
 from softac.data.replay import Batch
 from softac.distributions import squashed_gaussian_rsample
 from softac.losses import common
+from softac.losses import discrete_sac as LDS
+from softac.losses import dqn as LD
 from softac.losses import sac as LS
 from softac.losses import td3 as LT
 
@@ -236,3 +238,62 @@ def test_update_isolates_gradients(cls: type, fused: bool) -> None:
             assert g_alpha is not None
             expected = metrics["policy/entropy"] - agent.target_entropy
             torch.testing.assert_close(g_alpha, expected, rtol=1e-5, atol=1e-6)
+
+
+# -- the discrete-action algorithms ----------------------------------------------------------------
+def _only(reach: dict[str, bool], name: str) -> dict[str, bool]:
+    return {**{k: False for k in reach}, name: True}
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_discrete_losses_built_inside_update_reach_only_their_parameters(
+    fused: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discrete SAC: the critic loss reaches only the critics, the actor loss only the actor (the
+    critics' values enter it as constants), the temperature loss only log α. DQN: its TD loss
+    reaches the Q-network, never the target network."""
+    agent = DiscreteSAC("CartPole-v1", **{**TINY, "cuda_graph": False}, seed=2, fast_update=fused)
+    names = ["critic_loss", "actor_loss", "temperature_loss"]
+    reach = _watch_losses(agent, [(LDS, name) for name in names], monkeypatch)
+    fill_buffer(agent, 256)
+    agent.update()
+    assert set(reach) == set(names)
+    assert reach["critic_loss"] == _only(reach["critic_loss"], "critic")
+    assert reach["actor_loss"] == _only(reach["actor_loss"], "actor") and "log_alpha" in reach["actor_loss"]
+    assert reach["temperature_loss"] == _only(reach["temperature_loss"], "log_alpha")
+
+    dqn = DQN("CartPole-v1", **{**TINY, "cuda_graph": False}, seed=2, fast_update=fused, double_q=True)
+    reach = _watch_losses(dqn, [(LD, "td_loss")], monkeypatch)
+    fill_buffer(dqn, 256)
+    dqn.update()
+    assert reach["td_loss"] == {"q": True}  # the only candidate: the target network cannot take a gradient
+    assert not any(p.requires_grad for p in dqn.q_target.parameters())
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_discrete_updates_isolate_gradients(fused: bool) -> None:
+    agent = DiscreteSAC("CartPole-v1", **{**TINY, "cuda_graph": False}, seed=2, fast_update=fused)
+    dqn = DQN("CartPole-v1", **{**TINY, "cuda_graph": False}, seed=2, fast_update=fused, utd_ratio=1.0,
+              target_update_interval=2)  # fmt: skip
+    for _ in range(3):
+        fill_buffer(agent, 64, seed=agent.updates)
+        _zero_all(agent)
+        seen = _spy_steps(agent)
+        metrics = agent.update()
+        at_critic, at_actor = seen["critic"], seen["actor"]
+        assert all(g is not None and g.abs().sum() > 0 for g in at_critic["critic"])
+        assert all(g is None for g in at_critic["actor"] + at_critic["log_alpha"] + at_critic["critic_target"])
+        assert all(g is not None and g.abs().sum() > 0 for g in at_actor["actor"])
+        assert _same(at_actor["critic"], at_critic["critic"])  # the actor step added nothing to the critics
+        assert all(g is None for g in at_actor["critic_target"])
+        # log α's gradient is the temperature loss's alone: E[H(π(·|s))] − H̄
+        (g_alpha,) = at_actor["log_alpha"]
+        assert g_alpha is not None
+        torch.testing.assert_close(g_alpha, metrics["policy/entropy"] - agent.target_entropy, rtol=1e-5, atol=1e-6)
+
+        fill_buffer(dqn, 64, seed=dqn.updates)
+        _zero_all(dqn)
+        seen = _spy_steps(dqn)
+        dqn.update()
+        assert all(g is not None and g.abs().sum() > 0 for g in seen["q"]["q"])
+        assert all(g is None for g in seen["q"]["q_target"])

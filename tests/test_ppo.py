@@ -243,7 +243,9 @@ def test_deterministic_actions_are_the_clipped_mean_and_the_argmax() -> None:
 def test_minibatch_size_must_divide_the_rollout() -> None:
     with pytest.raises(SoftacError, match="minibatch_size"):
         PPO("Pendulum-v1", **{**PPO_TINY, "minibatch_size": 7})
-    proc = run_cli("train", "--algo", "ppo", "--env", "Pendulum-v1", "--n-steps", "10", "--minibatch-size", "4")
+    proc = run_cli(
+        "train", "--algo", "ppo", "--env", "Pendulum-v1", "--n-steps", "10", "--minibatch-size", "4", "--preset", "none"
+    )
     assert_one_line_error(proc, "minibatch_size (4) must divide n_steps × n_envs")
 
 

@@ -59,12 +59,14 @@ def _config_class(module: str, name: str) -> Any:
     pytest.fail(f"no config class {name}")
 
 
-CONFIG_CLASSES = [("sac", "sac", "SACConfig"), ("td3", "td3", "TD3Config"), ("ddpg", "td3", "DDPGConfig"),
-                  ("ppo", "ppo", "PPOConfig")]  # fmt: skip
+CONFIG_CLASSES = [
+    ("sac", "sac", "SACConfig"), ("td3", "td3", "TD3Config"), ("ddpg", "td3", "DDPGConfig"),
+    ("dqn", "dqn", "DQNConfig"), ("sac-discrete", "discrete_sac", "DiscreteSACConfig"), ("ppo", "ppo", "PPOConfig"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("algo", "module", "name"), CONFIG_CLASSES)
-def test_continuous_allowed_fields_exist_in_the_config_classes(algo: str, module: str, name: str) -> None:
+def test_allowed_fields_exist_in_the_config_classes(algo: str, module: str, name: str) -> None:
     assert ALLOWED_FIELDS[algo] <= {f.name for f in dataclasses.fields(_config_class(module, name))}
 
 
@@ -85,10 +87,10 @@ def test_mujoco_presets_use_v5_ids() -> None:
 def test_cartpole_presets_hold_their_referenced_values() -> None:
     dqn = get_preset("dqn", "CartPole-v1")  # CleanRL's dqn.py defaults
     assert dqn is not None and "cleanrl" in dqn.source
-    assert (dqn.params["total_steps"], dqn.params["lr"], dqn.params["train_freq"], dqn.params["loss"]) == (
+    assert (dqn.params["total_steps"], dqn.params["lr"], dqn.params["utd_ratio"], dqn.params["loss"]) == (
         500_000,
         2.5e-4,
-        10,
+        0.1,  # CleanRL's train_frequency 10
         "mse",
     )
     assert (dqn.params["target_update_interval"], dqn.params["hidden_sizes"]) == (500, (120, 84))
@@ -124,3 +126,24 @@ def test_presets_are_read_only() -> None:
         preset.params["gamma"] = 0.5  # type: ignore[index]
     with pytest.raises(dataclasses.FrozenInstanceError):
         preset.note = "changed"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("preset", ALL, ids=lambda p: f"{p.algo}-{p.env_id}")
+def test_every_preset_builds_its_algorithms_real_config(preset: Preset) -> None:
+    """The preset's values through the registered config class: an unknown field, a wrong type or
+    a value out of range fails here, not when a user's run starts."""
+    from softac import registry
+
+    if preset.algo not in registry.names():
+        pytest.skip(f"{preset.algo} is not registered in this build")
+    config = registry.get(preset.algo).config_cls(env_id=preset.env_id, **preset.params)
+    assert all(getattr(config, k) == v for k, v in preset.params.items())
+
+
+def test_the_real_config_check_catches_an_unknown_field() -> None:
+    from softac import SoftacError, registry
+
+    with pytest.raises(TypeError, match="learnig_rate"):
+        registry.get("dqn").config_cls(learnig_rate=1e-3)
+    with pytest.raises(SoftacError, match="unknown DQNConfig field"):
+        registry.get("dqn").config_cls().replace(train_freq=4)  # SB3's name: softac spells it utd_ratio

@@ -91,12 +91,15 @@ def test_resume_through_cli_is_bit_identical(straight: Any, half: Path, tmp_path
 
 def test_cli_flags_make_the_same_run_as_the_api(tmp_path: Path) -> None:
     """The CLI's main() builds exactly the config (and so the run) the Python API does: the same
-    checkpoint, bit for bit (400 steps, in-process to stay fast)."""
+    checkpoint, bit for bit (400 steps, in-process to stay fast). The CLI applies the preset of
+    (sac, Pendulum-v1) by default, the API when asked: the flags and keywords override it alike."""
     run_dir = tmp_path / "cli"
     flags = [f if f != "1000" else "400" for f in RESUME_FLAGS]  # checkpoint at 400 instead of 1000
     argv = ["train", *flags, "--learning-starts", "300", "--total-steps", "400", "--run-dir", str(run_dir)]
     assert cli.main(argv) == 0
-    api = SAC("Pendulum-v1", **{**RESUME, "learning_starts": 300, "checkpoint_freq": 400}, total_steps=400)
+    api = SAC("Pendulum-v1", **{**RESUME, "learning_starts": 300, "checkpoint_freq": 400}, total_steps=400,
+              preset="auto")  # fmt: skip
+    assert api.config.actor_lr == 1e-3  # the preset's (rl-zoo3), not the default 3e-4
     api.learn(progress=False)
     assert api.updates == 50
     from_cli = SAC.load(run_dir)

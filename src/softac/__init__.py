@@ -2,11 +2,15 @@
 
 from softac.algos import (
     DDPG,
+    DQN,
     PPO,
     SAC,
     TD3,
     Agent,
     DDPGConfig,
+    DiscreteSAC,
+    DiscreteSACConfig,
+    DQNConfig,
     OffPolicyAgent,
     OnPolicyAgent,
     PPOConfig,
@@ -19,7 +23,7 @@ from softac.errors import DivergenceError, SoftacError
 __version__ = "0.2.0"
 
 __all__ = [
-    "DDPG", "PPO", "SAC", "TD3", "Agent", "BaseConfig", "DDPGConfig", "DivergenceError", "OffPolicyAgent",
-    "OffPolicyConfig", "OnPolicyAgent", "OnPolicyConfig", "PPOConfig", "SACConfig", "SoftacError", "TD3Config",
-    "__version__",
+    "DDPG", "DQN", "PPO", "SAC", "TD3", "Agent", "BaseConfig", "DDPGConfig", "DQNConfig", "DiscreteSAC",
+    "DiscreteSACConfig", "DivergenceError", "OffPolicyAgent", "OffPolicyConfig", "OnPolicyAgent", "OnPolicyConfig",
+    "PPOConfig", "SACConfig", "SoftacError", "TD3Config", "__version__",
 ]  # fmt: skip

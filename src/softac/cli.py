@@ -1,5 +1,6 @@
-"""``softac train|eval|plot|compare|sweep|bench``. Every config field is a flag, generated from the
-dataclasses of the registered algorithms (``softac.registry``).
+"""``softac train|eval|plot|compare|sweep|export|bench|presets`` (all but ``train`` in
+``softac.cli_tools``). Every config field is a flag, generated from the dataclasses of the registered
+algorithms (``softac.registry``).
 
 Exit codes: 0 success, 2 bad input or a file that cannot be written (one line on stderr; ``--debug``
 shows the traceback), 3 training diverged, 4 the environment's own code raised an exception,
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import softac.algos  # noqa: F401  (registers every algorithm)
-from softac import registry
-from softac.cli_args import Parser, add_config_flags, allow_import_flag, flag_name, int_arg, seeds_arg
+from softac import preset_apply, registry
+from softac.cli_args import Parser, add_config_flags, allow_import_flag, flag_name, seeds_arg
+from softac.cli_tools import cmd_bench, cmd_compare, cmd_eval, cmd_export, cmd_plot, cmd_presets, cmd_sweep
 from softac.envs import module_of
 from softac.errors import DivergenceError, EnvError, SoftacError
 from softac.io.load import load_agent, restart_agent
@@ -56,6 +58,11 @@ def build_train_parser(algo: str) -> argparse.ArgumentParser:
         help="train several seeds in one process, e.g. 0-7 or 0,3,9: one learner each, updated together; "
         "the run directory gets one seed_<s>/ per seed plus summary.csv",
     )  # fmt: skip
+    p.add_argument(
+        "--preset", choices=preset_apply.CHOICES, default=None,
+        help="auto (default): start from the preset of --algo on --env where there is one (`softac presets` "
+        "lists them), every flag given overriding its value; none: the config's plain defaults",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     allow_import_flag(p)
@@ -77,11 +84,13 @@ def cmd_train(argv: Sequence[str]) -> int:
             return 0
         run_dir = resumed
     else:
-        config = info.config_cls(**given)
+        agent = info.agent_cls(seeds=args.seeds, preset=args.preset or "auto", **given)
+        config = agent.config
+        if agent.preset is not None:
+            print(agent.preset.line(), flush=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         seed_tag = f"s{config.seed}" if args.seeds is None else f"seeds{args.seeds[0]}-{args.seeds[-1]}"
         run_dir = args.run_dir or Path("runs") / f"{algo}-{config.env_id}-{seed_tag}-{stamp}"
-        agent = info.agent_cls(config=config, seeds=args.seeds)
         agent.learn(run_dir=run_dir, progress=not args.no_progress, overwrite=args.overwrite)
     _print_result(Path(run_dir))
     return 0
@@ -94,8 +103,9 @@ def _resume(args: argparse.Namespace, given: dict[str, Any], argv: Sequence[str]
     # --env naming the run's own environment is allowed (and is consent to import its module).
     env_id = given.pop("env_id", None)
     locked = sorted(set(given) - RUN_FIELDS)
-    if locked or args.seeds is not None:
-        flags = ", ".join([flag_name(k) for k in locked] + (["--seeds"] if args.seeds is not None else []))
+    if locked or args.seeds is not None or args.preset is not None:
+        extra = (["--seeds"] if args.seeds is not None else []) + (["--preset"] if args.preset is not None else [])
+        flags = ", ".join([flag_name(k) for k in locked] + extra)
         raise SoftacError(f"--resume continues a run with its saved config; {flags} cannot be changed")
     allow = [*args.allow_import, *filter(None, [module_of(env_id) if env_id else None])]
     explicit_algo = args.algo if "--algo" in argv or any(a.startswith("--algo=") for a in argv) else None
@@ -153,97 +163,9 @@ def _print_result(run_dir: Path) -> None:
             print(f"step {last['step']}: eval return {mean:.1f} ± {std:.1f}  (run directory: {d})")
 
 
-def cmd_eval(argv: Sequence[str]) -> int:
-    from softac.evaluate import EVAL_SEED_OFFSET, evaluate
-
-    p = Parser(prog="softac eval", description="Evaluate a saved policy deterministically.")
-    p.add_argument("path", type=Path, help="run directory (newest checkpoint), checkpoint directory or batched run")
-    p.add_argument("--episodes", type=int_arg, default=10, help="episodes to run (default: 10)")
-    p.add_argument("--seed", type=int_arg, default=None, help="first episode's reset seed (default: as in training)")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    allow_import_flag(p)
-    args = p.parse_args(argv)
-    if args.episodes <= 0:
-        raise SoftacError(f"--episodes must be a positive integer, got {args.episodes}")
-    if args.seed is not None and args.seed < 0:
-        raise SoftacError(f"--seed must be a non-negative integer, got {args.seed}")
-    agent = load_agent(args.path, device=args.device, allow_import=args.allow_import)
-    envs = agent.env_source.evaluation_envs(agent.learners)
-    seeds = [args.seed if args.seed is not None else s + EVAL_SEED_OFFSET for s in agent.seeds]
-    returns = evaluate(agent, envs, args.episodes, seeds)
-    for k, seed in enumerate(agent.seeds):
-        who = f" (seed {seed})" if agent.learners > 1 else ""
-        print(
-            f"{agent.algo} on {agent.config.env_id} at step {agent.env_steps}{who}: mean return "
-            f"{returns[k].mean():.2f} ± {returns[k].std():.2f} over {args.episodes} episodes"
-        )
-    return 0
-
-
-def cmd_plot(argv: Sequence[str]) -> int:
-    from softac.plot import STATS, plot_runs, resolve_out
-
-    p = Parser(prog="softac plot", description="Draw learning curves of any set of runs: one panel per "
-                "environment, one line per algorithm; several seeds as their mean (or IQM) with a 95% "
-                "bootstrap confidence band.")  # fmt: skip
-    p.add_argument("run_dirs", type=Path, nargs="+", help="run directories and/or multi-seed directories (seed_*)")
-    p.add_argument("--out", default=None, help="image path; no extension: .png; a directory: DIR/learning_curve(s).png "
-                   "(default: DIR/learning_curve.png for one directory, else ./learning_curves.png)")  # fmt: skip
-    p.add_argument("--stat", choices=STATS, default="mean", help="line of several seeds (default: mean)")
-    p.add_argument("--title", default=None)
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = p.parse_args(argv)
-    out = resolve_out(args.out, args.run_dirs[0] if len(args.run_dirs) == 1 else None)
-    print(plot_runs(args.run_dirs, out, args.title, stat=args.stat))
-    return 0
-
-
-def cmd_compare(argv: Sequence[str]) -> int:
-    from softac.compare import main as compare_main
-
-    return compare_main(argv, Parser)
-
-
-def cmd_sweep(argv: Sequence[str]) -> int:
-    from softac.sweep.cli import main as sweep_main
-
-    return sweep_main(argv, Parser)
-
-
-def cmd_export(argv: Sequence[str]) -> int:
-    from softac.export import FORMATS, export_policy
-
-    p = Parser(prog="softac export", description="Write the deterministic policy for use without softac.")
-    p.add_argument("path", type=Path, help="run directory (newest checkpoint), checkpoint directory or batched run")
-    p.add_argument("--format", choices=FORMATS, required=True, help="onnx (run with onnxruntime) or torchscript")
-    p.add_argument("--out", type=Path, required=True, help="the file to write")
-    p.add_argument("--seed", type=int_arg, default=None, help="which seed of a batched run (default: the first)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    allow_import_flag(p)
-    args = p.parse_args(argv)
-    agent = load_agent(args.path, device="cpu", allow_import=args.allow_import)
-    if args.seed is not None and args.seed not in agent.seeds:
-        seeds = ", ".join(map(str, agent.seeds))
-        raise SoftacError(f"--seed {args.seed} is not a seed of {args.path} (seeds: {seeds})")
-    k = agent.seeds.index(args.seed) if args.seed is not None else 0
-    out = export_policy(agent, args.out, args.format, k, overwrite=args.overwrite)
-    print(f"wrote {out}: the deterministic {agent.algo} policy of seed {agent.seeds[k]} at step {agent.env_steps} "
-          f"(input 'observation' (batch, {agent.spec.obs_dim}) → output 'action' (batch, {agent.spec.act_dim}))")
-    return 0
-
-
-def cmd_bench(argv: Sequence[str]) -> int:
-    from softac.bench import main as bench_main
-
-    return bench_main(list(argv))
-
-
-
 COMMANDS = {
     "train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "compare": cmd_compare, "sweep": cmd_sweep,
-    "export": cmd_export, "bench": cmd_bench,
+    "export": cmd_export, "bench": cmd_bench, "presets": cmd_presets,
 }  # fmt: skip
 
 
@@ -260,12 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command not in COMMANDS:
             raise SoftacError(f"unknown command '{command}': use one of {', '.join(COMMANDS)}")
         return COMMANDS[command](argv[1:])
-    except (SoftacError, DivergenceError) as exc:
-        if debug:
-            raise
-        print(f"softac: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except EnvError as exc:
+    except (SoftacError, DivergenceError, EnvError) as exc:
         if debug:
             raise
         print(f"softac: error: {exc}", file=sys.stderr)

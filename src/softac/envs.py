@@ -115,6 +115,22 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
     )
 
 
+def observation_array(observation: Any, obs_dim: int) -> np.ndarray:
+    """One observation (obs_dim,) or a batch (B, obs_dim) as float32, or one clear error."""
+    if isinstance(observation, (str, bytes, dict)):
+        raise SoftacError(f"observation must be an array of numbers, got {type(observation).__name__}")
+    try:
+        obs = np.asarray(observation, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise SoftacError(f"observation must be an array of numbers, got {type(observation).__name__} "
+                          f"({str(exc).splitlines()[0]})") from None  # fmt: skip
+    if obs.ndim not in (1, 2) or obs.shape[-1] != obs_dim:
+        raise SoftacError(f"observation has shape {obs.shape}; this policy expects ({obs_dim},)")
+    if not np.isfinite(obs).all():
+        raise SoftacError("observation holds non-finite values (NaN/inf); the policy's action would be NaN")
+    return obs
+
+
 class ActionScaler:
     """Maps the library's actions in [−1, 1] to each dimension's [low, high] (and back).
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,6 +23,19 @@ FLOAT = 4  # bytes of a float32
 
 def mlp_params(sizes: list[int]) -> int:
     return sum(i * o + o for i, o in itertools.pairwise(sizes))
+
+
+def networks_bytes(cfg: Any, spec: Any) -> int:
+    """One learner's network memory: an actor and ``n_critics`` critics of ``hidden_sizes``, each
+    held five times (weights, gradients, two Adam moments, a target copy), and one minibatch of
+    activations through them (forward and backward). An upper bound for the algorithms here."""
+    hidden = list(cfg.hidden_sizes)
+    nets = 1 + int(getattr(cfg, "n_critics", 1))
+    params = mlp_params([spec.obs_dim, *hidden, 2 * spec.act_dim])
+    params += (nets - 1) * mlp_params([spec.obs_dim + spec.act_dim, *hidden, 1])
+    batch = int(getattr(cfg, "batch_size", 1))
+    activations = 4 * nets * batch * sum(hidden)
+    return FLOAT * (5 * params + activations)
 
 
 def _meminfo(key: str) -> int | None:

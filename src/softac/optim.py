@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -184,3 +184,45 @@ def frozen_copy(source: nn.Module) -> nn.Module:
     for p in target.parameters():
         p.requires_grad_(False)
     return target
+
+
+def gradient_step(
+    opt: torch.optim.Optimizer,
+    loss_fn: Callable[..., tuple[Tensor, dict[str, Tensor]]],
+    args: Sequence[Any],
+    learners: int,
+    step: Callable[[torch.optim.Optimizer, Sequence[Tensor]], None],
+    max_grad_norm: float | None = None,
+) -> dict[str, Tensor]:
+    """One optimizer step on ``loss_fn(params, *args) -> (loss per learner (L,), metrics)``,
+    where ``params`` are the optimizer's parameters in group order — the loss is written as a
+    function of exactly the tensors it may change, so nothing else can receive a gradient.
+
+    Eagerly the gradient comes from autograd on the parameters themselves (and is left in
+    ``.grad``, where the tests read it); under ``torch.compile`` from ``torch.func.grad``, so the
+    forward pass, its backward and the optimizer step trace into one graph instead of breaking at
+    ``backward()``. The learners' losses are summed: their parameters are disjoint slices, so each
+    learner receives exactly the gradient of its own loss.
+
+    ``max_grad_norm`` clips each learner's gradient to that L2 norm over all of the optimizer's
+    parameters (``clip_grads``, per learner) before ``step(opt, grads)``, and adds the norms
+    before clipping to the metrics as ``grad/norm``."""
+    params = [p for group in opt.param_groups for p in group["params"]]
+    if torch.compiler.is_compiling():
+
+        def total(ps: list[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+            loss, aux = loss_fn(ps, *args)
+            return loss.sum(), aux
+
+        grads, metrics = torch.func.grad(total, has_aux=True)(params)
+    else:
+        loss, metrics = loss_fn(params, *args)
+        grads = torch.autograd.grad(loss.sum(), params)
+    if max_grad_norm is not None:
+        grads, norm = clip_grads(grads, max_grad_norm, learners)
+        metrics = {**metrics, "grad/norm": norm.detach()}
+    if not torch.compiler.is_compiling():
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+    step(opt, grads)
+    return metrics

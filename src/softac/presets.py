@@ -21,14 +21,14 @@ config classes):
 - sac, td3, ddpg: + utd_ratio, actor_lr, critic_lr; sac: + autotune_alpha, alpha, alpha_init,
   alpha_lr, target_entropy; td3/ddpg: + policy_delay, target_noise, target_noise_clip,
   exploration_noise. SB3's ``train_freq``/``gradient_steps`` become ``utd_ratio`` = their ratio.
-- dqn: + lr, train_freq, gradient_steps, target_update_interval, exploration_fraction,
-  exploration_initial_eps, exploration_final_eps, max_grad_norm, double_q, loss ("huber"|"mse").
-  SB3 semantics: a burst of ``gradient_steps`` every ``train_freq`` env steps (per env);
-  ``target_update_interval`` counts ENV steps (SB3's ``_on_step``), τ = 1 is a hard copy;
-  ``max_grad_norm`` = inf clips nothing.
-- sac-discrete: + actor_lr, critic_lr, train_freq, gradient_steps, target_update_interval (env
-  steps between Polyak updates with τ; 1 = after every step, as softac's SAC), autotune_alpha,
-  alpha, alpha_init, alpha_lr, target_entropy_scale (H̄ = scale · log|A|).
+- dqn: + utd_ratio, lr, target_update_interval, exploration_fraction, exploration_initial_eps,
+  exploration_final_eps, max_grad_norm, double_q, loss ("huber"|"mse"). SB3's ``train_freq`` /
+  ``gradient_steps`` (a burst of gradient_steps every train_freq env steps) become ``utd_ratio`` =
+  gradient_steps / train_freq (the same number of updates, spread evenly); ``target_update_interval``
+  counts ENV steps (SB3's ``_on_step``), τ = 1 is a hard copy; ``max_grad_norm`` = 0 clips nothing.
+- sac-discrete: + utd_ratio, actor_lr, critic_lr, target_update_interval (env steps between Polyak
+  updates with τ; 1 = after every step, as softac's SAC), autotune_alpha, alpha, alpha_init,
+  alpha_lr, target_entropy_scale (H̄ = scale · log|A|).
 - ppo: total_steps, n_envs, gamma, hidden_sizes, activation ("tanh"|"relu"), ortho_init, lr,
   anneal_lr, n_steps (per env), n_epochs, minibatch_size (SB3's ``batch_size``), gae_lambda,
   clip_range, anneal_clip_range, clip_vloss, ent_coef, vf_coef (for an un-halved MSE, as SB3),
@@ -39,7 +39,6 @@ config classes):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -56,11 +55,11 @@ ALLOWED_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType({
     "td3": frozenset(_ACTOR_CRITIC | _TD3),
     "ddpg": frozenset(_ACTOR_CRITIC | _TD3),
     "dqn": frozenset(_OFF - {"n_critics"} | {
-        "lr", "train_freq", "gradient_steps", "target_update_interval", "exploration_fraction",
-        "exploration_initial_eps", "exploration_final_eps", "max_grad_norm", "double_q", "loss"}),
+        "utd_ratio", "lr", "target_update_interval", "exploration_fraction", "exploration_initial_eps",
+        "exploration_final_eps", "max_grad_norm", "double_q", "loss"}),
     "sac-discrete": frozenset(_OFF | {
-        "actor_lr", "critic_lr", "train_freq", "gradient_steps", "target_update_interval", "autotune_alpha",
-        "alpha", "alpha_init", "alpha_lr", "target_entropy_scale"}),
+        "utd_ratio", "actor_lr", "critic_lr", "target_update_interval", "autotune_alpha", "alpha", "alpha_init",
+        "alpha_lr", "target_entropy_scale"}),
     "ppo": frozenset({
         "total_steps", "n_envs", "gamma", "hidden_sizes", "activation", "ortho_init", "lr", "anneal_lr", "n_steps",
         "n_epochs", "minibatch_size", "gae_lambda", "clip_range", "anneal_clip_range", "clip_vloss", "ent_coef",
@@ -92,7 +91,7 @@ _SB3: dict[str, dict[str, Any]] = {
                  hidden_sizes=(400, 300), n_critics=1, utd_ratio=1.0, actor_lr=1e-3, critic_lr=1e-3, policy_delay=1,
                  target_noise=0.0, target_noise_clip=0.0, exploration_noise=0.1),
     "dqn": dict(n_envs=1, buffer_size=1_000_000, batch_size=32, gamma=0.99, tau=1.0, learning_starts=100,
-                hidden_sizes=(64, 64), lr=1e-4, train_freq=4, gradient_steps=1, target_update_interval=10_000,
+                hidden_sizes=(64, 64), lr=1e-4, utd_ratio=0.25, target_update_interval=10_000,
                 exploration_fraction=0.1, exploration_initial_eps=1.0, exploration_final_eps=0.05,
                 max_grad_norm=10.0, double_q=False, loss="huber"),
     "ppo": dict(n_envs=1, gamma=0.99, hidden_sizes=(64, 64), activation="tanh", ortho_init=True, lr=3e-4,
@@ -144,17 +143,18 @@ for _algo in ("td3", "ddpg"):
 _add("dqn", "CartPole-v1", "CleanRL dqn.py defaults (docs: 488.69 ± 16.11 on CartPole-v1, 3 seeds). Checked "
      "with softac's losses in a plain loop (greedy policy, 10 episodes every 50k steps): final evaluation "
      "≥ 489 on 10 of 10 seeds; from 300k steps on, 49 of 50 evaluations ≥ 432 (one 370). 500k env steps are "
-     "~49k gradient steps (1-3 minutes on one shared CPU core). CleanRL clips no gradient: max_grad_norm = inf.",
+     "~49k gradient steps. CleanRL clips no gradient: max_grad_norm = 0. train_frequency 10 = utd_ratio 0.1.",
      source="https://docs.cleanrl.dev/rl-algorithms/dqn/#dqnpy", total_steps=500_000, buffer_size=10_000,
      batch_size=128, gamma=0.99, tau=1.0, target_update_interval=500, exploration_fraction=0.5,
-     exploration_initial_eps=1.0, exploration_final_eps=0.05, learning_starts=10_000, train_freq=10,
-     gradient_steps=1, lr=2.5e-4, hidden_sizes=(120, 84), loss="mse", max_grad_norm=math.inf)  # fmt: skip
-_add("dqn", "MountainCar-v0", total_steps=120_000, lr=4e-3, batch_size=128, buffer_size=10_000, learning_starts=1000,
-     gamma=0.98, target_update_interval=600, train_freq=16, gradient_steps=8, exploration_fraction=0.2,
-     exploration_final_eps=0.07, hidden_sizes=(256, 256))  # fmt: skip
-_add("dqn", "LunarLander-v3 Acrobot-v1", "gradient_steps −1 (as many as env steps) written as 4 = train_freq.",
-     total_steps=100_000, lr=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0,
-     target_update_interval=250, train_freq=4, gradient_steps=4, exploration_fraction=0.12,
+     exploration_initial_eps=1.0, exploration_final_eps=0.05, learning_starts=10_000, utd_ratio=0.1, lr=2.5e-4,
+     hidden_sizes=(120, 84), loss="mse", max_grad_norm=0.0)  # fmt: skip
+_add("dqn", "MountainCar-v0", "train_freq 16, gradient_steps 8 → utd_ratio 0.5 (one update every 2 steps rather "
+     "than 8 every 16).", total_steps=120_000, lr=4e-3, batch_size=128, buffer_size=10_000, learning_starts=1000,
+     gamma=0.98, target_update_interval=600, utd_ratio=0.5, exploration_fraction=0.2, exploration_final_eps=0.07,
+     hidden_sizes=(256, 256))  # fmt: skip
+_add("dqn", "LunarLander-v3 Acrobot-v1", "train_freq 4 with gradient_steps −1 (as many as env steps) → "
+     "utd_ratio 1.", total_steps=100_000, lr=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0,
+     target_update_interval=250, utd_ratio=1.0, exploration_fraction=0.12,
      exploration_final_eps=0.1, hidden_sizes=(256, 256))  # fmt: skip
 
 # -- PPO ------------------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ _add("sac-discrete", "CartPole-v1", "Checked with softac's losses in a plain loo
      "stayed in [0.94, 2.4].",
      source="https://arxiv.org/abs/1910.07207", total_steps=50_000, n_envs=1, buffer_size=100_000, batch_size=64,
      gamma=0.99, tau=0.005, learning_starts=1000, hidden_sizes=(64, 64), n_critics=2, actor_lr=3e-4,
-     critic_lr=1e-3, train_freq=1, gradient_steps=1, target_update_interval=1, autotune_alpha=True,
+     critic_lr=1e-3, utd_ratio=1.0, target_update_interval=1, autotune_alpha=True,
      alpha_init=1.0, alpha_lr=3e-4, target_entropy_scale=0.7)  # fmt: skip
 
 

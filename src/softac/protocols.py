@@ -20,6 +20,7 @@ from softac.collector import Transitions
 from softac.data.replay import ReplayBuffer
 from softac.env_sources import EnvSource
 from softac.envs import EnvSpec
+from softac.preset_apply import AppliedPreset
 from softac.rng import LearnerRNG
 
 
@@ -37,6 +38,7 @@ class AgentLike(Protocol):
     episodes: list[int]  # finished training episodes, per learner
     resume_state: list[dict[str, Any]] | None  # per learner: env RNG, logger position, ...
     loaded_from: Path | None
+    preset: AppliedPreset | None  # the preset the config started from (recorded in config.json)
 
     @property
     def learners(self) -> int: ...

@@ -88,6 +88,7 @@ class StepGraph:
         """Store ``rows`` (L, n, row), run the updates ``phases`` name, return the next action
         (L, n, act_dim) for the observations the rows end in, and the last update's metrics."""
         self.h_rows.numpy()[:] = rows
+        self.agent.prepare_explore(self.agent.env_steps)  # the next action is for this step count
         if not self.capture:  # the same body, eagerly (the CPU tests check it against the plain loop)
             metrics = self._body(phases)
         else:

@@ -1,7 +1,7 @@
 """What every agent shares: construction, the learner axis, the SB3-style API (learn, predict, save,
 load), and the state the trainer and the checkpoint code read through ``softac.protocols``.
 
-Algorithms subclass a family base (``OffPolicyAgent``; an on-policy one next) once, no deeper
+Algorithms subclass a family base (``OffPolicyAgent``, ``OnPolicyAgent``) once, no deeper
 hierarchy, and provide their networks, optimizers and update.
 """
 
@@ -22,13 +22,15 @@ from softac import registry
 from softac.config import BaseConfig
 from softac.data.normaliser import ObservationNormaliser
 from softac.env_sources import EnvLike, EnvSource, source_of
-from softac.envs import EnvSpec, action_mapper
+from softac.envs import EnvSpec, action_mapper, observation_array
 from softac.errors import SoftacError
 from softac.io.load import load_agent
 from softac.io.state import save_checkpoint
-from softac.memory import FLOAT, check_fits, mlp_params
-from softac.optim import adam_step, adam_step_traceable, clip_grads
+from softac.memory import check_fits, networks_bytes
+from softac.optim import adam_step, adam_step_traceable, gradient_step
 from softac.perf import tune_allocator
+from softac.preset_apply import AppliedPreset
+from softac.preset_apply import resolve as resolve_preset
 from softac.rng import LearnerRNG
 from softac.runtime import parse_seeds, resolve_device
 from softac.train import train
@@ -38,6 +40,7 @@ class Agent(abc.ABC):
     algo: ClassVar[str]
     config_cls: ClassVar[type[BaseConfig]]
     family: ClassVar[str]
+    preset: AppliedPreset | None
 
     def __init__(
         self,
@@ -46,6 +49,7 @@ class Agent(abc.ABC):
         *,
         seeds: Iterable[int] | None = None,
         eval_env: gym.Env | Callable[[], gym.Env] | None = None,
+        preset: str | None = None,
         **overrides: Any,
     ) -> None:
         """``SAC("HalfCheetah-v5", batch_size=256)``: an environment, a config, and/or config fields.
@@ -56,7 +60,11 @@ class Agent(abc.ABC):
         from the id, the factory, ``eval_env``, or the instance's spec. Only an id makes a run
         resumable from its files (see ``softac.env_sources``). ``seeds=range(8)`` trains 8
         independent learners (one per seed) in one process, their networks stacked on a learner
-        axis and updated in one call."""
+        axis and updated in one call. ``preset="auto"`` starts from the preset of (algorithm,
+        environment) in ``softac.presets`` where there is one (the fields given here override it;
+        ``self.preset`` says what was applied); by default, none."""
+        if preset not in (None, "none") and config is not None:
+            raise SoftacError("pass a config or a preset, not both: a preset would replace the config's values")
         cfg = config if config is not None else self.config_cls()
         if not isinstance(cfg, self.config_cls):
             raise SoftacError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(cfg).__name__}")
@@ -72,6 +80,7 @@ class Agent(abc.ABC):
                 overrides["n_envs"] = max(1, source.vector_env.num_envs // learners)
         elif env is not None:
             overrides["env_id"] = env
+        overrides, self.preset = resolve_preset(self.algo, overrides.get("env_id", cfg.env_id), preset, overrides)
         try:
             cfg = cfg.replace(**overrides)
         except TypeError as exc:
@@ -138,19 +147,9 @@ class Agent(abc.ABC):
         return {f"obs_norm/{name}": t for name, t in self.obs_norm.live_tensors().items()}
 
     def memory_estimate(self) -> dict[str, int]:
-        """Bytes the agent will allocate, by part, from its config alone (``softac.memory``): an
-        actor and ``n_critics`` critics of ``hidden_sizes``, each held five times (weights,
-        gradients, two Adam moments, a target copy), and one minibatch of activations through
-        them (forward and backward). An upper bound for the algorithms here; a family adds its
-        data (the replay buffer)."""
-        cfg, spec = self.config, self.spec
-        hidden = list(cfg.hidden_sizes)
-        nets = 1 + int(getattr(cfg, "n_critics", 1))
-        params = mlp_params([spec.obs_dim, *hidden, 2 * spec.act_dim])
-        params += (nets - 1) * mlp_params([spec.obs_dim + spec.act_dim, *hidden, 1])
-        batch = int(getattr(cfg, "batch_size", 1))
-        activations = 4 * nets * batch * sum(hidden)
-        return {"networks": self.learners * FLOAT * (5 * params + activations)}
+        """Bytes the agent will allocate, by part, from its config alone (``softac.memory``); a
+        family adds its data (the replay buffer)."""
+        return {"networks": self.learners * networks_bytes(self.config, self.spec)}
 
     def memory_reserved(self) -> dict[str, int]:
         """Single allocations reserved whole but touched as they fill (``softac.memory``)."""
@@ -188,38 +187,9 @@ class Agent(abc.ABC):
         *args: Any,
         max_grad_norm: float | None = None,
     ) -> dict[str, Tensor]:
-        """One optimizer step on ``loss_fn(params, *args) -> (loss per learner (L,), metrics)``,
-        where ``params`` are the optimizer's parameters in group order — the loss is written as a
-        function of exactly the tensors it may change, so nothing else can receive a gradient.
-
-        Eagerly the gradient comes from autograd on the agent's own tensors (and is left in
-        ``.grad``, where the tests read it); under ``torch.compile`` from ``torch.func.grad``, so
-        the forward pass, its backward and the optimizer step trace into one graph instead of
-        breaking at ``backward()``. The learners' losses are summed: their parameters are
-        disjoint slices, so each learner receives exactly the gradient of its own loss.
-
-        ``max_grad_norm`` clips each learner's gradient to that L2 norm over all of the optimizer's
-        parameters (``optim.clip_grads``, per learner) before the step, and adds the norms before
-        clipping to the metrics as ``grad/norm``."""
-        params = [p for group in opt.param_groups for p in group["params"]]
-        if torch.compiler.is_compiling():
-
-            def total(ps: list[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-                loss, aux = loss_fn(ps, *args)
-                return loss.sum(), aux
-
-            grads, metrics = torch.func.grad(total, has_aux=True)(params)
-        else:
-            loss, metrics = loss_fn(params, *args)
-            grads = torch.autograd.grad(loss.sum(), params)
-        if max_grad_norm is not None:
-            grads, norm = clip_grads(grads, max_grad_norm, self.learners)
-            metrics = {**metrics, "grad/norm": norm.detach()}
-        if not torch.compiler.is_compiling():
-            for p, g in zip(params, grads, strict=True):
-                p.grad = g
-        self.step_optimizer(opt, grads)
-        return metrics
+        """One optimizer step on ``loss_fn(params, *args) -> (loss per learner (L,), metrics)``
+        (``optim.gradient_step``), stepping through ``step_optimizer``."""
+        return gradient_step(opt, loss_fn, args, self.learners, self.step_optimizer, max_grad_norm)
 
     def network_input(self, obs: np.ndarray | Tensor, update: bool = False) -> Tensor:
         """Observations (L, ..., obs_dim) as the networks take them: a float32 tensor on the device,
@@ -257,18 +227,8 @@ class Agent(abc.ABC):
         not recurrent). Unlike SB3 the default is the deterministic action, as in softac 0.1."""
         if self.learners > 1:
             raise SoftacError("predict acts for one learner: load one seed's run (e.g. SAC.load('RUN/seed_0'))")
-        if isinstance(observation, (str, bytes, dict)):
-            raise SoftacError(f"observation must be an array of numbers, got {type(observation).__name__}")
-        try:
-            obs = np.asarray(observation, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise SoftacError(f"observation must be an array of numbers, got {type(observation).__name__} "
-                              f"({str(exc).splitlines()[0]})") from None  # fmt: skip
+        obs = observation_array(observation, self.spec.obs_dim)
         single = obs.ndim == 1
-        if obs.ndim not in (1, 2) or obs.shape[-1] != self.spec.obs_dim:
-            raise SoftacError(f"observation has shape {obs.shape}; this policy expects ({self.spec.obs_dim},)")
-        if not np.isfinite(obs).all():
-            raise SoftacError("observation holds non-finite values (NaN/inf); the policy's action would be NaN")
         action = self.act((obs[None] if single else obs)[None], deterministic)[0]
         env_action = np.asarray(self.to_env(action))
         if self.spec.action_kind == "Box":

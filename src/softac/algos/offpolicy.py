@@ -90,14 +90,24 @@ class OffPolicyAgent(Agent):
         owed = int((self.env_steps - self.config.learning_starts) * self.config.utd_ratio)
         return max(0, owed - self.updates)
 
+    def prepare_explore(self, step: int) -> None:
+        """Set what the behaviour policy reads from the host's schedules for acting at environment
+        step ``step`` (DQN's ε), in place in device tensors: the step graph replays the behaviour
+        action from its capture, so nothing host-decided may be baked into it. Called before every
+        exploring action, by ``explore`` and by ``softac.accel.step_graph`` before it replays."""
+
     def explore(self, obs: np.ndarray) -> np.ndarray:
-        """Behaviour actions (L, n, act_dim) in [−1, 1] (uniform during warm-up). The observations
-        join the running statistics (``normalize_obs``), warm-up included."""
+        """Behaviour actions (L, n, act_dim): uniform during warm-up (in [−1, 1]; for a Discrete
+        space a uniformly drawn action index, as SB3's random warm-up actions), then the policy's.
+        The observations join the running statistics (``normalize_obs``), warm-up included."""
         rows = obs.shape[1]
         obs = self._normalised(obs, update=True)
         if self.env_steps < self.config.learning_starts:
-            out = torch.empty((self.learners, rows, self.spec.act_dim))
-            return (self.rng.uniform_(out, host=True) * 2.0 - 1.0).numpy()
+            u = self.rng.uniform_(torch.empty((self.learners, rows, self.spec.act_dim)), host=True)
+            if self.spec.action_kind == "Discrete":
+                return (u * self.spec.n_actions).floor_().clamp_(max=self.spec.n_actions - 1).numpy()
+            return (u * 2.0 - 1.0).numpy()
+        self.prepare_explore(self.env_steps)
         return self._policy(obs, self._exploration_noise(rows))
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
@@ -112,6 +122,8 @@ class OffPolicyAgent(Agent):
                 f"observations of shape {obs.shape}: expected ({self.learners}, B, {self.spec.obs_dim})"
             )
         obs = self._normalised(obs, update=False)
+        if not deterministic:
+            self.prepare_explore(self.env_steps)
         out = self._policy(obs, None if deterministic else self._exploration_noise(obs.shape[1]))
         return out[0] if flat else out
 

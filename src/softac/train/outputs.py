@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -88,10 +89,21 @@ def _same_run(run_dir: Path, agent: AgentLike) -> None:
         )
 
 
+def _previous_preset(path: Path) -> Any:
+    """The preset record of a run's config.json (None when it has none or cannot be read)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return old.get("preset") if isinstance(old, dict) else None
+
+
 def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
     """The learners' directories, checked and ready, with their ``config.json`` written."""
     _check_writable(run_dir)
     dirs = learner_dirs(run_dir, agent.seeds)
+    preset = getattr(agent, "preset", None)
+    presets: list[Any] = [preset.record() if preset is not None else None] * len(dirs)
     if agent.env_steps == 0 and _holds_run(run_dir):
         if not overwrite:
             raise SoftacError(
@@ -100,20 +112,23 @@ def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
             )
         _clear(run_dir)
     elif agent.env_steps > 0:
-        for d in dirs:
+        for k, d in enumerate(dirs):
             if (d / "config.json").exists():
                 _same_run(d, agent)
+                # A resumed agent is rebuilt from its checkpoint, which knows no preset: keep the record.
+                if presets[k] is None:
+                    presets[k] = _previous_preset(d / "config.json")
     if agent.learners > 1:
         write_json_atomic(
             run_dir / BATCH,
             {"algo": agent.algo, "env_id": agent.config.env_id, "seeds": list(agent.seeds),
-             "config": agent.config.to_dict(), "env": agent.env_source.describe()},
+             "config": agent.config.to_dict(), "env": agent.env_source.describe(), "preset": presets[0]},
         )  # fmt: skip
     for k, d in enumerate(dirs):
         _check_writable(d)
         write_json_atomic(
             d / "config.json",
             {"algo": agent.algo, "config": agent.learner_config(k).to_dict(), "torch": torch.__version__,
-             "env": agent.env_source.describe()},
+             "env": agent.env_source.describe(), "preset": presets[k]},
         )
     return dirs
