@@ -114,7 +114,7 @@ def test_fused_update_does_only_the_products_the_equations_need(cls: type) -> No
     """The matrix-product FLOPs of one update, counted by ``FlopCounterMode`` on the real update,
     equal the hand count: no critic weight gradients in the actor step (the critics' parameters
     are detached there), no input gradient into a network whose input is data, TD3's actor step
-    through all critics' input gradient but only the first critic's value. ``benchmarks/floor.py``
+    through the first critic alone (its loss is −Q_φ1). ``benchmarks/floor.py``
     divides this count by the machine's product rate."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -147,7 +147,7 @@ def test_fused_update_does_only_the_products_the_equations_need(cls: type) -> No
         actor = [o, h1, h2, a]
         critic_update = _products(b, actor) + 3 * critic + n * mid
         actor_update = (
-            _products(b, actor) + critic + n * (mid + first_in)  # μ(s), the critics, their input gradients
+            _products(b, actor) + critic // n + mid + first_in  # μ(s), Q_φ1, its input gradients
             + _products(b, actor) + 2 * b * h2 * a + 2 * b * h1 * h2  # actor backward
         )  # fmt: skip
         assert sorted(actor_steps) == [False, True]

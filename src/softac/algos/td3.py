@@ -114,8 +114,9 @@ class TD3(ActorCriticAgent):
         return metrics
 
     def _actor_loss(self, params: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        """−E[Q_φ1(s, μ_θ(s))] as a function of θ, the critics' weights detached."""
-        q_pi = self.critic(torch.cat([batch.obs, self.actor(batch.obs, params=params)], dim=-1), detach_params=True)
+        """−E[Q_φ1(s, μ_θ(s))] as a function of θ, the critic's weights detached (Q_φ1 alone is evaluated)."""
+        obs_act = torch.cat([batch.obs, self.actor(batch.obs, params=params)], dim=-1)
+        q_pi = self.critic(obs_act, detach_params=True, members=1)
         loss = L.actor_loss(q_pi[:, 0])
         return loss, {"loss/actor": loss.detach()}
 

@@ -104,10 +104,24 @@ class CriticEnsemble(nn.Module):
         self.learners, self.members = learners, members
         self.net = BatchedMLP(learners * members, in_dim, hidden, 1, layer_norm=layer_norm)
 
-    def forward(self, obs_act: Tensor, detach_params: bool = False, params: list[Tensor] | None = None) -> Tensor:
+    def forward(
+        self,
+        obs_act: Tensor,
+        detach_params: bool = False,
+        params: list[Tensor] | None = None,
+        members: int | None = None,
+    ) -> Tensor:
+        """Q values (L, m, B) of the first ``members`` critics of each learner (default: all).
+        TD3's actor loss needs only Q_φ1: ``members=1`` skips the other critics' forward and
+        backward passes rather than computing them and discarding the values."""
         lead, rows, width = obs_act.shape
-        # (L, B, d) → (L·n, B, d): a view for L = 1 (the broadcast member axis has stride 0), one
+        m = self.members if members is None else members
+        if m != self.members:
+            ps = self.net.params(detach_params) if params is None else params
+            # Groups are learner-major: (L·M, …) → (L, M, …) → the first m of each learner.
+            params = [p.view(self.learners, self.members, *p.shape[1:])[:, :m].reshape(-1, *p.shape[1:]) for p in ps]
+        # (L, B, d) → (L·m, B, d): a view for L = 1 (the broadcast member axis has stride 0), one
         # small copy otherwise.
-        x = obs_act.unsqueeze(1).expand(lead, self.members, rows, width).reshape(lead * self.members, rows, width)
+        x = obs_act.unsqueeze(1).expand(lead, m, rows, width).reshape(lead * m, rows, width)
         q = self.net(x, detach_params=detach_params, params=params)
-        return q.squeeze(-1).view(lead, self.members, rows)
+        return q.squeeze(-1).view(lead, m, rows)
