@@ -21,6 +21,7 @@ from helpers import assert_bit_identical, assert_one_line_error, cli_env, state_
 
 from softac import SAC
 from softac.cli import main
+from softac.errors import SoftacError
 from softac.sweep.cli import prepare
 from softac.sweep.trial import KILL_ENV, run_state
 
@@ -81,8 +82,13 @@ def test_grid_sweep_makes_run_dirs_and_summary(grid_sweep: dict[str, Any]) -> No
     ]  # fmt: skip
     for run in runs:
         assert run_state(run, 600) == ("finished", 600)
-        config = json.loads((run / "config.json").read_text())["config"]
+        written = json.loads((run / "config.json").read_text())
+        config = written["config"]
         assert config["actor_lr"] == float(run.parent.name.split("=")[1]) and config["seed"] == int(run.name[5:])
+        # The sweep applies sac/Pendulum-v1's preset under the flags and the grid, as `softac train` does.
+        assert config["critic_lr"] == 1e-3 and config["alpha_lr"] == 1e-3  # the preset's, given nowhere else
+        assert written["preset"]["name"] == "sac/Pendulum-v1"
+        assert {"actor_lr", "total_steps", "hidden_sizes", "learning_starts"} <= set(written["preset"]["overridden"])
         assert config["threads"] == 1  # --cpus-per-trial 1
         state = json.loads(max((run / "checkpoints").iterdir()).joinpath("state.json").read_text())
         assert state["counters"]["updates"] == 400  # gradient updates from step 200 on
@@ -163,6 +169,30 @@ def test_optuna_search_writes_best(kill_control: Path, tmp_path: Path, capsys: p
     assert main(["sweep", "--resume", str(out), "--no-progress"]) == 0
     assert "2 finished, 0 to run" in capsys.readouterr().out
     assert json.loads((out / "best.json").read_text()) == best
+
+
+def test_presets_per_environment_under_the_flags_and_the_grid() -> None:
+    """Which values each run gets, without Ray: preset < fixed flags < grid setting, per env."""
+    from softac.algos.dqn import DQNConfig
+    from softac.sweep.runner import grid_trials
+    from softac.sweep.spec import SweepSpec
+
+    spec = SweepSpec(algo="dqn", envs=["CartPole-v1", "Acrobot-v1"], seeds=[0], config={"batch_size": "64"},
+                     grid={"lr": ["1e-3"]}, preset="auto")  # fmt: skip
+    spec.validate()
+    cart = spec.run_values("CartPole-v1", {"lr": 1e-3})
+    assert (cart["total_steps"], cart["target_update_interval"], cart["batch_size"], cart["lr"]) == (
+        500_000, 500, 64, 1e-3
+    )  # the preset's, the flag's, the grid's
+    acro = spec.run_values("Acrobot-v1", {"lr": 1e-3})
+    assert (acro["total_steps"], acro["hidden_sizes"], acro["batch_size"]) == (100_000, (256, 256), 64)
+    trials = grid_trials(spec, Path("S"))
+    assert [t["total_steps"] for t in trials] == [500_000, 100_000]
+    assert all(t["preset"] == "auto" and "total_steps" not in t["values"] for t in trials)  # the agent applies it
+    plain = SweepSpec(algo="dqn", envs=["CartPole-v1"], seeds=[0], preset="none")
+    assert plain.run_values("CartPole-v1", {})["total_steps"] == DQNConfig().total_steps
+    with pytest.raises(SoftacError, match="--preset must be auto or none"):
+        SweepSpec(algo="dqn", envs=["CartPole-v1"], seeds=[0], preset="best").validate()
 
 
 @pytest.mark.parametrize(

@@ -58,6 +58,9 @@ def build_parser(parser_class: type[argparse.ArgumentParser], algo: str) -> argp
     a("--pruner", choices=["none", "median", "asha"], default="none",
       help="stop weak trials after their first seeds (needs several --seeds; default: none)")
     a("--search-seed", type=int, default=0, help="seed of the Optuna sampler (default: 0)")
+    a("--preset", choices=["auto", "none"], default="auto", help="auto (default): each run starts from the preset "
+      "of --algo on its environment, as `softac train` does (`softac presets` lists them), the config flags and "
+      "the grid overriding it; none: the config's plain defaults")  # fmt: skip
     a("--no-progress", action="store_true", help="no progress bar (one line per finished trial stays)")
     a("--debug", action="store_true", help="show tracebacks")
     group = p.add_argument_group("config fields, applied to every trial (values as for --grid)")
@@ -106,6 +109,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     return SweepSpec(
         algo=args.algo, envs=list(args.envs), seeds=parse_seeds(args.seeds), config=config, grid=grid, search=search,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
+        preset=args.preset,
     )  # fmt: skip
 
 

@@ -39,21 +39,21 @@ from softac.sweep.trial import run_one, run_state
 
 def grid_trials(spec: SweepSpec, out: Path) -> list[dict[str, Any]]:
     """One entry per run: environment, setting, seed, its config values and run directory."""
-    fixed = spec.fixed_values()
     trials = []
     for env_id in spec.envs:
         for label, values in spec.settings():
             for seed in spec.seeds:
                 run_dir = out / env_dir(env_id) / label / f"seed_{seed}"
-                config = {**fixed, **values, "env_id": env_id, "seed": seed}
-                trials.append({"env": env_id, "setting": label, "seed": seed, "values": config,
-                               "run_dir": str(run_dir)})  # fmt: skip
+                config = {**spec.given_values(), **values, "env_id": env_id, "seed": seed}
+                total = spec.run_values(env_id, values)["total_steps"]
+                trials.append({"env": env_id, "setting": label, "seed": seed, "values": config, "total_steps": total,
+                               "run_dir": str(run_dir), "preset": spec.preset})  # fmt: skip
     return trials
 
 
 def _grid_trainable(config: dict[str, Any], algo: str) -> None:
     t = config["trial"]
-    res = run_one(algo, t["values"], Path(t["run_dir"]))
+    res = run_one(algo, t["values"], Path(t["run_dir"]), preset=t["preset"])
     tune.report({"final_return": res["final"], "minutes": res["minutes"], "error": res["error"] or ""})
 
 
@@ -126,7 +126,7 @@ def run_sweep(
         total, done = int(spec.search["trials"]), min(int(spec.search["trials"]), study_state(out)[0])  # type: ignore[index]
     else:
         trials = grid_trials(spec, out)
-        todo = [t for t in trials if run_state(Path(t["run_dir"]), t["values"]["total_steps"])[0] != "finished"]
+        todo = [t for t in trials if run_state(Path(t["run_dir"]), t["total_steps"])[0] != "finished"]
         total, done = len(trials), len(trials) - len(todo)
         print(f"softac sweep: {total} runs ({len(spec.envs)} environment(s) × {len(spec.settings())} setting(s) × "
               f"{len(spec.seeds)} seed(s)); {done} already finished, {len(todo)} to run")  # fmt: skip

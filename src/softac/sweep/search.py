@@ -53,8 +53,8 @@ def search_trainable(config: dict[str, Any], spec_json: dict[str, Any], out: str
     with (where / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for i, seed in enumerate(spec.seeds):
-            values = {**spec.fixed_values(), **params, "env_id": spec.envs[0], "seed": seed}
-            res = run_one(spec.algo, values, where / f"seed_{seed}", metric)
+            values = {**spec.given_values(), **params, "env_id": spec.envs[0], "seed": seed}
+            res = run_one(spec.algo, values, where / f"seed_{seed}", metric, preset=spec.preset)
             finals.append(res["final"])
             tune.report({metric: sum(finals) / len(finals), "seeds_done": i + 1,
                          "minutes": (time.perf_counter() - t0) / 60, "error": res["error"] or ""})  # fmt: skip
@@ -154,7 +154,7 @@ def best_trial(spec: SweepSpec, out: Path) -> dict[str, Any] | None:
             params = json.loads((where / "params.json").read_text())
         except (OSError, ValueError):
             continue
-        total = int({**spec.fixed_values(), **params}["total_steps"])
+        total = int(spec.run_values(spec.envs[0], params)["total_steps"])
         runs = [where / f"seed_{s}" for s in spec.seeds]
         if not all(run_state(r, total)[0] == "finished" for r in runs):
             continue  # pruned, failed or interrupted: its mean would cover fewer seeds

@@ -29,6 +29,7 @@ from typing import Any
 import softac.algos  # noqa: F401  (registers every algorithm)
 from softac import registry
 from softac.errors import SoftacError
+from softac.preset_apply import resolve as resolve_preset
 
 SPEC_FILE = "sweep.json"
 SPEC_VERSION = 1
@@ -115,14 +116,25 @@ class SweepSpec:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_failures: int = 2
+    # "auto": each run starts from the preset of (algo, its environment), as `softac train` does;
+    # the fixed config and the grid override it. "none" is the default here (not in the CLI) so that
+    # a sweep.json written before presets existed resumes with the values it started with.
+    preset: str = "none"
     version: int = SPEC_VERSION
 
     # -- checks ---------------------------------------------------------------------------------
-    def fixed_values(self) -> dict[str, Any]:
+    def given_values(self) -> dict[str, Any]:
+        """The fixed config fields as given, and the trial's thread count."""
         values = {k: parse_value(self.algo, k, v) for k, v in self.config.items()}
         # Why: threads=0 means "one per core of the machine", and every trial on the machine would
         # take all of them; a trial gets the CPUs Ray reserves for it.
         values.setdefault("threads", max(1, int(self.cpus_per_trial)))
+        return values
+
+    def run_values(self, env_id: str, setting: dict[str, Any]) -> dict[str, Any]:
+        """Every field a run on ``env_id`` with ``setting`` sets: the preset's (with ``preset``
+        "auto"), then the fixed config, then the setting; ``total_steps`` always."""
+        values, _ = resolve_preset(self.algo, env_id, self.preset, {**self.given_values(), **setting})
         values.setdefault("total_steps", config_class(self.algo)().total_steps)
         return values
 
@@ -142,10 +154,11 @@ class SweepSpec:
 
     def check_config(self, values: dict[str, Any], where: str) -> None:
         cls = config_class(self.algo)
-        try:
-            cls(**{**self.fixed_values(), **values}).validate()
-        except SoftacError as exc:
-            raise SoftacError(f"{where}: {exc}") from None
+        for env_id in self.envs:
+            try:
+                cls(**{**self.run_values(env_id, values), "env_id": env_id}).validate()
+            except SoftacError as exc:
+                raise SoftacError(f"{where}: {exc}") from None
 
     def validate(self) -> None:
         """Every problem a trial would hit at its start, found now (before Ray starts)."""
@@ -161,6 +174,8 @@ class SweepSpec:
                 gym.spec(env_id)
             except Exception as exc:  # gymnasium raises several error types for an unknown id
                 raise SoftacError(f"unknown environment '{env_id}': {exc}") from None
+        if self.preset not in ("auto", "none"):
+            raise SoftacError(f"--preset must be auto or none, got {self.preset!r}")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0 or self.max_failures < 0:
             raise SoftacError("--cpus-per-trial must be positive, --gpus-per-trial and --max-failures non-negative")
         for name, texts in self.grid.items():

@@ -24,6 +24,7 @@ import softac.algos  # noqa: F401  (registers every algorithm)
 from softac import registry
 from softac.errors import DivergenceError, SoftacError
 from softac.io.rundir import list_checkpoints
+from softac.preset_apply import resolve as resolve_preset
 from softac.stats import final_returns, read_curve
 
 KILL_ENV = "SOFTAC_SWEEP_TEST_KILL"
@@ -94,18 +95,23 @@ def _kill_watch(run_dir: Path, stop: threading.Event) -> None:
     threading.Thread(target=watch, daemon=True, name="softac-test-kill").start()
 
 
-def run_one(algo: str, values: dict[str, Any], run_dir: Path, metric: str = "eval_return_mean") -> dict[str, Any]:
-    """Bring the run in ``run_dir`` to ``values["total_steps"]``: continue it from its newest
-    checkpoint (exact when checkpoints fall on episode boundaries), start it again from step 0
-    if it died before its first checkpoint, or do nothing if it finished. ``values`` are all its
-    config fields but ``total_steps`` has to be there. Returns the run's final ``metric``,
-    where it started (``resumed_from``) and its minutes in this call.
+def run_one(
+    algo: str, values: dict[str, Any], run_dir: Path, metric: str = "eval_return_mean", preset: str = "none"
+) -> dict[str, Any]:
+    """Bring the run in ``run_dir`` to its ``total_steps``: continue it from its newest checkpoint
+    (exact when checkpoints fall on episode boundaries), start it again from step 0 if it died
+    before its first checkpoint, or do nothing if it finished. ``values`` are the config fields
+    the sweep gives (``env_id`` and ``seed`` included); with ``preset="auto"`` the run starts from
+    the preset of (algo, env) under them, applied by the agent so that its ``config.json`` records
+    the preset as a `softac train` run's does. Returns the run's final ``metric``, where it started
+    (``resumed_from``) and its minutes in this call.
 
     A divergence or a bad setting is returned as ``error`` (not raised): a retry would only
     repeat it, and the sweep goes on with its other trials."""
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
-    total = int(values["total_steps"])
+    resolved, _ = resolve_preset(algo, values["env_id"], preset, values)
+    total = int(resolved.get("total_steps", registry.get(algo).config_cls().total_steps))
     state, step = run_state(run_dir, total)
     error = None
     stop = threading.Event()
@@ -120,7 +126,7 @@ def run_one(algo: str, values: dict[str, Any], run_dir: Path, metric: str = "eva
             run_dir.mkdir(parents=True, exist_ok=True)
             _clear_partial(run_dir)
             fields = dict(values)
-            agent = registry.get(algo).agent_cls(fields.pop("env_id"), **fields)
+            agent = registry.get(algo).agent_cls(fields.pop("env_id"), preset=preset, **fields)
             _kill_watch(run_dir, stop)
             agent.learn(run_dir=run_dir, progress=False)
     except (SoftacError, DivergenceError) as exc:
