@@ -15,6 +15,7 @@ from helpers import DEVICE, TINY, fill_buffer, on_cpu, seed_rows, state_tensors
 from softac import DDPG, DQN, SAC, TD3, DiscreteSAC
 from softac.accel import runner as runner_mod
 from softac.nn import BatchedMLP
+from softac.nn import fused as fused_mod
 
 # DQN: an update every step and a target copy after every 4th (both phases), clipping that bites
 DQN_SYNC_CLIP: dict[str, Any] = {"utd_ratio": 1.0, "target_update_interval": 4, "max_grad_norm": 0.1}
@@ -97,10 +98,25 @@ def test_fused_stack_equals_separate_ops_gradient_by_gradient(
 
 
 @pytest.mark.parametrize(("cls", "extra"), UPDATE_CASES, ids=CASE_IDS)
-def test_fused_update_equals_plain_autograd_update(cls: type, extra: dict[str, Any]) -> None:
+def test_fused_update_equals_plain_autograd_update(
+    cls: type, extra: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     fused = _agent(cls, fast_update=True, **extra)
     plain = _agent(cls, fast_update=False, **extra)
     _paired_updates(fused, plain, 4)
+    # The comparison means something only if the two really ran different code: count the fused
+    # node's calls in one more update of each (on the CPU; a CUDA-graphed update replays without
+    # calling Python at all).
+    calls: list[int] = []
+    node = fused_mod._LinearReLUStack
+    original = node.apply
+    monkeypatch.setattr(node, "apply", lambda *args: calls.append(1) or original(*args))
+    fused.update()
+    fused_calls = len(calls)
+    plain.update()
+    assert len(calls) == fused_calls  # the plain update never reached the fused node
+    if on_cpu():
+        assert fused_calls > 0
 
 
 def _products(rows: int, sizes: list[int]) -> int:
