@@ -12,16 +12,15 @@ The target entropy is 0.7 · log|A| (``losses.discrete_sac.target_entropy`` says
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.algos.schedule import target_update_due
+from softac.algos.temperature import actor_optimizer_with_temperature
 from softac.config import ActorCriticConfig, _f
 from softac.data.replay import Batch
 from softac.distributions import categorical_entropy
@@ -69,14 +68,8 @@ class DiscreteSAC(OffPolicyAgent):
         self.critic_target = frozen_copy(self.critic)
         self.policy = self.actor
         self.target_entropy = L.target_entropy(spec.n_actions, cfg.target_entropy_scale)
-        init = math.log(cfg.alpha_init if cfg.autotune_alpha else cfg.alpha)
-        self.log_alpha = torch.full((n,), init, device=self.device, requires_grad=cfg.autotune_alpha)
-        # As in SAC: log α is a second parameter group of the actor's optimizer (the actor loss and
-        # the temperature loss touch disjoint parameters), one gradient step serves both.
-        groups: list[dict[str, Any]] = [{"params": self.actor.trunk.params(), "lr": cfg.actor_lr}]
-        if cfg.autotune_alpha:
-            groups.append({"params": [self.log_alpha], "lr": cfg.alpha_lr})
-        self.actor_opt = adam(groups, cfg.actor_lr, self.device)
+        actor_params = self.actor.trunk.params()
+        self.log_alpha, self.actor_opt = actor_optimizer_with_temperature(cfg, actor_params, n, self.device)
         self.critic_opt = adam(self.critic.net.params(), cfg.critic_lr, self.device)
 
     def modules(self) -> dict[str, nn.Module]:

@@ -3,22 +3,21 @@ written once with autograd. The math is in ``losses/sac.py``."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from softac.algos.actor_critic import ActorCriticAgent
+from softac.algos.temperature import actor_optimizer_with_temperature
 from softac.config import ActorCriticConfig, _f
 from softac.data.replay import Batch
 from softac.distributions import squashed_gaussian_rsample
 from softac.errors import SoftacError
 from softac.losses import sac as L
 from softac.nn import GaussianActor
-from softac.optim import adam, polyak_update
+from softac.optim import polyak_update
 from softac.registry import AlgoInfo, register
 
 
@@ -55,15 +54,8 @@ class SAC(ActorCriticAgent):
         self._build_critics()
         self.policy = self.actor
         self.target_entropy = float(cfg.target_entropy if cfg.target_entropy is not None else -spec.act_dim)
-        init = math.log(cfg.alpha_init if cfg.autotune_alpha else cfg.alpha)
-        self.log_alpha = torch.full((n,), init, device=self.device, requires_grad=cfg.autotune_alpha)
-        # log α is a second parameter group of the actor's optimizer: the actor loss and the
-        # temperature loss touch disjoint parameters (α is detached in the first, log π in the
-        # second), so one backward pass and one fused Adam step serve both.
-        groups: list[dict[str, Any]] = [{"params": self.actor.trunk.params(), "lr": cfg.actor_lr}]
-        if cfg.autotune_alpha:
-            groups.append({"params": [self.log_alpha], "lr": cfg.alpha_lr})
-        self.actor_opt = adam(groups, cfg.actor_lr, self.device)
+        actor_params = self.actor.trunk.params()
+        self.log_alpha, self.actor_opt = actor_optimizer_with_temperature(cfg, actor_params, n, self.device)
         self._noise = torch.empty((n, 2, cfg.batch_size, spec.act_dim), device=self.device)
 
     def modules(self) -> dict[str, nn.Module]:
