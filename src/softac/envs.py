@@ -131,6 +131,18 @@ def observation_array(observation: Any, obs_dim: int) -> np.ndarray:
     return obs
 
 
+def learner_observations(obs: Any, learners: int, obs_dim: int) -> tuple[np.ndarray, bool]:
+    """Observations (L, B, obs_dim) as float32, and whether they came as (B, obs_dim) — which a
+    single learner also takes, as in softac 0.1 — or one clear error."""
+    obs = np.asarray(obs, dtype=np.float32)
+    flat = obs.ndim == 2 and learners == 1
+    if flat:
+        obs = obs[None]
+    if obs.ndim != 3 or obs.shape[0] != learners or obs.shape[2] != obs_dim:
+        raise SoftacError(f"observations of shape {obs.shape}: expected ({learners}, B, {obs_dim})")
+    return obs, flat
+
+
 class ActionScaler:
     """Maps the library's actions in [−1, 1] to each dimension's [low, high] (and back).
 

@@ -22,6 +22,7 @@ from softac.algos.base import Agent
 from softac.collector import Transitions
 from softac.config import OffPolicyConfig
 from softac.data.replay import ReplayBuffer
+from softac.envs import learner_observations
 from softac.errors import SoftacError
 from softac.memory import FLOAT
 from softac.nn import BatchedMLP, Policy, numpy_forward
@@ -113,14 +114,7 @@ class OffPolicyAgent(Agent):
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions in [−1, 1] for observations (L, B, obs_dim) → (L, B, act_dim); a single learner
         also takes (B, obs_dim) → (B, act_dim), as in softac 0.1."""
-        obs = np.asarray(obs, dtype=np.float32)
-        flat = obs.ndim == 2 and self.learners == 1
-        if flat:
-            obs = obs[None]
-        if obs.ndim != 3 or obs.shape[0] != self.learners or obs.shape[2] != self.spec.obs_dim:
-            raise SoftacError(
-                f"observations of shape {obs.shape}: expected ({self.learners}, B, {self.spec.obs_dim})"
-            )
+        obs, flat = learner_observations(obs, self.learners, self.spec.obs_dim)
         obs = self._normalised(obs, update=False)
         if not deterministic:
             self.prepare_explore(self.env_steps)

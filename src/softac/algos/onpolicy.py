@@ -46,7 +46,7 @@ from softac.distributions import (
     diag_gaussian_log_prob,
     diag_gaussian_sample,
 )
-from softac.errors import SoftacError
+from softac.envs import learner_observations
 from softac.nn import ActorCritic, BatchedMLP
 
 
@@ -116,14 +116,7 @@ class OnPolicyAgent(Agent):
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions (L, B, act_dim) for observations (L, B, obs_dim): clip(μ) / argmax, or a sample;
         a single learner also takes (B, obs_dim). Never updates the observation statistics."""
-        obs = np.asarray(obs, dtype=np.float32)
-        flat = obs.ndim == 2 and self.learners == 1
-        if flat:
-            obs = obs[None]
-        if obs.ndim != 3 or obs.shape[0] != self.learners or obs.shape[2] != self.spec.obs_dim:
-            raise SoftacError(
-                f"observations of shape {obs.shape}: expected ({self.learners}, B, {self.spec.obs_dim})"
-            )
+        obs, flat = learner_observations(obs, self.learners, self.spec.obs_dim)
         with torch.no_grad():
             out = self.net.policy(self.network_input(obs))
             log_std = None if self.net.log_std is None else self.net.log_std.unsqueeze(-2)
