@@ -12,8 +12,9 @@ import pytest
 import torch
 from helpers import DEVICE, TINY, fill_buffer, on_cpu, seed_rows, state_tensors
 
-from softac import DDPG, DQN, SAC, TD3, DiscreteSAC
+from softac import DDPG, DQN, PPO, SAC, TD3, DiscreteSAC
 from softac.accel import runner as runner_mod
+from softac.config import COMPILE_AUTO_STEPS
 from softac.nn import BatchedMLP
 from softac.nn import fused as fused_mod
 
@@ -186,6 +187,26 @@ def test_compiled_update_equals_eager_update(cls: type) -> None:
     eager = _agent(cls, compile_update=False, cuda_graph=False, **extra)
     _paired_updates(compiled, eager, 4, rtol=1e-4, atol=1e-5)
     assert isinstance(compiled._runner, runner_mod.Compiled) and not compiled._runner.failed
+
+
+@pytest.mark.parametrize("cls", [SAC, PPO])
+def test_long_cpu_runs_compile_by_default_and_the_flags_decide(cls: type) -> None:
+    """Unset ``compile_update``: compiled on the CPU from 1,000,000 total steps, eager below and on
+    CUDA; set, it decides. Nothing is compiled here: the runners are built, not called. (A run
+    says so in one line before its progress bar: ``tests/test_signals.py``.)"""
+    cfg = cls.config_cls()
+    assert cfg.compile_update is None and COMPILE_AUTO_STEPS == 1_000_000
+    long = cfg.replace(total_steps=COMPILE_AUTO_STEPS)
+    shorter = cfg.replace(total_steps=COMPILE_AUTO_STEPS - 1)
+    assert [long.compiles("cpu"), long.compiles("cuda"), shorter.compiles("cpu")] == [True, False, False]
+    assert not long.replace(compile_update=False).compiles("cpu") and cfg.replace(compile_update=True).compiles("cuda")
+    if not on_cpu():
+        return
+    small = {"hidden_sizes": (16, 16), "n_steps": 16, "minibatch_size": 8, "threads": 1} if cls is PPO else TINY
+    for total, kind in ((COMPILE_AUTO_STEPS, runner_mod.Compiled), (20_000, runner_mod.Eager)):
+        agent = cls("Pendulum-v1", **small, total_steps=total)
+        inner = agent._runners()[0] if cls is not PPO else agent._runner()
+        assert isinstance(inner, kind)
 
 
 def test_compile_failure_restores_the_state_and_continues_uncompiled(

@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import TINY_FLAGS, popen_cli, run_cli
+from helpers import TINY_FLAGS, on_cpu, popen_cli, run_cli
 
 from softac import SAC
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.io.rundir import list_checkpoints
 from softac.logging import read_progress
 
+# A budget that never ends, which on the CPU would also switch on compilation (BaseConfig.compiles):
+# these tests are about signals, so they run the eager update.
 LONG_RUN = [
     "train", "--algo", "sac", "--env", "Pendulum-v1", "--total-steps", "1000000", "--learning-starts", "200",
-    "--eval-freq", "300", "--checkpoint-freq", "1000000", *TINY_FLAGS,
+    "--eval-freq", "300", "--checkpoint-freq", "1000000", *TINY_FLAGS, "--no-compile-update",
 ]  # fmt: skip
 
 
@@ -45,6 +47,26 @@ def _has_progress_row(run_dir: Path) -> bool:
         return len(path.read_text().splitlines()) >= 2
     except OSError:
         return False
+
+
+def test_a_long_cpu_run_says_it_will_compile_before_its_first_step(tmp_path: Path) -> None:
+    """Unset, ``compile_update`` switches on for a CPU run of 1,000,000 steps; the first update then
+    takes tens of seconds, so one line says why before anything runs (interrupted right after)."""
+    if not on_cpu():
+        pytest.skip("compiling by default is for CPU runs")
+    proc = popen_cli(*[a for a in LONG_RUN if a != "--no-compile-update"], "--run-dir", str(tmp_path / "run"))
+    try:
+        assert proc.stderr is not None
+        lines = [proc.stderr.readline()]
+        while lines[-1] and "compiling the update" not in lines[-1] and len(lines) < 20:
+            lines.append(proc.stderr.readline())
+        assert lines[-1].startswith("softac: compiling the update (the default for CPU runs of 1,000,000 steps"), lines
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -171,6 +171,15 @@ def test_optuna_search_writes_best(kill_control: Path, tmp_path: Path, capsys: p
     assert json.loads((out / "best.json").read_text()) == best
 
 
+def test_an_optional_switch_takes_none_in_a_grid() -> None:
+    """``compile_update`` is true, false or none (unset: decided by the run's length)."""
+    from softac.sweep.spec import parse_value
+
+    assert [parse_value("sac", "compile_update", t) for t in ("true", "false", "none")] == [True, False, None]
+    with pytest.raises(SoftacError, match="expected true, false or none"):
+        parse_value("sac", "compile_update", "maybe")
+
+
 def test_presets_per_environment_under_the_flags_and_the_grid() -> None:
     """Which values each run gets, without Ray: preset < fixed flags < grid setting, per env."""
     from softac.algos.dqn import DQNConfig

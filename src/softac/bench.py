@@ -210,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         options = json.loads(args.softac_options)
     except ValueError as exc:
         raise SoftacError(f"--softac-options is not JSON: {exc}") from None
-    if args.compile_update:
-        options["compile_update"] = True
+    # Explicit either way: the "default" row is the eager update (what runs under 1M steps get),
+    # even when --softac-options sets a long total_steps.
+    options["compile_update"] = bool(args.compile_update) or bool(options.get("compile_update", False))
     if args.device:
         options["device"] = args.device
     if args.rounds <= 0 or args.steps <= 0 or args.warmup < 256:

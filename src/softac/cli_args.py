@@ -63,7 +63,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type[BaseConfig]) -> 
         default = f.default
         help_text = f"{f.metadata.get('help', '')} (default: {default})"
         kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f.name}
-        if hint is bool:
+        if hint is bool or hint == (bool | None):
             group.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, **kwargs)
         elif hint == Kwargs:
             group.add_argument(flag_name(f.name), type=kwarg_arg, nargs="+", metavar="KEY=VALUE", **kwargs)

@@ -28,6 +28,14 @@ def warn(message: str) -> None:
     print(f"softac: warning: {message}", file=sys.stderr, flush=True)
 
 
+def note_auto_compile() -> None:
+    """One line when a run compiles its update because it is long, not because it was asked to
+    (``BaseConfig.compiles``): the first update then takes tens of seconds, which should not look
+    like a hang."""
+    print("softac: compiling the update (the default for CPU runs of 1,000,000 steps or more: 20-40 s "
+          "once, then faster steps; --no-compile-update runs it eagerly)", file=sys.stderr, flush=True)  # fmt: skip
+
+
 def _own_code(method: Callable[..., Any]) -> Callable[..., Any]:
     """The (bound) function over a private copy of its code object. Dynamo keeps compiled graphs per
     code object, at most 8 (``recompile_limit``), and every agent's graph is guarded on that agent's

@@ -174,14 +174,15 @@ class OffPolicyAgent(Agent):
         """(inner, outer) as ``softac.accel.runner.make_runners`` builds them for the current
         config; rebuilt when a run setting that changes them does (e.g. on ``--resume``)."""
         cfg = self.config
-        key = (cfg.fast_update, cfg.compile_update, cfg.cuda_graph)
+        compiled = cfg.compiles(self.device.type)
+        key = (cfg.fast_update, compiled, cfg.cuda_graph)
         if self._runner is None or self._inner is None or key != self._runner_key:
             for module in self.modules().values():
                 for sub in module.modules():
                     if isinstance(sub, BatchedMLP):
                         sub.fused = cfg.fast_update
             self._inner, self._runner = make_runners(self._draw, self._compute, self.mutable_tensors, self.rng.dev,
-                                                     self.device, cfg.compile_update, cfg.cuda_graph)  # fmt: skip
+                                                     self.device, compiled, cfg.cuda_graph)  # fmt: skip
             self._runner_key = key
         return self._inner, self._runner
 

@@ -190,12 +190,13 @@ class OnPolicyAgent(Agent):
         """The minibatch step as configured (eager, compiled, CUDA graph: ``make_runners``); rebuilt
         when a run setting that changes it does (e.g. on ``--resume``)."""
         cfg = self.config
-        key = (cfg.fast_update, cfg.compile_update, cfg.cuda_graph)
+        compiled = cfg.compiles(self.device.type)
+        key = (cfg.fast_update, compiled, cfg.cuda_graph)
         if self._update_fn is None or key != self._runner_key:
             for sub in self.net.modules():
                 if isinstance(sub, BatchedMLP):
                     sub.fused = cfg.fast_update
             _, self._update_fn = make_runners(self._draw, self._compute, self.mutable_tensors, self.rng.dev,
-                                              self.device, cfg.compile_update, cfg.cuda_graph)  # fmt: skip
+                                              self.device, compiled, cfg.cuda_graph)  # fmt: skip
             self._runner_key = key
         return self._update_fn

@@ -68,7 +68,7 @@ def build_parser(parser_class: type[argparse.ArgumentParser], algo: str) -> argp
         if name in AXES:
             continue
         kw: dict[str, Any] = {"dest": f"cfg_{name}", "default": argparse.SUPPRESS}
-        if hint is bool:
+        if hint is bool or hint == (bool | None):
             group.add_argument(_flag(name), action=argparse.BooleanOptionalAction, **kw)
         else:
             group.add_argument(_flag(name), nargs="+" if hint == tuple[int, ...] else None, metavar="V", **kw)

@@ -61,7 +61,9 @@ def parse_value(algo: str, name: str, text: str) -> Any:
         raise SoftacError(f"unknown {algo} config field '{name}'{hint}")
     hint, raw = types[name], text.strip()
     try:
-        if hint is bool:
+        if hint is bool or hint == (bool | None):
+            if hint is not bool and raw.lower() == "none":
+                return None
             if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError
             return raw.lower() in ("true", "1", "yes")
@@ -78,7 +80,8 @@ def parse_value(algo: str, name: str, text: str) -> Any:
             return tuple(int(h) for h in re.split(r"[x ]", raw))
         return raw
     except (ValueError, OverflowError):
-        kind = {bool: "true or false", int: "an integer", tuple[int, ...]: "widths like 64x64"}.get(hint, "a number")
+        kind = {bool: "true or false", bool | None: "true, false or none", int: "an integer",
+                tuple[int, ...]: "widths like 64x64"}.get(hint, "a number")  # fmt: skip
         raise SoftacError(f"invalid value for {name}: {text!r} (expected {kind})") from None
 
 

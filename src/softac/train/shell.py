@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from softac.accel.runner import note_auto_compile
 from softac.errors import DivergenceError, EnvError, SoftacError, WriteError
 from softac.evaluate import EVAL_SEED_OFFSET, evaluate
 from softac.io.lock import RunLock
@@ -69,6 +70,8 @@ class _Run:
         except BaseException:
             self.close()
             raise
+        if cfg.compile_update is None and cfg.compiles(agent.device.type):
+            note_auto_compile()  # before the bar: the first update will take tens of seconds
         self.bar = ProgressBar(cfg.total_steps, agent.env_steps, progress)
         self.t_start = time.perf_counter()
         self.recent: list[list[float]] = [[] for _ in range(agent.learners)]
