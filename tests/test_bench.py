@@ -18,3 +18,26 @@ def test_bench_softac_only_prints_a_measured_median() -> None:
     assert match is not None, proc.stdout
     assert float(match.group(1)) > 0.0
     assert "1M-transition buffer" in proc.stdout
+
+
+def test_bench_baseline_takes_its_own_options_and_bad_json_is_one_line() -> None:
+    """``--baseline-options`` go to the baseline side only (here this very checkout, with half the
+    batch); malformed JSON is refused before anything runs."""
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    common = [sys.executable, "-m", "softac.cli", "bench", "--env", "Pendulum-v1", "--no-sb3", "--rounds", "1",
+              "--warmup", "256", "--steps", "100", "--softac-options", '{"hidden_sizes": [32, 32], "batch_size": 64}',
+              "--baseline-src", src]  # fmt: skip
+    proc = subprocess.run([*common, "--baseline-options", '{"batch_size": 32}'], capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"median baseline: [0-9.]+ steps/s", proc.stdout), proc.stdout
+    # They reach the baseline's config: an invalid value there fails the baseline side, by name.
+    invalid = subprocess.run([*common, "--baseline-options", '{"batch_size": -1}'], capture_output=True, text=True,
+                             timeout=300, check=False)  # fmt: skip
+    assert invalid.returncode != 0 and "batch_size" in invalid.stderr, invalid.stderr
+    bad = subprocess.run([*common, "--baseline-options", "{batch"], capture_output=True, text=True, timeout=60,
+                         check=False)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("softac: error: --baseline-options is not JSON")
+    assert len(bad.stderr.strip().splitlines()) == 1

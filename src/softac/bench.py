@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="softac's and SB3's torch device (default: softac auto, SB3 cpu)")
     p.add_argument("--baseline-src", default=None, metavar="DIR",
                    help="also time the softac whose src/ is DIR (e.g. an older version), side by side")  # fmt: skip
+    p.add_argument("--baseline-options", default="{}", metavar="JSON",
+                   help="config fields for the baseline only, over softac's (e.g. its default against this "
+                   "softac's --compile-update: '{\"compile_update\": false}')")  # fmt: skip
     p.add_argument("--worker", choices=["softac", "sb3"], help=argparse.SUPPRESS)
     p.add_argument("--sb3-device", default="cpu", help=argparse.SUPPRESS)
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -220,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     variants = [Variant("softac", "softac", options)]
     if args.baseline_src:
         base_opts = {k: v for k, v in options.items() if k not in ("cuda_graph",)}
+        try:
+            base_opts.update(json.loads(args.baseline_options))
+        except ValueError as exc:
+            raise SoftacError(f"--baseline-options is not JSON: {exc}") from None
         variants.append(Variant("baseline", "softac", base_opts, src=args.baseline_src))
     if not args.no_sb3:
         try:
