@@ -4,6 +4,7 @@ test environments before any test runs."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,14 @@ def sac_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     agent.learn(run_dir=run_dir, progress=False)
     assert agent.updates > 0
     return run_dir
+
+
+@pytest.fixture
+def run_copy(sac_checkpoint: Path, tmp_path: Path) -> Path:
+    """A private copy of the session's SAC run (the tests that use it damage or edit it)."""
+    dst = tmp_path / "run"
+    shutil.copytree(sac_checkpoint, dst)
+    return dst
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -226,6 +226,16 @@ def state_tensors(agent: Any) -> dict[str, torch.Tensor]:
     return out
 
 
+def assert_learners_equal_singles(stacked: Any, singles: list[Any], rtol: float, atol: float) -> None:
+    """Every learned tensor of learner k of ``stacked`` equals single agent k's (0-dim counters
+    are shared by all learners)."""
+    big = state_tensors(stacked)
+    for k, single in enumerate(singles):
+        for key, value in state_tensors(single).items():
+            part = big[key] if big[key].dim() == 0 else big[key].chunk(len(singles))[k]
+            torch.testing.assert_close(part, value, rtol=rtol, atol=atol, msg=f"learner {k} {key}")
+
+
 def assert_bit_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import DEVICE, TINY, fill_buffer, on_cpu, seed_rows, state_tensors
+from helpers import DEVICE, TINY, assert_learners_equal_singles, fill_buffer, on_cpu, seed_rows, state_tensors
 
 from softac import DDPG, DQN, PPO, SAC, TD3, DiscreteSAC
 from softac.accel import runner as runner_mod
@@ -282,18 +282,11 @@ def test_two_stacked_learners_equal_two_single_learners(cls: type) -> None:
     for k, single in enumerate(singles):
         single.buffer.add_all(seed_rows(stacked, k, 512)[None])
 
-    def compare(rtol: float, atol: float) -> None:
-        big = state_tensors(stacked)
-        for k, single in enumerate(singles):
-            for key, value in state_tensors(single).items():
-                part = big[key] if big[key].dim() == 0 else big[key].chunk(2)[k]
-                torch.testing.assert_close(part, value, rtol=rtol, atol=atol, msg=f"learner {k} {key}")
-
-    compare(0, 0)  # the same initial networks, exactly
+    assert_learners_equal_singles(stacked, singles, 0, 0)  # the same initial networks, exactly
     for _ in range(200):
         metrics = stacked.update()
         single_metrics = [s.update() for s in singles]
-    compare(1e-4, 1e-5)
+    assert_learners_equal_singles(stacked, singles, 1e-4, 1e-5)
     for key, value in metrics.items():
         assert value.shape == (2,)
         for k in range(2):

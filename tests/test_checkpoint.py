@@ -25,14 +25,6 @@ from softac.io.rundir import list_checkpoints, step_checkpoint_path
 from softac.io.state import save_checkpoint
 
 
-@pytest.fixture
-def run_copy(sac_checkpoint: Path, tmp_path: Path) -> Path:
-    """A private copy of the session's SAC run (tests here damage it)."""
-    dst = tmp_path / "run"
-    shutil.copytree(sac_checkpoint, dst)
-    return dst
-
-
 def _ckpt(run_dir: Path) -> Path:
     found = list_checkpoints(run_dir)
     assert len(found) == 1

@@ -4,7 +4,6 @@ and loading that never imports a module a file names (item 2)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -139,13 +138,6 @@ def _edit_state(run: Path, edit: Any) -> None:
         state = json.loads(state_path.read_text())
         edit(state)
         state_path.write_text(json.dumps(state))
-
-
-@pytest.fixture
-def run_copy(sac_checkpoint: Path, tmp_path: Path) -> Path:
-    dst = tmp_path / "run"
-    shutil.copytree(sac_checkpoint, dst)
-    return dst
 
 
 def test_module_named_in_state_json_is_never_imported(run_copy: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import DEVICE, assert_bit_identical, on_cpu, run_cli, state_tensors
+from helpers import DEVICE, assert_bit_identical, assert_learners_equal_singles, on_cpu, run_cli, state_tensors
 from test_ppo import PPO_TINY, collect
 
 from softac import PPO
@@ -60,19 +60,12 @@ def test_two_stacked_learners_equal_two_single_learners(env_id: str) -> None:
     stacked = PPO(env_id, **cfg, seeds=[3, 7])
     singles = [PPO(env_id, **{**cfg, "seed": s}) for s in (3, 7)]
 
-    def compare(rtol: float, atol: float) -> None:
-        big = state_tensors(stacked)
-        for k, single in enumerate(singles):
-            for key, value in state_tensors(single).items():
-                part = big[key] if big[key].dim() == 0 else big[key].chunk(2)[k]
-                torch.testing.assert_close(part, value, rtol=rtol, atol=atol, msg=f"learner {k} {key}")
-
-    compare(0, 0)
+    assert_learners_equal_singles(stacked, singles, 0, 0)
     stacked.learn(progress=False)
     for single in singles:
         single.learn(progress=False)
     assert stacked.updates == singles[0].updates == 2 * 2 * 4
-    compare(1e-4, 1e-5)
+    assert_learners_equal_singles(stacked, singles, 1e-4, 1e-5)
     assert stacked.episodes == [s.episodes[0] for s in singles]
 
 
