@@ -156,6 +156,10 @@ def _onnx(module: nn.Module, example: Tensor, path: Path) -> None:
     except ImportError:
         raise SoftacError("ONNX export needs the onnx and onnxscript packages: pip install 'softac[export]'") from None
     # The exporter logs and warns about things irrelevant here (torchvision ops, training mode).
+    # ``external_data=False``: the weights go inside the one file. With torch's default they went to
+    # a side file named after the temporary file (``.NAME.tmp-PID.data``), which the renamed
+    # ``.onnx`` then pointed to: moved elsewhere, it failed to load (issue 22). A policy MLP is far
+    # below protobuf's 2 GB limit, the only reason for external data.
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -165,6 +169,7 @@ def _onnx(module: nn.Module, example: Tensor, path: Path) -> None:
             torch.onnx.export(
                 module, (example,), str(path), input_names=["observation"], output_names=["action"],
                 dynamic_shapes={"observation": {0: torch.export.Dim("batch")}}, dynamo=True, verbose=False,
+                external_data=False,
             )  # fmt: skip
     finally:
         quiet.setLevel(level)
