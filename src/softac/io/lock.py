@@ -6,6 +6,12 @@ processes can never both hold it (checking a PID file and then writing it would 
 also holds the PID of the holder, only to name it in the refusal. A batched run directory (one
 ``seed_<s>/`` per learner) is locked once, at its top. The lock is advisory: it keeps softac
 processes apart, which is what interleaved progress.csv rows and checkpoints came from.
+
+A clean release removes the file (issue 22: a finished run left ``.lock`` behind). It is unlinked
+while still locked, and a process that wins the flock checks that the path still names the file
+it locked (else it locked a removed file and tries again): without that check, a process that
+opened the file just before the removal and one that created a new file could both hold "the"
+lock.
 """
 
 from __future__ import annotations
@@ -26,6 +32,16 @@ LOCK = ".lock"
 # it reads the run (so that it never reads a checkpoint the other process is pruning) and the
 # trainer takes it again; two flocks of one file conflict even within one process.
 _held: dict[Path, int] = {}
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether ``path`` is still the file open as ``fd`` (same device and inode)."""
+    try:
+        named = path.stat()
+    except OSError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 class RunLock:
@@ -57,6 +73,9 @@ class RunLock:
                     f"run directory {self.path.parent} is in use by another softac process (PID {holder}); "
                     "wait for it to finish or stop it, then try again"
                 ) from None
+            if not _still_named(fd, self.path):  # the holder released and removed it meanwhile
+                os.close(fd)
+                return self.acquire()
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -74,6 +93,10 @@ class RunLock:
                 del _held[key]
         self.nested = False
         if self.fd is not None:
+            if fcntl is not None:
+                # Removed while still held (see the module docstring); without flock (Windows) the
+                # file stays, as it does not exclude anything there.
+                self.path.unlink(missing_ok=True)
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None
 
