@@ -16,11 +16,25 @@ from tqdm import tqdm
 
 from softac.errors import WriteError
 
-CSV_FIELDS = [
+# progress.csv's columns: the ones every run has, then its family's (issue 22: a SAC run carried
+# five PPO columns that were always empty). ``step`` and ``eval_return_mean`` are always present.
+COMMON_FIELDS = [
     "step", "wall_time_s", "updates", "episodes", "eval_return_mean", "eval_return_std",
-    "train_return_mean", "steps_per_s", "loss_critic", "loss_actor", "alpha", "entropy", "q_mean",
-    "loss_policy", "loss_value", "approx_kl", "clip_fraction", "explained_variance",
+    "train_return_mean", "steps_per_s",
 ]  # fmt: skip
+FAMILY_FIELDS = {
+    "off-policy": ["loss_critic", "loss_actor", "alpha", "entropy", "q_mean"],
+    "on-policy": ["loss_policy", "loss_value", "entropy", "approx_kl", "clip_fraction", "explained_variance"],
+}
+# Every column some run may have (what `softac sweep --metric` may name).
+CSV_FIELDS = COMMON_FIELDS + list(dict.fromkeys(c for cols in FAMILY_FIELDS.values() for c in cols))
+
+
+def csv_fields(family: str) -> list[str]:
+    """The progress.csv columns of a run of this training family ("off-policy", "on-policy")."""
+    return COMMON_FIELDS + FAMILY_FIELDS[family]
+
+
 _METRIC_COLUMNS = {
     "loss/critic": "loss_critic", "loss/actor": "loss_actor", "alpha": "alpha",
     "policy/entropy": "entropy", "q/mean": "q_mean",
@@ -46,6 +60,10 @@ class ProgressBar:
         self.postfix: dict[str, str] = {}
 
     def advance(self, steps: int) -> None:
+        # A run may end past its budget (PPO at the first rollout boundary at or past it): tqdm
+        # drops the total once n exceeds it, so the total follows instead (issue 22).
+        if self.bar.total is not None and self.bar.n + steps > self.bar.total:
+            self.bar.total = self.bar.n + steps
         self.bar.update(steps)
 
     def note(self, key: str, value: float) -> None:
@@ -71,8 +89,9 @@ class RunLogger:
     events after that step, so neither has duplicated nor missing points.
     """
 
-    def __init__(self, run_dir: Path, start_step: int) -> None:
+    def __init__(self, run_dir: Path, start_step: int, fields: list[str] | None = None) -> None:
         self.run_dir = run_dir
+        self.fields = list(fields if fields is not None else CSV_FIELDS)
         self.csv_path = run_dir / "progress.csv"
         self.tb_path = run_dir / "tb"
         self._prepare_csv(start_step)
@@ -100,7 +119,7 @@ class RunLogger:
         tmp = self.csv_path.with_name(f".progress.csv.tmp-{os.getpid()}")
         try:
             with tmp.open("w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+                w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
                 w.writeheader()
                 w.writerows(rows)
                 f.flush()
@@ -130,7 +149,7 @@ class RunLogger:
         clean = {k: (f"{v:.6g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items()}
         try:
             with self.csv_path.open("a", newline="") as f:
-                csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore").writerow(clean)
+                csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(clean)
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:

@@ -57,10 +57,15 @@ def _draw(ax: Any, label: str, curves: list[Curve], stat: str, describe: bool) -
     center = np.array([r[stat] for r in rows])
     lo = np.array([r[f"{stat}_ci_low"] for r in rows])
     hi = np.array([r[f"{stat}_ci_high"] for r in rows])
-    line = ax.plot(steps, center, label=f"{label} ({stat} of seeds {seeds}, 95% CI)" if describe else label)[0]
+    # Markers: a curve of one evaluation is a single point, which a line without markers does not
+    # draw at all (issue 22: the figure showed the legend only).
+    line = ax.plot(steps, center, marker="o", ms=3,
+                   label=f"{label} ({stat} of seeds {seeds}, 95% CI)" if describe else label)[0]  # fmt: skip
     # Steps that only one seed reached have no interval (NaN bounds): leave the band out there.
     ok = np.isfinite(lo) & np.isfinite(hi)
-    if ok.any():
+    if len(steps) == 1 and ok.all():  # a band of zero width is invisible: an error bar instead
+        ax.errorbar(steps, center, yerr=[center - lo, hi - center], fmt="none", ecolor=line.get_color(), capsize=4)
+    elif ok.any():
         ax.fill_between(steps, np.where(ok, lo, center), np.where(ok, hi, center), where=ok,
                         color=line.get_color(), alpha=0.2, linewidth=0)  # fmt: skip
 

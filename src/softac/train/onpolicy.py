@@ -42,6 +42,12 @@ class OnPolicyStep:
         result.metrics = agent.update()
         return result
 
+    def final_step(self, total_steps: int) -> int:
+        """The step the run ends at: the first rollout boundary at or past ``total_steps``."""
+        rollout = self.agent.config.n_steps * self.agent.config.n_envs
+        start = self.agent.env_steps
+        return start + max(0, -(-(total_steps - start) // rollout)) * rollout
+
     def state(self, k: int) -> dict[str, Any]:
         return {"collector": self.collector.state(k)}
 

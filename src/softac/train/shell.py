@@ -27,7 +27,7 @@ from softac.evaluate import EVAL_SEED_OFFSET, evaluate
 from softac.io.lock import RunLock
 from softac.io.rundir import learner_dirs, list_checkpoints, prune_checkpoints, step_checkpoint_path
 from softac.io.state import check_finite, save_checkpoint
-from softac.logging import ProgressBar, RunLogger
+from softac.logging import ProgressBar, RunLogger, csv_fields
 from softac.plot import plot_runs
 from softac.protocols import AgentLike
 from softac.stats import write_summary
@@ -66,13 +66,16 @@ class _Run:
         try:
             self.eval_envs = agent.env_source.evaluation_envs(agent.learners)
             self.dirs = prepare(run_dir, agent, overwrite) if run_dir is not None else []
-            self.loggers = [RunLogger(d, agent.env_steps) for d in self.dirs]
+            self.loggers = [RunLogger(d, agent.env_steps, csv_fields(agent.family)) for d in self.dirs]
         except BaseException:
             self.close()
             raise
         if cfg.compile_update is None and cfg.compiles(agent.device.type):
             note_auto_compile()  # before the bar: the first update will take tens of seconds
-        self.bar = ProgressBar(cfg.total_steps, agent.env_steps, progress)
+        # The step the run will end at (PPO's last rollout may pass total_steps): the bar's total.
+        final_step = getattr(self.step, "final_step", None)
+        total = final_step(cfg.total_steps) if final_step is not None else cfg.total_steps
+        self.bar = ProgressBar(total, agent.env_steps, progress)
         self.t_start = time.perf_counter()
         self.recent: list[list[float]] = [[] for _ in range(agent.learners)]
         self.metrics: dict[str, Tensor] = {}
