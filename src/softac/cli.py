@@ -4,7 +4,7 @@ algorithms (``softac.registry``).
 
 Exit codes: 0 success, 2 bad input or a file that cannot be written (one line on stderr; ``--debug``
 shows the traceback), 3 training diverged, 4 the environment's own code raised an exception,
-130/143 interrupted by SIGINT/SIGTERM after saving a checkpoint (see the README's table).
+130/143 interrupted by SIGINT/SIGTERM after saving a checkpoint (see docs/errors.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """User-facing errors: one clear line and a documented exit code (see DESIGN.md principle 8 and the
-README's "What happens when things go wrong")."""
+documentation's "What happens when things go wrong", docs/errors.md)."""
 
 from __future__ import annotations
 
