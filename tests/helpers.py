@@ -218,18 +218,10 @@ _register("SoftacTest/Guess-v0", GuessEnv, max_episode_steps=10)
 
 # -- helpers ----------------------------------------------------------------------------------
 def state_tensors(agent: Any) -> dict[str, torch.Tensor]:
-    """Every learned tensor of an agent (networks, targets, optimizer moments, log α), cloned."""
-    out: dict[str, torch.Tensor] = {}
-    for name, module in agent.modules().items():
-        for key, value in module.state_dict().items():
-            out[f"net/{name}/{key}"] = value.detach().clone()
-    for name, value in agent.extra_tensors().items():
-        out[f"extra/{name}"] = value.detach().clone()
-    for name, opt in agent.optimizers().items():
-        for idx, st in opt.state_dict()["state"].items():
-            for key, value in st.items():
-                out[f"optim/{name}/{idx}/{key}"] = torch.as_tensor(value).detach().clone()
-    return out
+    """Every learned tensor of an agent, cloned: the library's one listing of an agent's state
+    (``softac.protocols.state_tensors``: networks with their buffers, targets, optimizer moments,
+    log α), so the tests compare exactly what checkpoints and snapshots hold."""
+    return {key: value.detach().clone() for key, value in agent.state_tensors().items()}
 
 
 def assert_learners_equal_singles(stacked: Any, singles: list[Any], rtol: float, atol: float) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import DEVICE, TINY, assert_learners_equal_singles, fill_buffer, on_cpu, seed_rows, state_tensors
 
-from softac import DDPG, DQN, PPO, SAC, TD3, DiscreteSAC
+from softac import DDPG, DQN, PPO, SAC, TD3, CrossQ, DiscreteSAC
 from softac.accel import runner as runner_mod
 from softac.config import COMPILE_AUTO_STEPS
 from softac.nn import BatchedMLP
@@ -20,6 +20,7 @@ from softac.nn import fused as fused_mod
 
 # DQN: an update every step and a target copy after every 4th (both phases), clipping that bites
 DQN_SYNC_CLIP: dict[str, Any] = {"utd_ratio": 1.0, "target_update_interval": 4, "max_grad_norm": 0.1}
+CROSSQ_SMALL: dict[str, Any] = {"critic_hidden_sizes": (32, 32), "renorm_warmup": 2}
 UPDATE_CASES: list[tuple[type, dict[str, Any]]] = [
     (SAC, {}),
     (SAC, {"autotune_alpha": False, "alpha": 0.3}),
@@ -33,6 +34,10 @@ UPDATE_CASES: list[tuple[type, dict[str, Any]]] = [
            "max_grad_norm": 0.0}),
     (DiscreteSAC, {}),
     (DiscreteSAC, {"autotune_alpha": False, "alpha": 0.3, "n_critics": 3, "target_update_interval": 2}),
+    # CrossQ: batch-renormalised networks with running statistics (state the losses return); a
+    # warm-up of 2 updates so that both the batch-norm and the renormalising branch run here.
+    (CrossQ, CROSSQ_SMALL),
+    (CrossQ, {**CROSSQ_SMALL, "policy_delay": 1, "autotune_alpha": False}),
 ]
 # The discrete-action algorithms train on CartPole (2 actions), the others on Pendulum.
 DISCRETE = (DQN, DiscreteSAC)
@@ -117,7 +122,11 @@ def test_fused_update_equals_plain_autograd_update(
     plain.update()
     assert len(calls) == fused_calls  # the plain update never reached the fused node
     if on_cpu():
-        assert fused_calls > 0
+        # The fused node covers plain Linear/ReLU stacks; normalised networks (CrossQ's batch
+        # renormalisation) must fall back to the plain ops, never half-use it.
+        plain_nets = all(m.plain_relu for net in fused.modules().values() for m in net.modules()
+                         if isinstance(m, BatchedMLP))  # fmt: skip
+        assert (fused_calls > 0) == plain_nets
 
 
 def _products(rows: int, sizes: list[int]) -> int:
@@ -174,10 +183,11 @@ def test_fused_update_does_only_the_products_the_equations_need(cls: type) -> No
 # -- torch.compile ---------------------------------------------------------------------------------
 COMPILE_EXTRA: dict[type, dict[str, Any]] = {
     SAC: {}, TD3: {"policy_delay": 2}, DQN: DQN_SYNC_CLIP, DiscreteSAC: {"target_update_interval": 2},
+    CrossQ: {**CROSSQ_SMALL, "policy_delay": 2},
 }
 
 
-@pytest.mark.parametrize("cls", [SAC, TD3, DQN, DiscreteSAC])
+@pytest.mark.parametrize("cls", [SAC, TD3, DQN, DiscreteSAC, CrossQ])
 def test_compiled_update_equals_eager_update(cls: type) -> None:
     """Both variants of an update with a host-decided phase are compiled and checked: TD3's with
     and without the delayed actor step, DQN's and discrete SAC's with and without the target
@@ -265,13 +275,13 @@ def test_cuda_graph_update_equals_eager_update(cls: type, extra: dict[str, Any])
 
 # -- the learner axis ------------------------------------------------------------------------------
 STACK_EXTRA: dict[type, dict[str, Any]] = {
-    SAC: {}, TD3: {}, DiscreteSAC: {},
+    SAC: {}, TD3: {}, DiscreteSAC: {}, CrossQ: CROSSQ_SMALL,
     # gradient clipping is per learner: a norm that bites, and target copies within the 200 updates
     DQN: {"max_grad_norm": 0.5, "target_update_interval": 120, "exploration_final_eps": 0.5},
 }
 
 
-@pytest.mark.parametrize("cls", [SAC, TD3, DQN, DiscreteSAC])
+@pytest.mark.parametrize("cls", [SAC, TD3, DQN, DiscreteSAC, CrossQ])
 def test_two_stacked_learners_equal_two_single_learners(cls: type) -> None:
     """One agent with seeds (3, 7) against SAC(seed=3) and SAC(seed=7) on the same replay data:
     initial weights, replay samples, noise, every update and the exploration actions agree."""

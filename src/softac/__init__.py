@@ -7,6 +7,8 @@ from softac.algos import (
     SAC,
     TD3,
     Agent,
+    CrossQ,
+    CrossQConfig,
     DDPGConfig,
     DiscreteSAC,
     DiscreteSACConfig,
@@ -23,7 +25,8 @@ from softac.errors import DivergenceError, SoftacError
 __version__ = "0.2.0"
 
 __all__ = [
-    "DDPG", "DQN", "PPO", "SAC", "TD3", "Agent", "BaseConfig", "DDPGConfig", "DQNConfig", "DiscreteSAC",
+    "DDPG", "DQN", "PPO", "SAC", "TD3", "Agent", "BaseConfig", "CrossQ", "CrossQConfig", "DDPGConfig", "DQNConfig",
+    "DiscreteSAC",
     "DiscreteSACConfig", "DivergenceError", "OffPolicyAgent", "OffPolicyConfig", "OnPolicyAgent", "OnPolicyConfig",
     "PPOConfig", "SACConfig", "SoftacError", "TD3Config", "__version__",
 ]  # fmt: skip

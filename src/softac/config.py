@@ -244,11 +244,11 @@ class BaseConfig:
 
 @dataclass(frozen=True)
 class OffPolicyConfig(BaseConfig):
-    """Settings of the off-policy family: replay buffer, collection schedule, target networks."""
+    """Settings of the off-policy family: replay buffer, collection schedule. (Target networks are a
+    part some algorithms have: ``tau`` lives with them, so CrossQ, which has none, has no --tau.)"""
 
     buffer_size: int = _f(1_000_000, "Replay buffer capacity in transitions.", "positive")
     batch_size: int = _f(256, "Minibatch size of each gradient step.", "positive")
-    tau: float = _f(0.005, "Polyak coefficient τ = 1 − ρ in (0, 1]: φ_targ ← (1 − τ) φ_targ + τ φ.", "fraction")
     learning_starts: int = _f(
         5_000, "Environment steps of uniform random actions before updates begin.", "non-negative"
     )
@@ -262,8 +262,9 @@ class OffPolicyConfig(BaseConfig):
 
 @dataclass(frozen=True)
 class ActorCriticConfig(OffPolicyConfig):
-    """An actor and an ensemble of critics (SAC, TD3, DDPG)."""
+    """An actor and an ensemble of critics with Polyak-averaged targets (SAC, TD3, DDPG)."""
 
+    tau: float = _f(0.005, "Polyak coefficient τ = 1 − ρ in (0, 1]: φ_targ ← (1 − τ) φ_targ + τ φ.", "fraction")
     actor_lr: float = _f(3e-4, "Adam learning rate of the actor.", "positive")
     critic_lr: float = _f(3e-4, "Adam learning rate of the critics.", "positive")
     n_critics: int = _f(2, "Number of Q functions in the critic ensemble (min over them in the target).", "positive")

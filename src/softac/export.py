@@ -95,8 +95,8 @@ def deployed_policy(agent: AgentLike, k: int = 0) -> DeployedPolicy:
     trunk = getattr(policy, "trunk", None)
     if policy is None or trunk is None:
         raise SoftacError(f"{agent.algo} has no exportable policy network")
-    if trunk.layer_norm:
-        raise SoftacError("exporting a policy with LayerNorm layers is not supported")
+    if not getattr(trunk, "plain_relu", True):
+        raise SoftacError(f"exporting a policy with {trunk.norm} normalisation layers is not supported yet")
     members = trunk.groups // agent.learners
     if members != 1:
         raise SoftacError(f"the {agent.algo} policy holds {members} networks per learner; export takes one")

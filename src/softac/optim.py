@@ -17,12 +17,21 @@ from torch import Tensor, nn
 
 
 def adam(
-    params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float, device: torch.device, eps: float = 1e-8
+    params: Iterable[Tensor] | Iterable[dict[str, Any]],
+    lr: float,
+    device: torch.device,
+    eps: float = 1e-8,
+    betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: float = 0.0,
 ) -> torch.optim.Adam:
     """Fused Adam with its state created up front (``init_adam_state``). ``capturable`` on CUDA:
     the step counts live on the device, so the update can be captured in a CUDA graph. ``eps``:
-    torch's 1e-8 by default; PPO uses SB3's and CleanRL's 1e-5."""
-    opt = torch.optim.Adam(params, lr=lr, eps=eps, fused=True, capturable=device.type == "cuda")
+    torch's 1e-8 by default; PPO uses SB3's and CleanRL's 1e-5. ``betas``: CrossQ uses β₁ = 0.5
+    (Bhatt et al. 2024). ``weight_decay`` > 0 gives AdamW's *decoupled* decay θ ← θ − lr·λ·θ
+    (Loshchilov & Hutter 2019; SimBa's optimizer), not Adam's L2 term in the gradient."""
+    cls = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
+    opt = cls(params, lr=lr, eps=eps, betas=betas, weight_decay=weight_decay, fused=True,
+              capturable=device.type == "cuda")  # fmt: skip
     init_adam_state(opt)
     return opt
 
@@ -63,7 +72,8 @@ def adam_step(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | None = None)
         steps = [s["step"] for s in states]
         beta1, beta2 = group["betas"]
         torch._foreach_add_(steps, 1.0)  # a float: an int scalar costs a dtype conversion per tensor
-        torch._fused_adam_(
+        kernel = torch._fused_adamw_ if isinstance(opt, torch.optim.AdamW) else torch._fused_adam_
+        kernel(
             params,
             gs,
             [s["exp_avg"] for s in states],
@@ -99,6 +109,9 @@ def adam_step_traceable(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | No
         exp_avg_sqs = [s["exp_avg_sq"] for s in states]
         beta1, beta2 = group["betas"]
         torch._foreach_add_(steps, 1.0)
+        if isinstance(opt, torch.optim.AdamW) and group["weight_decay"]:
+            # Decoupled decay first, as torch's AdamW: θ ← θ (1 − lr λ).
+            torch._foreach_mul_(params, 1.0 - _lr(group) * group["weight_decay"])
         torch._foreach_lerp_(exp_avgs, grads_, 1.0 - beta1)
         torch._foreach_mul_(exp_avg_sqs, beta2)
         torch._foreach_addcmul_(exp_avg_sqs, grads_, grads_, 1.0 - beta2)
@@ -186,17 +199,26 @@ def frozen_copy(source: nn.Module) -> nn.Module:
     return target
 
 
+# What a loss may hand back besides its value and metrics: non-gradient state it computed, as
+# (live tensor, new value) pairs — batch renormalisation's running statistics, say. The loss never
+# writes them itself (it runs inside ``torch.func.grad`` under compile, and a graph warm-up must be
+# able to undo it); ``gradient_step`` applies them after the gradient (DESIGN.md principle 3).
+StateUpdates = list[tuple[Tensor, Tensor]]
+
+
 def gradient_step(
     opt: torch.optim.Optimizer,
-    loss_fn: Callable[..., tuple[Tensor, dict[str, Tensor]]],
+    loss_fn: Callable[..., Any],
     args: Sequence[Any],
     learners: int,
     step: Callable[[torch.optim.Optimizer, Sequence[Tensor]], None],
     max_grad_norm: float | None = None,
 ) -> dict[str, Tensor]:
-    """One optimizer step on ``loss_fn(params, *args) -> (loss per learner (L,), metrics)``,
-    where ``params`` are the optimizer's parameters in group order — the loss is written as a
-    function of exactly the tensors it may change, so nothing else can receive a gradient.
+    """One optimizer step on ``loss_fn(params, *args) -> (loss per learner (L,), metrics)`` or
+    ``-> (loss, metrics, new_state)``, where ``params`` are the optimizer's parameters in group
+    order — the loss is written as a function of exactly the tensors it may change, so nothing
+    else can receive a gradient — and ``new_state`` (``StateUpdates``) lists non-gradient tensors
+    the loss computed new values for (running statistics), copied into place after the gradient.
 
     Eagerly the gradient comes from autograd on the parameters themselves (and is left in
     ``.grad``, where the tests read it); under ``torch.compile`` from ``torch.func.grad``, so the
@@ -208,16 +230,25 @@ def gradient_step(
     parameters (``clip_grads``, per learner) before ``step(opt, grads)``, and adds the norms
     before clipping to the metrics as ``grad/norm``."""
     params = [p for group in opt.param_groups for p in group["params"]]
+    targets: list[Tensor] = []
     if torch.compiler.is_compiling():
 
-        def total(ps: list[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-            loss, aux = loss_fn(ps, *args)
-            return loss.sum(), aux
+        def total(ps: list[Tensor]) -> tuple[Tensor, tuple[dict[str, Tensor], list[Tensor]]]:
+            out = loss_fn(ps, *args)
+            new_state: StateUpdates = out[2] if len(out) == 3 else []
+            targets.extend(t for t, _ in new_state)  # the live tensors stay outside the transform
+            return out[0].sum(), (out[1], [v.detach() for _, v in new_state])
 
-        grads, metrics = torch.func.grad(total, has_aux=True)(params)
+        grads, (metrics, values) = torch.func.grad(total, has_aux=True)(params)
     else:
-        loss, metrics = loss_fn(params, *args)
+        out = loss_fn(params, *args)
+        loss, metrics = out[0], out[1]
+        new_state = out[2] if len(out) == 3 else []
+        targets, values = [t for t, _ in new_state], [v.detach() for _, v in new_state]
         grads = torch.autograd.grad(loss.sum(), params)
+    if targets:
+        with torch.no_grad():
+            torch._foreach_copy_(targets, values)
     if max_grad_norm is not None:
         grads, norm = clip_grads(grads, max_grad_norm, learners)
         metrics = {**metrics, "grad/norm": norm.detach()}

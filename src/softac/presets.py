@@ -60,6 +60,9 @@ ALLOWED_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType({
     "sac-discrete": frozenset(_OFF | {
         "utd_ratio", "actor_lr", "critic_lr", "target_update_interval", "autotune_alpha", "alpha", "alpha_init",
         "alpha_lr", "target_entropy_scale"}),
+    "crossq": frozenset(_OFF - {"tau"} | {
+        "utd_ratio", "actor_lr", "critic_lr", "alpha_lr", "critic_hidden_sizes", "policy_delay", "adam_beta1",
+        "renorm_momentum", "renorm_warmup", "autotune_alpha", "alpha_init"}),
     "ppo": frozenset({
         "total_steps", "n_envs", "gamma", "hidden_sizes", "activation", "ortho_init", "lr", "anneal_lr", "n_steps",
         "n_epochs", "minibatch_size", "gae_lambda", "clip_range", "anneal_clip_range", "clip_vloss", "ent_coef",
@@ -124,6 +127,14 @@ _add("sac", "Humanoid-v5", _V5, total_steps=2_000_000, learning_starts=10_000)
 _add("sac", "Swimmer-v5", _V5, total_steps=1_000_000, learning_starts=10_000, gamma=0.999)
 _add("sac", "Reacher-v5 InvertedPendulum-v5", "Not tuned by rl-zoo3: its MuJoCo block (1M steps, 10k random steps) "
      "with SB3 defaults.", total_steps=1_000_000, learning_starts=10_000)  # fmt: skip
+
+# -- CrossQ (Bhatt et al., ICLR 2024): the paper's settings, which are CrossQConfig's defaults --------
+_CROSSQ = ("Bhatt et al. 2024 (CrossQ), Appendix: lr 1e-3, Adam β₁ 0.5, policy delay 3, batch 256, critics "
+           "2048 × 2048 with batch renormalisation (sb3-contrib's CrossQ implements the same; it defaults to "
+           "1024-wide critics for speed); 5,000 random steps.")
+_add("crossq", "HalfCheetah-v5 Ant-v5 Hopper-v5 Walker2d-v5 Humanoid-v5", _CROSSQ,
+     "https://arxiv.org/abs/1902.05605", total_steps=1_000_000, learning_starts=5_000, batch_size=256,
+     critic_hidden_sizes=(2048, 2048), hidden_sizes=(256, 256))  # fmt: skip
 
 # -- TD3 and DDPG (the zoo gives both the same settings) ------------------------------------------
 for _algo in ("td3", "ddpg"):

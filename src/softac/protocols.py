@@ -100,6 +100,32 @@ class OnPolicyLike(AgentLike, Protocol):
         """Learn from the finished rollout; metrics of shape (L,)."""
 
 
+def state_tensors(agent: AgentLike) -> dict[str, Tensor]:
+    """THE definition of an agent's learned state (issue 20): every tensor an update may change, by
+    checkpoint name, as the live tensors themselves (a ``copy_`` into one changes the agent):
+
+    - ``net/<module>/<key>``: each module's ``state_dict`` — parameters *and buffers* (batch
+      renormalisation's running statistics), target networks included;
+    - ``extra/<name>``: learned tensors outside modules (log α, observation statistics);
+    - ``optim/<optimizer>/<i>/<key>``: each optimizer's per-parameter state (Adam's moments, step).
+
+    Checkpoints (``softac.io.state``), the snapshots of graph warm-ups and failed compilations
+    (``Agent.mutable_tensors``), the divergence check and the tests all derive from this one
+    listing, so a new layer kind with state is covered everywhere at once."""
+    out: dict[str, Tensor] = {}
+    for name, module in agent.modules().items():
+        for key, value in module.state_dict(keep_vars=True).items():
+            out[f"net/{name}/{key}"] = value.detach()
+    for name, value in agent.extra_tensors().items():
+        out[f"extra/{name}"] = value
+    for name, opt in agent.optimizers().items():
+        params = [p for group in opt.param_groups for p in group["params"]]
+        for i, p in enumerate(params):
+            for key, value in opt.state[p].items():
+                out[f"optim/{name}/{i}/{key}"] = value
+    return out
+
+
 def learner_names(seeds: Sequence[int]) -> list[str]:
     """Per-learner subdirectory names of a batched run directory."""
     return [f"seed_{s}" for s in seeds]

@@ -67,10 +67,10 @@ class Compiled:
     update continues uncompiled, after one warning line."""
 
     def __init__(self, draw: Draw, compute: Compute, tensors: Callable[[], Sequence[Tensor]],
-                 generators: Sequence[torch.Generator]) -> None:  # fmt: skip
+                 generators: Sequence[torch.Generator], options: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.draw = draw
         self.eager_compute = compute
-        self.compute = torch.compile(_own_code(compute), dynamic=False)
+        self.compute = torch.compile(_own_code(compute), dynamic=False, options=options)
         self.tensors, self.generators = tensors, generators
         self.ready: set[Hashable] = set()
         self.failed = False
@@ -160,7 +160,13 @@ def make_runners(
     """The update as configured: ``inner`` runs it (compiled or not) where it is called — inside a
     larger captured graph too — and ``outer`` is what an update on its own runs (``inner``
     captured in its own CUDA graph on CUDA, unless that is switched off)."""
-    inner: Update = Compiled(draw, compute, tensors, generators) if compile_update else Eager(draw, compute)
+    # On CUDA, Inductor's loop reordering after fusion asserted on SAC's update in torch 2.11
+    # (``scheduler.reorder_loops_by_dep_pair``: ``assert isinstance(snode, SchedulerNode)``; the
+    # whole traceback from an H200, 2026-12-04: docs/results/gpu/2026-12-04-compile-traceback.txt),
+    # so `softac train --device cuda --compile-update` fell back to eager. That optimisation is off
+    # for CUDA updates; the CPU keeps it.
+    options = {"loop_ordering_after_fusion": False} if device.type == "cuda" else None
+    inner: Update = Compiled(draw, compute, tensors, generators, options) if compile_update else Eager(draw, compute)
     if graphs_available(device, cuda_graph):
         return inner, CudaGraphed(inner, tensors, generators)
     return inner, inner

@@ -1,6 +1,7 @@
 """The algorithms. Importing this package registers each of them in ``softac.registry``."""
 
 from softac.algos.base import Agent
+from softac.algos.crossq import CrossQ, CrossQConfig
 from softac.algos.discrete_sac import DiscreteSAC, DiscreteSACConfig
 from softac.algos.dqn import DQN, DQNConfig
 from softac.algos.offpolicy import OffPolicyAgent
@@ -10,6 +11,21 @@ from softac.algos.sac import SAC, SACConfig
 from softac.algos.td3 import DDPG, TD3, DDPGConfig, TD3Config
 
 __all__ = [
-    "DDPG", "DQN", "PPO", "SAC", "TD3", "Agent", "DDPGConfig", "DQNConfig", "DiscreteSAC", "DiscreteSACConfig",
-    "OffPolicyAgent", "OnPolicyAgent", "PPOConfig", "SACConfig", "TD3Config",
+    "DDPG",
+    "DQN",
+    "PPO",
+    "SAC",
+    "TD3",
+    "Agent",
+    "CrossQ",
+    "CrossQConfig",
+    "DDPGConfig",
+    "DQNConfig",
+    "DiscreteSAC",
+    "DiscreteSACConfig",
+    "OffPolicyAgent",
+    "OnPolicyAgent",
+    "PPOConfig",
+    "SACConfig",
+    "TD3Config",
 ]  # fmt: skip

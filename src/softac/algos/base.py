@@ -31,6 +31,7 @@ from softac.optim import adam_step, adam_step_traceable, gradient_step
 from softac.perf import tune_allocator
 from softac.preset_apply import AppliedPreset
 from softac.preset_apply import resolve as resolve_preset
+from softac.protocols import state_tensors
 from softac.rng import LearnerRNG
 from softac.runtime import parse_seeds, resolve_device
 from softac.train import train
@@ -66,7 +67,9 @@ class Agent(abc.ABC):
         if preset not in (None, "none") and config is not None:
             raise SoftacError("pass a config or a preset, not both: a preset would replace the config's values")
         cfg = config if config is not None else self.config_cls()
-        if not isinstance(cfg, self.config_cls):
+        # The exact class: a config carries only its algorithm's fields, and a subclass's config
+        # (DDPG's of TD3's) describes another algorithm, which this agent must not silently run.
+        if type(cfg) is not self.config_cls:
             raise SoftacError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(cfg).__name__}")
         if seeds is not None:
             self.seeds = parse_seeds(seeds)
@@ -183,12 +186,13 @@ class Agent(abc.ABC):
     def gradient_step(
         self,
         opt: torch.optim.Optimizer,
-        loss_fn: Callable[..., tuple[Tensor, dict[str, Tensor]]],
+        loss_fn: Callable[..., Any],
         *args: Any,
         max_grad_norm: float | None = None,
     ) -> dict[str, Tensor]:
-        """One optimizer step on ``loss_fn(params, *args) -> (loss per learner (L,), metrics)``
-        (``optim.gradient_step``), stepping through ``step_optimizer``."""
+        """One optimizer step on ``loss_fn(params, *args) -> (loss per learner (L,), metrics[,
+        new_state])`` (``optim.gradient_step``: new non-gradient state is returned, never written
+        by the loss), stepping through ``step_optimizer``."""
         return gradient_step(opt, loss_fn, args, self.learners, self.step_optimizer, max_grad_norm)
 
     def network_input(self, obs: np.ndarray | Tensor, update: bool = False) -> Tensor:
@@ -202,13 +206,14 @@ class Agent(abc.ABC):
             self.obs_norm.update(x)
         return self.obs_norm.normalise(x)
 
+    def state_tensors(self) -> dict[str, Tensor]:
+        """The agent's learned state by name (``softac.protocols.state_tensors``: the one listing)."""
+        return state_tensors(self)
+
     def mutable_tensors(self) -> list[Tensor]:
-        """Everything an update changes in place (for the wrappers that snapshot it)."""
-        out: list[Tensor] = [p for m in self.modules().values() for p in m.parameters()]
-        out += list(self.extra_tensors().values())
-        for opt in self.optimizers().values():
-            out += [v for state in opt.state.values() for v in state.values() if isinstance(v, Tensor)]
-        return out
+        """Everything an update changes in place (for the wrappers that snapshot it): the state
+        listing, plus what an algorithm keeps between updates outside it (TD3's last actor loss)."""
+        return list(self.state_tensors().values())
 
     def to_env(self, action: np.ndarray) -> np.ndarray:
         return self.scaler.to_env(action)

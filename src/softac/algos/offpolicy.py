@@ -133,7 +133,7 @@ class OffPolicyAgent(Agent):
             self.device.type == "cpu"
             and self.config.fast_update
             and obs.shape[0] * obs.shape[1] <= _NUMPY_ROWS
-            and not trunk.layer_norm
+            and trunk.plain_relu
         ):
             out = numpy_forward(trunk, obs, self._np_cache)
             action = self.policy.head(np, out, None if noise is None else noise.numpy())

@@ -10,11 +10,10 @@ import torch
 from torch import Tensor, nn
 
 from softac.algos.actor_critic import ActorCriticAgent
-from softac.algos.temperature import actor_optimizer_with_temperature
-from softac.config import ActorCriticConfig, _f
+from softac.algos.temperature import SoftActorConfig, actor_optimizer_with_temperature
+from softac.config import ActorCriticConfig
 from softac.data.replay import Batch
 from softac.distributions import squashed_gaussian_rsample
-from softac.errors import SoftacError
 from softac.losses import sac as L
 from softac.nn import GaussianActor
 from softac.optim import polyak_update
@@ -22,23 +21,8 @@ from softac.registry import AlgoInfo, register
 
 
 @dataclass(frozen=True)
-class SACConfig(ActorCriticConfig):
-    """Soft Actor-Critic (Haarnoja et al. 2018a, 2018b) settings."""
-
-    autotune_alpha: bool = _f(
-        True, "Learn α towards target_entropy (SAC v2). --no-autotune-alpha keeps α fixed at --alpha."
-    )
-    alpha: float = _f(0.2, "Fixed entropy coefficient α, used when autotune_alpha is off.", "positive")
-    alpha_init: float = _f(1.0, "Initial α when autotune_alpha is on (SB3 and CleanRL start at 1).", "positive")
-    alpha_lr: float = _f(3e-4, "Adam learning rate of log α.", "positive")
-    target_entropy: float | None = _f(None, "Target entropy H̄ for automatic α (default −dim(A)).")
-    log_std_min: float = _f(-20.0, "Lower clamp of the policy's state-dependent log σ.")
-    log_std_max: float = _f(2.0, "Upper clamp of the policy's state-dependent log σ.")
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.log_std_min < self.log_std_max:
-            raise SoftacError("log_std_min must be smaller than log_std_max")
+class SACConfig(ActorCriticConfig, SoftActorConfig):
+    """Soft Actor-Critic (Haarnoja et al. 2018a, 2018b) settings: critics with targets and a soft actor."""
 
 
 class SAC(ActorCriticAgent):

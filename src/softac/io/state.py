@@ -32,7 +32,7 @@ from torch import Tensor
 from softac.errors import SoftacError, WriteError
 from softac.io.files import fsync_dir, read_tensors, refuse_foreign, write_safetensors
 from softac.io.rundir import STATE
-from softac.protocols import AgentLike
+from softac.protocols import AgentLike, state_tensors
 
 FORMAT = "softac-checkpoint"
 # softac 0.1 wrote version 1 (one learner per agent, networks in another layout); 0.2 before issue 16
@@ -44,20 +44,9 @@ _CHUNK_ROWS_BYTES = 16 * 1024 * 1024
 
 
 def live_tensors(agent: AgentLike) -> dict[str, Tensor]:
-    """Every learned tensor of the agent by checkpoint name, as the live tensors themselves (a
-    ``copy_`` into one changes the agent): module state, extra tensors, optimizer moments."""
-    out: dict[str, Tensor] = {}
-    for name, module in agent.modules().items():
-        for key, value in module.state_dict().items():
-            out[f"net/{name}/{key}"] = value
-    for name, value in agent.extra_tensors().items():
-        out[f"extra/{name}"] = value
-    for name, opt in agent.optimizers().items():
-        params = [p for group in opt.param_groups for p in group["params"]]
-        for i, p in enumerate(params):
-            for key, value in opt.state[p].items():
-                out[f"optim/{name}/{i}/{key}"] = value
-    return out
+    """Every learned tensor of the agent by checkpoint name (``softac.protocols.state_tensors``, the
+    one listing of an agent's state), as the live tensors themselves."""
+    return state_tensors(agent)
 
 
 def learner_slice(t: Tensor, k: int, learners: int) -> Tensor:

@@ -24,6 +24,12 @@ from torch import Tensor, nn
 
 from softac.nn.fused import linear_relu_stack, stack_forward
 
+NORMS = ("none", "layer", "batchrenorm")
+# Where a loss collects the new running statistics of a network evaluated in training mode
+# (``forward(..., stats=[])``): (live buffer, new value) pairs that ``optim.gradient_step`` copies
+# into place after the gradient — the loss never writes state itself.
+Stats = list[tuple[Tensor, Tensor]]
+
 
 class BatchedMLP(nn.Module):
     """x (G, B, in) → (G, B, out): affine layers with an activation between (ReLU, or tanh as PPO's
@@ -43,14 +49,25 @@ class BatchedMLP(nn.Module):
         out_dim: int,
         layer_norm: bool = False,
         activation: str = "relu",
+        norm: str = "none",
+        renorm_momentum: float = 0.01,
+        renorm_eps: float = 1e-3,
+        renorm_warmup: int = 100_000,
     ) -> None:
         super().__init__()
         if activation not in ("relu", "tanh"):
             raise ValueError(f"unknown activation {activation!r}")
+        if norm not in NORMS:
+            raise ValueError(f"unknown normalisation {norm!r}: one of {', '.join(NORMS)}")
+        norm = "layer" if layer_norm else norm
         self.groups = groups
         self.sizes = [in_dim, *hidden, out_dim]
-        self.layer_norm = layer_norm
+        self.norm = norm
+        self.layer_norm = norm == "layer"
         self.activation = activation
+        # The fused CPU node and the numpy acting path cover plain Linear/ReLU stacks only; any
+        # normalisation takes the plain ops (``plain_relu`` says which case a network is).
+        self.plain_relu = norm == "none" and activation == "relu"
         self.fused = True
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -59,10 +76,23 @@ class BatchedMLP(nn.Module):
             self.biases.append(nn.Parameter(torch.zeros(groups, 1, fan_out)))
         self.norm_gains = nn.ParameterList()
         self.norm_biases = nn.ParameterList()
-        if layer_norm:
+        if self.layer_norm:
             for width in hidden:
                 self.norm_gains.append(nn.Parameter(torch.ones(groups, 1, width)))
                 self.norm_biases.append(nn.Parameter(torch.zeros(groups, 1, width)))
+        if norm == "batchrenorm":
+            # Batch Renormalization (Ioffe 2017) before every affine layer, input included, as
+            # CrossQ's networks (Bhatt et al. 2024; sb3-contrib's BatchRenorm1d, whose defaults
+            # these are): an affine scale/bias (parameters) and running mean/variance (state).
+            self.renorm = (renorm_momentum, renorm_eps, renorm_warmup)
+            for i, width in enumerate(self.sizes[:-1]):
+                self.norm_gains.append(nn.Parameter(torch.ones(groups, 1, width)))
+                self.norm_biases.append(nn.Parameter(torch.zeros(groups, 1, width)))
+                self.register_buffer(f"ra_mean_{i}", torch.zeros(groups, 1, width))
+                self.register_buffer(f"ra_var_{i}", torch.ones(groups, 1, width))
+            # Updates in training mode so far (the warm-up clock), per group so that it is
+            # learner-major like every other tensor; all groups hold the same count.
+            self.register_buffer("renorm_steps", torch.zeros(groups, dtype=torch.int64))
 
     @torch.no_grad()
     def reset_parameters(
@@ -90,7 +120,7 @@ class BatchedMLP(nn.Module):
                         b[g].zero_()
 
     def params(self, detach: bool = False) -> list[Tensor]:
-        """[W₀, b₀, W₁, b₁, …, then each LayerNorm's gain and bias] (detached: the network as a
+        """[W₀, b₀, W₁, b₁, …, then each normalisation's gain and bias] (detached: the network as a
         constant, see ``forward``). Optimizers take the parameters in this order too.
 
         The list is built once: iterating ``ParameterList``s cost ≈57 µs a call, five calls an
@@ -103,20 +133,66 @@ class BatchedMLP(nn.Module):
             self.__dict__["_params"] = cached
         return [t.detach() for t in cached] if detach else list(cached)
 
-    def forward(self, x: Tensor, detach_params: bool = False, params: list[Tensor] | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, detach_params: bool = False, params: list[Tensor] | None = None, stats: Stats | None = None
+    ) -> Tensor:
         """``detach_params=True`` lets gradients reach the *input* (the action in an actor loss)
         but never this network's parameters: no weight gradients are even computed, which both
         isolates the step (a "frozen" network that is really frozen) and saves two products per
         layer. ``params`` (as ``params()`` lists them) evaluates the network at other tensors than
         its own: a loss written as a function of its parameters, which ``torch.func.grad`` can
-        differentiate (``softac.algos.base.Agent.gradient_step``)."""
+        differentiate (``softac.algos.base.Agent.gradient_step``).
+
+        ``stats``: with batch renormalisation, a list makes this a *training-mode* call (batch
+        statistics, and the new running statistics appended to it); None evaluates with the
+        running statistics, as acting and targets do."""
         if params is None:
             params = self.params(detach_params)
         elif detach_params:
             params = [p.detach() for p in params]
-        if self.fused and self.activation == "relu" and not self.layer_norm and not torch.compiler.is_compiling():
+        if self.norm == "batchrenorm":
+            return self._renormed(x, params, stats)
+        if self.fused and self.plain_relu and not torch.compiler.is_compiling():
             return linear_relu_stack(x, params)
         return self._plain(x, params)
+
+    def _renormed(self, x: Tensor, params: list[Tensor], stats: Stats | None) -> Tensor:
+        """BRN → affine → ReLU per layer (no ReLU after the last affine). In training mode
+        (``stats`` given), per group over the batch: μ_B, σ²_B (unbiased, as torch's ``var``), and
+        during the first ``warmup`` updates plain batch normalisation; after it the renormalised
+        statistics, r = clip(σ_B/σ, 1/r_max, r_max), d = clip((μ_B − μ)/σ, −d_max, d_max) (both
+        without gradient), normalising with μ_B − d·√σ²_B / r and σ²_B / r², σ = √(σ²_run + ε).
+        Running statistics move by μ ← μ + m (μ_B − μ), σ² ← σ² + m (σ²_B − σ²). Evaluation
+        normalises with the running statistics. Exactly sb3-contrib's BatchRenorm (r_max 3, d_max 5)."""
+        momentum, eps, warmup = self.renorm
+        n_linear = 2 * len(self.weights)
+        last = len(self.weights) - 1
+        steps = self.renorm_steps
+        assert isinstance(steps, Tensor)
+        for i in range(last + 1):
+            gain, shift = params[n_linear + 2 * i], params[n_linear + 2 * i + 1]
+            ra_mean: Tensor = getattr(self, f"ra_mean_{i}")
+            ra_var: Tensor = getattr(self, f"ra_var_{i}")
+            if stats is None:
+                mean, var = ra_mean, ra_var
+            else:
+                b_mean, b_var = x.mean(dim=1, keepdim=True), x.var(dim=1, keepdim=True)
+                b_std = (b_var + eps).sqrt()
+                run_std = (ra_var + eps).sqrt()
+                r = (b_std / run_std).detach().clamp(1 / 3.0, 3.0)
+                d = ((b_mean - ra_mean) / run_std).detach().clamp(-5.0, 5.0)
+                renorm = (steps > warmup).view(-1, 1, 1)  # a tensor condition: no host sync, graph-safe
+                mean = torch.where(renorm, b_mean - d * b_var.sqrt() / r, b_mean)
+                var = torch.where(renorm, b_var / r.square(), b_var)
+                stats.append((ra_mean, ra_mean + momentum * (b_mean.detach() - ra_mean)))
+                stats.append((ra_var, ra_var + momentum * (b_var.detach() - ra_var)))
+            x = (x - mean) / (var + eps).sqrt() * gain + shift
+            x = torch.baddbmm(params[2 * i + 1], x, params[2 * i])
+            if i < last:
+                x = torch.relu(x) if self.activation == "relu" else torch.tanh(x)
+        if stats is not None:
+            stats.append((steps, steps + 1))
+        return x
 
     def _plain(self, x: Tensor, params: list[Tensor]) -> Tensor:
         """The stack from separate ops (the reference for the fused node, and what ``torch.compile``

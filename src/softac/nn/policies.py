@@ -52,16 +52,26 @@ class GaussianActor(nn.Module):
     clamped to [log_std_min, log_std_max]."""
 
     def __init__(
-        self, learners: int, obs_dim: int, act_dim: int, hidden: Sequence[int], log_std_min: float, log_std_max: float
+        self,
+        learners: int,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int],
+        log_std_min: float,
+        log_std_max: float,
+        **layer: Any,
     ) -> None:
         super().__init__()
-        self.trunk = BatchedMLP(learners, obs_dim, hidden, 2 * act_dim)
+        self.trunk = BatchedMLP(learners, obs_dim, hidden, 2 * act_dim, **layer)
         self.act_dim = act_dim
         self.log_std_min = log_std_min
         self.log_std_max = log_std_max
 
-    def forward(self, obs: Tensor, params: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        mean, log_std = self.trunk(obs, params=params).split(self.act_dim, dim=-1)
+    def forward(
+        self, obs: Tensor, params: list[Tensor] | None = None, stats: list[tuple[Tensor, Tensor]] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``stats``: a training-mode call of a network with batch statistics (``BatchedMLP``)."""
+        mean, log_std = self.trunk(obs, params=params, stats=stats).split(self.act_dim, dim=-1)
         return mean, log_std.clamp(self.log_std_min, self.log_std_max)
 
     def head(self, xp: Any, out: Any, noise: Any | None) -> Any:
@@ -99,10 +109,12 @@ class CriticEnsemble(nn.Module):
     Input ``obs_act`` (L, B, obs_dim + act_dim) — the replay buffer stores s and a side by side, so
     the critic input needs no concatenation — output Q values (L, n, B)."""
 
-    def __init__(self, learners: int, members: int, in_dim: int, hidden: Sequence[int], layer_norm: bool = False):
+    def __init__(
+        self, learners: int, members: int, in_dim: int, hidden: Sequence[int], layer_norm: bool = False, **layer: Any
+    ) -> None:
         super().__init__()
         self.learners, self.members = learners, members
-        self.net = BatchedMLP(learners * members, in_dim, hidden, 1, layer_norm=layer_norm)
+        self.net = BatchedMLP(learners * members, in_dim, hidden, 1, layer_norm=layer_norm, **layer)
 
     def forward(
         self,
@@ -110,6 +122,7 @@ class CriticEnsemble(nn.Module):
         detach_params: bool = False,
         params: list[Tensor] | None = None,
         members: int | None = None,
+        stats: list[tuple[Tensor, Tensor]] | None = None,
     ) -> Tensor:
         """Q values (L, m, B) of the first ``members`` critics of each learner (default: all).
         TD3's actor loss needs only Q_φ1: ``members=1`` skips the other critics' forward and
@@ -117,11 +130,13 @@ class CriticEnsemble(nn.Module):
         lead, rows, width = obs_act.shape
         m = self.members if members is None else members
         if m != self.members:
+            if self.net.norm == "batchrenorm":
+                raise ValueError("a subset of critics cannot be evaluated with per-critic batch statistics")
             ps = self.net.params(detach_params) if params is None else params
             # Groups are learner-major: (L·M, …) → (L, M, …) → the first m of each learner.
             params = [p.view(self.learners, self.members, *p.shape[1:])[:, :m].reshape(-1, *p.shape[1:]) for p in ps]
         # (L, B, d) → (L·m, B, d): a view for L = 1 (the broadcast member axis has stride 0), one
         # small copy otherwise.
         x = obs_act.unsqueeze(1).expand(lead, m, rows, width).reshape(lead * m, rows, width)
-        q = self.net(x, detach_params=detach_params, params=params)
+        q = self.net(x, detach_params=detach_params, params=params, stats=stats)
         return q.squeeze(-1).view(lead, m, rows)

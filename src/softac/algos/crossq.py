@@ -1,0 +1,167 @@
+"""CrossQ (Bhatt et al., ICLR 2024): SAC's soft actor with α, critics with Batch Renormalization and
+no target networks, the current and next state-actions through the critics in one forward pass.
+Built from parts — the soft actor and its temperature (``algos.temperature``), a critic ensemble
+(``nn.CriticEnsemble`` with ``norm="batchrenorm"``) — not from SAC's class: it has no targets, so
+its config has no ``tau``. The math is in ``losses/crossq.py``; the batch statistics are state the
+losses *return* (``optim.gradient_step``), the same eagerly, compiled, in CUDA graphs and on the
+learner axis."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from softac.algos.offpolicy import OffPolicyAgent
+from softac.algos.temperature import SoftActorConfig, actor_optimizer_with_temperature
+from softac.config import _f
+from softac.data.replay import Batch
+from softac.distributions import squashed_gaussian_rsample
+from softac.losses import common
+from softac.losses import crossq as C
+from softac.losses import sac as L
+from softac.memory import networks_bytes as _networks_bytes
+from softac.nn import CriticEnsemble, GaussianActor
+from softac.nn.batched import Stats
+from softac.optim import adam
+from softac.registry import AlgoInfo, register
+
+
+@dataclass(frozen=True)
+class CrossQConfig(SoftActorConfig):
+    """CrossQ's settings. Defaults: the paper (Bhatt et al. 2024, Table 1/Appendix) as sb3-contrib's
+    CrossQ implements it — lr 1e-3 for actor, critics and α, Adam β₁ = 0.5, policy delay 3, Batch
+    Renormalization momentum 0.01 (running ← running + 0.01 · (batch − running)), ε 1e-3, 100k
+    warm-up updates of plain batch normalisation; the critics 2048 × 2048 as in the paper
+    (sb3-contrib defaults to 1024 × 1024 for speed)."""
+
+    actor_lr: float = _f(1e-3, "Adam learning rate of the actor.", "positive")
+    critic_lr: float = _f(1e-3, "Adam learning rate of the critics.", "positive")
+    alpha_lr: float = _f(1e-3, "Adam learning rate of log α.", "positive")
+    n_critics: int = _f(2, "Number of Q functions (min over them in the target).", "positive")
+    critic_hidden_sizes: tuple[int, ...] = _f((2048, 2048), "Hidden layer widths of the critics (paper: 2048 × 2048).")
+    policy_delay: int = _f(3, "Critic updates per actor and α update.", "positive")
+    adam_beta1: float = _f(0.5, "Adam β₁ of the actor and the critics (CrossQ: 0.5).", "probability")
+    renorm_momentum: float = _f(0.01, "Batch Renormalization running-statistics rate.", "probability")
+    renorm_eps: float = _f(1e-3, "Batch Renormalization ε added to variances.", "positive")
+    renorm_warmup: int = _f(
+        100_000, "Updates of plain batch normalisation before the running statistics renormalise.", "non-negative"
+    )
+
+
+class CrossQ(OffPolicyAgent):
+    algo = "crossq"
+    config_cls = CrossQConfig
+    config: CrossQConfig
+
+    def _build(self) -> None:
+        cfg, spec, n = self.config, self.spec, self.learners
+        layer: dict[str, Any] = {"norm": "batchrenorm", "renorm_momentum": cfg.renorm_momentum,
+                                 "renorm_eps": cfg.renorm_eps, "renorm_warmup": cfg.renorm_warmup}  # fmt: skip
+        self.actor = GaussianActor(n, spec.obs_dim, spec.act_dim, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max,
+                                   **layer)  # fmt: skip
+        self.actor.trunk.reset_parameters(self.rng.host)
+        self.actor.to(self.device)
+        self.critic = CriticEnsemble(n, cfg.n_critics, spec.obs_dim + spec.act_dim, cfg.critic_hidden_sizes, **layer)
+        self.critic.net.reset_parameters(self.rng.host, members=cfg.n_critics)
+        self.critic.to(self.device)
+        self.policy = self.actor
+        betas = (cfg.adam_beta1, 0.999)
+        self.critic_opt = adam(self.critic.net.params(), cfg.critic_lr, self.device, betas=betas)
+        self.target_entropy = float(cfg.target_entropy if cfg.target_entropy is not None else -spec.act_dim)
+        self.log_alpha, self.actor_opt = actor_optimizer_with_temperature(
+            cfg, self.actor.trunk.params(), n, self.device, actor_betas=betas
+        )
+        self._noise = torch.empty((n, 2, cfg.batch_size, spec.act_dim), device=self.device)
+        # The latest actor-step metrics, kept between delayed actor steps so every log row has them.
+        self._last_actor = torch.zeros((3, n), device=self.device)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor, "critic": self.critic}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"actor": self.actor_opt, "critic": self.critic_opt}
+
+    def extra_tensors(self) -> dict[str, Tensor]:
+        return {**super().extra_tensors(), "log_alpha": self.log_alpha}
+
+    def mutable_tensors(self) -> list[Tensor]:
+        return [*super().mutable_tensors(), self._last_actor]
+
+    def memory_estimate(self) -> dict[str, int]:
+        out = super().memory_estimate()
+        # The critics are wider than ``hidden_sizes``: count them at their width, twice the batch.
+        wide = self.config.replace(hidden_sizes=self.config.critic_hidden_sizes,
+                                   batch_size=2 * self.config.batch_size)  # fmt: skip
+        out["networks"] = max(out["networks"], self.learners * _networks_bytes(wide, self.spec))
+        return out
+
+    @property
+    def alpha(self) -> float:
+        return float(self.log_alpha[0].detach().exp())
+
+    def _exploration_noise(self, rows: int) -> Tensor:
+        """ξ ~ N(0, I) of ã = tanh(μ + σ ⊙ ξ) (the actor in evaluation mode: running statistics)."""
+        return self.rng.normal_(torch.empty((self.learners, rows, self.spec.act_dim), device=self.device))
+
+    def update_phase(self, index: int) -> Hashable:
+        """Whether update ``index`` includes the delayed actor and α step (every policy_delay-th)."""
+        return (index + 1) % self.config.policy_delay == 0
+
+    def _draw(self, phase: Hashable) -> tuple[Batch, Tensor]:
+        batch = self.buffer.sample(self.config.batch_size, self.rng)
+        return batch, self.rng.normal_(self._noise)  # ξ' for ã' ~ π(·|s') and ξ for ã ~ π(·|s)
+
+    def _compute(self, draws: tuple[Batch, Tensor], phase: Hashable) -> dict[str, Tensor]:
+        batch, noise = draws
+        alpha = self.log_alpha.detach().exp()
+        with torch.no_grad():  # ã' ~ π_θ(·|s'), the actor in evaluation mode
+            next_mean, next_log_std = self.actor(batch.next_obs)
+            next_action, next_log_prob = squashed_gaussian_rsample(next_mean, next_log_std, noise[:, 0])
+        next_obs_act = torch.cat([batch.next_obs, next_action], dim=-1)
+        metrics = self.gradient_step(self.critic_opt, self._critic_loss, batch, next_obs_act, next_log_prob, alpha)
+        if phase:
+            actor = self.gradient_step(self.actor_opt, self._actor_loss, batch, noise[:, 1], alpha)
+            keys = ("loss/actor", "policy/entropy", "loss/alpha")
+            self._last_actor.copy_(torch.stack([actor.get(k, torch.zeros_like(alpha)) for k in keys]))
+        metrics["loss/actor"], metrics["policy/entropy"] = self._last_actor[0], self._last_actor[1]
+        if self.config.autotune_alpha:
+            metrics["loss/alpha"] = self._last_actor[2]
+        metrics["alpha"] = alpha
+        return metrics
+
+    def _critic_loss(
+        self, params: list[Tensor], batch: Batch, next_obs_act: Tensor, next_log_prob: Tensor, alpha: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor], Stats]:
+        """Σ_j E[(Q_φj(s, a) − y)²], both halves from one training-mode pass (``losses.crossq``); the
+        new running statistics are returned, not written."""
+        stats: Stats = []
+        q = self.critic(C.joint_input(batch.obs_act, next_obs_act), params=params, stats=stats)
+        q_now, y = C.split_joint_q(q, batch.reward, batch.terminated, self.config.gamma, next_log_prob, alpha)
+        loss = common.critic_loss(q_now, y)
+        return loss, {"loss/critic": loss.detach(), "q/mean": q_now.detach().mean(dim=(-2, -1))}, stats
+
+    def _actor_loss(
+        self, params: list[Tensor], batch: Batch, noise: Tensor, alpha: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor], Stats]:
+        """SAC's actor (and temperature) loss, the actor in training mode (its batch statistics,
+        returned as new state), the critics in evaluation mode with their weights detached."""
+        stats: Stats = []
+        n = len(self.actor.trunk.params())
+        mean, log_std = self.actor(batch.obs, params=params[:n], stats=stats)
+        action, log_prob = squashed_gaussian_rsample(mean, log_std, noise)
+        q_pi = self.critic(torch.cat([batch.obs, action], dim=-1), detach_params=True)
+        loss = L.actor_loss(q_pi, log_prob, alpha)
+        metrics = {"loss/actor": loss.detach(), "policy/entropy": -log_prob.detach().mean(dim=-1)}
+        if self.config.autotune_alpha:
+            alpha_loss = L.temperature_loss(params[n], log_prob.detach(), self.target_entropy)
+            metrics["loss/alpha"] = alpha_loss.detach()
+            loss = loss + alpha_loss
+        return loss, metrics, stats
+
+
+register(AlgoInfo("crossq", CrossQConfig, CrossQ, ("Box",), "off-policy",
+                  "CrossQ: SAC with batch-renormalised critics and no target networks"))  # fmt: skip
