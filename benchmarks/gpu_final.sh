@@ -10,7 +10,7 @@ set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/softac-final}; mkdir -p "$OUT"; LOG="$OUT/final.log"
 exec > >(tee -a "$LOG") 2>&1
-DEV=${DEV:-cuda}; ROUNDS=${ROUNDS:-3}; N1=${N1:-2000}; N2=${N2:-7000}; LEARN=${LEARN:-100000}; SEEDS=${SEEDS:-0-4}
+DEV=${DEV:-cuda}; LEARN=${LEARN:-100000}; SEEDS=${SEEDS:-0-4}
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || { echo "installing the carried wheels failed"; exit 1; }
@@ -22,31 +22,9 @@ export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore; unset MUJOCO_GL
 date -u; nvidia-smi -L 2>/dev/null; nproc
 python3 -c "import torch, gymnasium, mujoco; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 python3 -m compileall -q src /tmp/site >/dev/null 2>&1  # byte-compile once: imports are in every timed process
-T="--env HalfCheetah-v5 --device $DEV --preset none --learning-starts 1000 --eval-freq 100000000 --eval-episodes 1 --checkpoint-freq 0 --no-progress --overwrite"
-wall() {  # wall seconds of one `softac train` process
-  local t0 t1; t0=$(date +%s.%N)
-  timeout 200 python3 -m softac_entry train "$@" > /tmp/last.log 2>&1 || { echo "FAILED: $*"; tail -3 /tmp/last.log; echo nan; return; }
-  t1=$(date +%s.%N); python3 -c "print(round($t1-$t0,3))"
-}
-echo "== 1. steady state of the softac train command (N1=$N1, N2=$N2 steps, $ROUNDS rounds)"
-declare -A rates
-for r in $(seq 1 "$ROUNDS"); do
-  for case in sac td3 sac16; do
-    case $case in
-      sac) args="--algo sac"; per=1;; td3) args="--algo td3"; per=1;; sac16) args="--algo sac --seeds 0-15"; per=16;;
-    esac
-    a=$(wall $args $T --total-steps $N1 --run-dir /tmp/t1 | tail -1); b=$(wall $args $T --total-steps $N2 --run-dir /tmp/t2 | tail -1)
-    rate=$(python3 -c "a,b=float('$a'),float('$b'); print(round(($N2-$N1)/(b-a),1) if b>a else 'nan')")
-    echo "round $r $case: t($N1)=$a s, t($N2)=$b s -> $rate steps/s per learner (x$per learners)"
-    rates[$case]="${rates[$case]:-} $rate"
-  done
-done
-for case in sac td3 sac16; do
-  python3 -c "import statistics as s; v=[float(x) for x in '${rates[$case]}'.split() if x!='nan']; print('MEDIAN $case', round(s.median(v),1) if v else 'nan', v)"
-done
-echo "== 1b. the in-process benchmark figure and SB3 on the same GPU (softac bench's measure, one round)"
-timeout 240 python3 benchmarks/gpu.py --quick --timeout 100 --json "$OUT/inprocess.json" \
-  --only "SAC softac GPU (CUDA graphs),TD3 softac GPU (CUDA graphs),SAC SB3 GPU,TD3 SB3 GPU" 2>&1 | grep -v settotalmass
+echo "== 1. timed, nothing else running: softac train CLI path vs in-process, SB3, 16 seeds (benchmarks/gpu.py)"
+timeout -k 5 "${TIMED_TIMEOUT:-250}" python3 benchmarks/gpu.py --part timed --device "$DEV" ${QUICK:+--quick} \
+  --deadline "$(( ${TIMED_TIMEOUT:-250} - 25 ))" --json "$OUT/timed.json" 2>&1 | grep --line-buffered -v settotalmass
 echo "== 2. learning: Walker2d-v5, $LEARN steps, seeds $SEEDS, SAC vs CrossQ (concurrent) + compile checks"
 date -u
 L="--env Walker2d-v5 --device $DEV --seeds $SEEDS --total-steps $LEARN --eval-freq 10000 --eval-episodes 5 --checkpoint-freq 50000 --no-progress"
@@ -54,12 +32,12 @@ for algo in sac crossq; do
   timeout ${LEARN_TIMEOUT:-330} python3 -m softac_entry train --algo $algo $L --run-dir "$OUT/runs/walker-$algo" \
     > "/tmp/learn-$algo.log" 2>&1 &
 done
-for algo in sac td3 ddpg crossq; do
-  (timeout 200 python3 -m softac_entry train --algo $algo $T --total-steps 1600 --compile-update --run-dir /tmp/c-$algo \
-     > /tmp/compile-$algo.log 2>&1; echo "compile-update $algo: rc=$? $(grep -c 'could not compile' /tmp/compile-$algo.log) fallback line(s)"; grep -m1 "could not compile" /tmp/compile-$algo.log) &
-done
+timeout -k 5 "${COMPILE_TIMEOUT:-150}" python3 benchmarks/gpu.py --part compile --device "$DEV" ${QUICK:+--quick} \
+  --timeout "$(( ${COMPILE_TIMEOUT:-150} - 10 ))" --algos "sac td3 ddpg crossq" --log-dir /tmp/softac-compile-logs \
+  --json "$OUT/compile.json" > /tmp/compile-part.log 2>&1 &
 wait
 date -u
+grep -v settotalmass /tmp/compile-part.log | tail -25
 for algo in sac crossq; do echo "-- $algo"; grep -v settotalmass /tmp/learn-$algo.log | grep -v '^$' | tail -4; done
 python3 - "$OUT/runs" <<'PY'
 import csv, sys, pathlib, statistics as st
