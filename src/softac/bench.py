@@ -170,9 +170,9 @@ def report(variants: list[Variant]) -> None:
         if not v.results:
             continue
         med = statistics.median(r["steps_per_s"] for r in v.results)
-        rss = max(r["peak_rss_mb"] for r in v.results)
         line = f"median {v.label}: {med:.1f} steps/s"
         if v.library != "cli":  # whole processes: their memory is not measured
+            rss = max(r["peak_rss_mb"] for r in v.results)
             line += f"   peak RSS {rss:.0f} MB   1M-transition buffer {v.results[0]['buffer_mb']:.0f} MB"
         if "first_updates_s" in v.results[0]:
             first = statistics.median(r["first_updates_s"] for r in v.results)

@@ -72,5 +72,4 @@ def measure_cli(algo: str, env_id: str, warmup: int, steps: int, options: dict[s
     seconds = times[1] - times[0]
     if seconds <= 0:
         raise RuntimeError(f"the longer softac train run was not slower ({times[0]:.1f} s, {times[1]:.1f} s)")
-    return {"steps_per_s": steps * learners / seconds, "process_s": times, "peak_rss_mb": float("nan"),
-            "buffer_mb": float("nan")}  # fmt: skip
+    return {"steps_per_s": steps * learners / seconds, "process_s": [round(t, 2) for t in times]}
