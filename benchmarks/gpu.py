@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -106,7 +107,7 @@ def timed(args: argparse.Namespace, results: Results) -> None:
                 v.results.append(out)
                 say(results, f"{algo.upper()} {v.label} round {r + 1}", **out)
         for v in pair:
-            ok = [x["steps_per_s"] for x in v.results if "steps_per_s" in x]
+            ok = [x["steps_per_s"] for x in v.results if math.isfinite(x.get("steps_per_s", math.nan))]
             if ok:
                 say(results, f"{algo.upper()} {v.label} MEDIAN", steps_per_s=statistics.median(ok), rounds=len(ok))
     for algo in ("sac", "td3"):

@@ -70,6 +70,7 @@ def measure_cli(algo: str, env_id: str, warmup: int, steps: int, options: dict[s
         ]
     learners = len(options.get("seeds", [0]))
     seconds = times[1] - times[0]
-    if seconds <= 0:
-        raise RuntimeError(f"the longer softac train run was not slower ({times[0]:.1f} s, {times[1]:.1f} s)")
-    return {"steps_per_s": steps * learners / seconds, "process_s": [round(t, 2) for t in times]}
+    # Not slower: the steps cost less than the two processes' start-up varies (a budget too short
+    # for a loaded machine); no figure rather than a made-up one.
+    rate = steps * learners / seconds if seconds > 0 else float("nan")
+    return {"steps_per_s": rate, "process_s": [round(t, 2) for t in times]}
