@@ -4,9 +4,9 @@
 # mujoco, mujoco-core, glfw, pyopengl, stable-baselines3; see docs/speed.md), then
 #   timed    (a) SAC/TD3 through `softac train` (two budgets, the difference) beside the in-process
 #            figure, 3 alternating rounds, medians; SB3 SAC/TD3 on the same GPU; (b) 16 seeds of SAC
-#            in one process, then the 1/4/64-seed curve while time allows     (≤ TIMED_TIMEOUT, 330 s)
+#            in one process, then the 1/4/64-seed curve while time allows     (≤ TIMED_TIMEOUT, 360 s)
 #   compile  (c) `softac train --compile-update` on CUDA for SAC, TD3, DDPG in three forms, all at
-#            once, untimed, tracebacks kept                                  (≤ COMPILE_TIMEOUT, 110 s)
+#            once, untimed, tracebacks kept                                  (≤ COMPILE_TIMEOUT, 100 s)
 #   tests    the test suite on the GPU (not in the default PARTS)            (≤ TEST_TIMEOUT, 300 s)
 #   suite    the learning campaign: $SUITE_CMD, run last                      (≤ SUITE_TIMEOUT, 0 = skip)
 # Everything printed is also in $OUT/gpu.log; $OUT also gets timed.json, compile.json and
@@ -37,13 +37,13 @@ $PY -c "import torch, gymnasium, mujoco; print('torch', torch.__version__, torch
 has() { [[ " $PARTS " == *" $1 "* ]]; }
 if has timed; then
   echo "== timed (a, b)"
-  timeout -k 5 "${TIMED_TIMEOUT:-330}" $PY benchmarks/gpu.py --part timed --device "$DEVICE" ${QUICK:+--quick} \
-    --deadline "$(( ${TIMED_TIMEOUT:-330} - 20 ))" --json "$OUT/timed.json" 2>&1 | grep --line-buffered -v "settotalmass"
+  timeout -k 5 "${TIMED_TIMEOUT:-360}" $PY benchmarks/gpu.py --part timed --device "$DEVICE" ${QUICK:+--quick} \
+    --deadline "$(( ${TIMED_TIMEOUT:-360} - 20 ))" --json "$OUT/timed.json" 2>&1 | grep --line-buffered -v "settotalmass"
 fi
 if has compile; then
   echo "== compile (c)"
-  timeout -k 5 "${COMPILE_TIMEOUT:-110}" $PY benchmarks/gpu.py --part compile --device "$DEVICE" ${QUICK:+--quick} \
-    --timeout "$(( ${COMPILE_TIMEOUT:-110} - 10 ))" --algos "${COMPILE_ALGOS:-sac td3 ddpg}" --log-dir /tmp/softac-compile-logs --json "$OUT/compile.json"
+  timeout -k 5 "${COMPILE_TIMEOUT:-100}" $PY benchmarks/gpu.py --part compile --device "$DEVICE" ${QUICK:+--quick} \
+    --timeout "$(( ${COMPILE_TIMEOUT:-100} - 10 ))" --algos "${COMPILE_ALGOS:-sac td3 ddpg}" --log-dir /tmp/softac-compile-logs --json "$OUT/compile.json"
   tar -czf "$OUT/compile-logs.tar.gz" -C /tmp softac-compile-logs 2>/dev/null
 fi
 if has tests; then
