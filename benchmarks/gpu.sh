@@ -5,6 +5,7 @@
 #   timed    (a) SAC/TD3 through `softac train` (two budgets, the difference) beside the in-process
 #            figure, 3 alternating rounds, medians; SB3 SAC/TD3 on the same GPU; (b) 16 seeds of SAC
 #            in one process, then the 1/4/64-seed curve while time allows     (≤ TIMED_TIMEOUT, 360 s)
+#   envs     16 HalfCheetah-v5 envs stepped in a loop vs a thread pool of 4 and 16  (≤ 2 × ENVS_TIMEOUT, 30 s)
 #   compile  (c) `softac train --compile-update` on CUDA for SAC, TD3, DDPG in three forms, all at
 #            once, untimed, tracebacks kept                                  (≤ COMPILE_TIMEOUT, 100 s)
 #   tests    the test suite on the GPU (not in the default PARTS)            (≤ TEST_TIMEOUT, 300 s)
@@ -18,7 +19,7 @@ set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/softac-gpu}
 mkdir -p "$OUT"
-PARTS=${PARTS:-timed compile suite}
+PARTS=${PARTS:-timed envs compile suite}
 DEVICE=${DEVICE:-cuda}
 exec > >(tee -a "$OUT/gpu.log") 2>&1
 if [[ -z "${NO_WHEELS:-}" ]] && ls .whl/*.whl >/dev/null 2>&1; then
@@ -39,6 +40,13 @@ if has timed; then
   echo "== timed (a, b)"
   timeout -k 5 "${TIMED_TIMEOUT:-360}" $PY benchmarks/gpu.py --part timed --device "$DEVICE" ${QUICK:+--quick} \
     --deadline "$(( ${TIMED_TIMEOUT:-360} - 20 ))" --json "$OUT/timed.json" 2>&1 | grep --line-buffered -v "settotalmass"
+fi
+if has envs; then  # (b, host side) 16 HalfCheetah envs: a loop vs a thread pool, CPU only
+  echo "== envs"
+  for w in 4 16; do
+    timeout -k 5 "${ENVS_TIMEOUT:-30}" $PY benchmarks/env_threads.py --envs 16 --workers $w ${QUICK:+--steps 50} 2>&1 \
+      | grep --line-buffered -v -e "settotalmass" -e "^$"
+  done
 fi
 if has compile; then
   echo "== compile (c)"
