@@ -33,6 +33,8 @@ import gymnasium as gym
 import numpy as np
 from sb3_settings import dqn_settings, make_sb3_ppo, ppo_settings
 
+from softac.runtime import available_cores, choose_threads, others_running
+
 
 def evaluate_fn(act: Any, env_id: str, episodes: int = 10, seed: int = 100_000) -> float:
     env = gym.make(env_id)
@@ -133,7 +135,9 @@ def main() -> int:
     p.add_argument("--learning-starts", type=int, default=None)
     p.add_argument("--loss", choices=["huber", "mse"], default=None, help="DQN's TD loss (default: the preset's)")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch threads per run (0: the free cores divided among --jobs)"
+    )
     p.add_argument("--out", type=Path, default=None, help="write the results here as JSON")
     p.add_argument("--worker", choices=["softac", "sb3"], help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -145,6 +149,8 @@ def main() -> int:
             args.threads = torch.get_num_threads()
         _worker(args)
         return 0
+    if args.threads <= 0:  # the cores divided among the jobs: parallel runs never oversubscribe them
+        args.threads = choose_threads(0, available_cores(), others_running(), args.jobs)
     default_ls = {"sac": 5_000, "td3": 25_000}.get(args.algo, 0)
     if args.algo == "dqn":
         default_ls = dqn_settings(args.env)[0]["learning_starts"]

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from softac.bench_cli import measure_cli
 from softac.errors import SoftacError
 
 SB3_ALGOS = ("sac", "td3", "ddpg")  # the algorithms with a Stable-Baselines3 counterpart here
@@ -122,7 +123,7 @@ class Variant:
     """One column of the table: a library, its options, and where its code comes from."""
 
     label: str
-    library: str  # "softac" or "sb3"
+    library: str  # "softac", "sb3" or "cli" (whole `softac train` processes, softac.bench_cli)
     options: dict[str, Any] = field(default_factory=dict)  # softac config fields
     device: str = "cpu"  # SB3's device (softac's is in options)
     src: str | None = None  # PYTHONPATH for another softac checkout
@@ -140,7 +141,9 @@ def measure(variant: Variant, algo: str, env_id: str, warmup: int, steps: int, t
     env = dict(os.environ)
     if variant.src:
         env["PYTHONPATH"] = variant.src + os.pathsep + env.get("PYTHONPATH", "")
-    elif variant.library == "sb3":
+    if variant.library == "cli":
+        return measure_cli(algo, env_id, warmup, steps, variant.options, env, timeout)
+    if variant.library == "sb3":
         cmd += ["--sb3-device", variant.device]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, timeout=timeout)
     for line in proc.stdout.splitlines():
@@ -167,9 +170,10 @@ def report(variants: list[Variant]) -> None:
         if not v.results:
             continue
         med = statistics.median(r["steps_per_s"] for r in v.results)
-        rss = max(r["peak_rss_mb"] for r in v.results)
-        line = f"median {v.label}: {med:.1f} steps/s   peak RSS {rss:.0f} MB   " \
-               f"1M-transition buffer {v.results[0]['buffer_mb']:.0f} MB"  # fmt: skip
+        line = f"median {v.label}: {med:.1f} steps/s"
+        if v.library != "cli":  # whole processes: their memory is not measured
+            rss = max(r["peak_rss_mb"] for r in v.results)
+            line += f"   peak RSS {rss:.0f} MB   1M-transition buffer {v.results[0]['buffer_mb']:.0f} MB"
         if "first_updates_s" in v.results[0]:
             first = statistics.median(r["first_updates_s"] for r in v.results)
             line += f"   (untimed first {PRE_UPDATES} updates: {first:.1f} s)"
@@ -188,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=1500, help="timed steps with updates per run (default 1500)")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     p.add_argument("--no-sb3", action="store_true", help="measure softac only")
+    p.add_argument("--no-cli", action="store_true",
+                   help="skip the `softac train` column (two whole processes per round, the difference)")  # fmt: skip
     p.add_argument("--softac-options", default="{}", help='extra softac config as JSON, e.g. \'{"threads": 1}\'')
     p.add_argument("--compile-update", action="store_true", help="softac with compile_update (not timed)")
     p.add_argument("--device", default=None, help="softac's and SB3's torch device (default: softac auto, SB3 cpu)")
@@ -221,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds <= 0 or args.steps <= 0 or args.warmup < 256:
         raise SoftacError("--rounds and --steps must be positive and --warmup at least 256 (one batch)")
     variants = [Variant("softac", "softac", options)]
+    if not args.no_cli:
+        variants.append(Variant("softac train", "cli", options))
     if args.baseline_src:
         base_opts = {k: v for k, v in options.items() if k not in ("cuda_graph",)}
         try:

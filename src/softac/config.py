@@ -144,7 +144,7 @@ class BaseConfig:
     )
     keep_checkpoints: int = _f(2, "How many of the newest checkpoints to keep on disk.", "positive")
     device: str = _f("auto", "Torch device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:N'.")
-    threads: int = _f(0, "Torch intra-op CPU threads (0: one per available core).", "non-negative")
+    threads: int = _f(0, "Torch intra-op CPU threads (0: the free cores; docs/speed.md).", "non-negative")
     fast_update: bool = _f(
         True,
         "Run each network's Linear/ReLU stack as one fused autograd node (softac.nn.fused) on the CPU; "

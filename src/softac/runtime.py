@@ -1,7 +1,9 @@
-"""Where and with which seeds an agent runs: the device named by the user, the seeds of its learners."""
+"""Where and with which seeds an agent runs: the device named by the user, the seeds of its
+learners, and how many CPU threads torch may use for it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 import torch
@@ -33,3 +35,48 @@ def parse_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
     if len(set(out)) != len(out):
         raise SoftacError(f"seeds must be distinct, got {list(out)}")
     return out
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity: taskset, cgroups' cpusets, a job
+    scheduler's allocation), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def others_running() -> int:
+    """Runnable threads of other processes right now: the 4th field of /proc/loadavg ("r/t")
+    counts every runnable thread on the machine, this one included. A reading at one instant,
+    not an average: the 1-minute load would still count a job that ended 30 s ago."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):  # not Linux, or an unreadable /proc
+        return 0
+    return max(0, running - 1)
+
+
+def choose_threads(requested: int, cores: int, busy: int, jobs: int = 1) -> int:
+    """Torch's intra-op thread count (docs/speed.md, "Threads").
+
+    ``requested`` > 0 (``--threads``) is used as given. Otherwise each of ``jobs`` processes
+    sharing the ``cores`` gets an equal share, and no more than the cores the ``busy`` other
+    runnable threads leave free, at least 1. Why not one thread per core: torch's intra-op pool
+    splits each op into equal parts and waits for the slowest at every op's end, so one core
+    taken by another process stalls every op for a scheduler time slice (issue 23: with one
+    CPU-bound neighbour on 2 cores softac kept 32 % of its speed at 2 threads). One thread
+    fewer than the cores costs at most the parallel part of an update; a stalled barrier costs
+    most of it."""
+    if requested > 0:
+        return requested
+    share = max(1, cores // max(1, jobs))
+    return max(1, min(share, cores - busy))
+
+
+def apply_threads(requested: int, jobs: int = 1) -> int:
+    """Set torch's intra-op threads by ``choose_threads`` for this process; returns the count."""
+    n = choose_threads(requested, available_cores(), others_running(), jobs)
+    torch.set_num_threads(n)
+    return n

@@ -33,7 +33,7 @@ from softac.preset_apply import AppliedPreset
 from softac.preset_apply import resolve as resolve_preset
 from softac.protocols import state_tensors
 from softac.rng import LearnerRNG
-from softac.runtime import parse_seeds, resolve_device
+from softac.runtime import apply_threads, parse_seeds, resolve_device
 from softac.train import train
 
 
@@ -107,8 +107,7 @@ class Agent(abc.ABC):
             )
         self.scaler = action_mapper(self.spec)
         self.device = resolve_device(cfg.device)
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
+        apply_threads(cfg.threads)
         tune_allocator()
         check_fits(self.memory_estimate(), self.device, self.memory_reserved())
         self.rng = LearnerRNG(self.seeds, self.device)
