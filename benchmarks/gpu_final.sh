@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/softac-final}; mkdir -p "$OUT"; LOG="$OUT/final.log"
 exec > >(tee -a "$LOG") 2>&1
 DEV=${DEV:-cuda}; LEARN=${LEARN:-100000}; SEEDS=${SEEDS:-0-4}
-if [ -d .whl ]; then
+if [ -z "${NO_WHEELS:-}" ] && [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || { echo "installing the carried wheels failed"; exit 1; }
   export PYTHONPATH=/tmp/site:$PWD/src
@@ -31,11 +31,13 @@ L="--env Walker2d-v5 --device $DEV --seeds $SEEDS --total-steps $LEARN --eval-fr
 for algo in sac crossq; do
   timeout ${LEARN_TIMEOUT:-330} python3 -m softac_entry train --algo $algo $L --run-dir "$OUT/runs/walker-$algo" \
     > "/tmp/learn-$algo.log" 2>&1 &
+  pids="${pids:-} $!"
 done
 timeout -k 5 "${COMPILE_TIMEOUT:-150}" python3 benchmarks/gpu.py --part compile --device "$DEV" ${QUICK:+--quick} \
   --timeout "$(( ${COMPILE_TIMEOUT:-150} - 10 ))" --algos "sac td3 ddpg crossq" --log-dir /tmp/softac-compile-logs \
   --json "$OUT/compile.json" > /tmp/compile-part.log 2>&1 &
-wait
+pids="$pids $!"
+wait $pids  # these jobs only: a bare wait would also wait for the log's tee
 date -u
 grep -v settotalmass /tmp/compile-part.log | tail -25
 for algo in sac crossq; do echo "-- $algo"; grep -v settotalmass /tmp/learn-$algo.log | grep -v '^$' | tail -4; done
