@@ -6,17 +6,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import typing
+from pathlib import Path
 from typing import Any, NoReturn
 
 from softac.config import BaseConfig, Kwargs
 from softac.errors import SoftacError
-from softac.runtime import parse_seeds
+from softac.runtime import MAX_LEARNERS, MAX_SEED, parse_seeds
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise SoftacError(f"{message} (see `{self.prog} --help`)")
+
+
+def run_dir_arg(text: str) -> Path:
+    """A directory path; an empty one (``--run-dir ""``) meant the current directory without a word."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a directory path, got an empty string")
+    return Path(text)
 
 
 def int_arg(text: str) -> int:
@@ -25,7 +34,7 @@ def int_arg(text: str) -> int:
         return int(text)
     except ValueError:
         value = float(text)
-        if not value.is_integer():
+        if not math.isfinite(value) or not value.is_integer():
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         return int(value)
 
@@ -88,6 +97,10 @@ def seeds_arg(text: str) -> tuple[int, ...]:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if hi < lo:
                     raise ValueError
+                if hi - lo >= MAX_LEARNERS or hi > MAX_SEED:  # checked before the list is built
+                    raise argparse.ArgumentTypeError(
+                        f"seed range {part!r}: at most {MAX_LEARNERS} seeds, each in [0, {MAX_SEED}]"
+                    )
                 out += range(lo, hi + 1)
             else:
                 out.append(int(part))

@@ -26,8 +26,13 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "non-negative": (lambda v: v >= 0, "{name} must be a non-negative {kind}, got {value!r}"),
     "probability": (lambda v: 0.0 <= v <= 1.0, "{name} must be in [0, 1], got {value!r}"),
     "fraction": (lambda v: 0.0 < v <= 1.0, "{name} must be in (0, 1], got {value!r}"),
+    "seed": (lambda v: 0 <= v <= MAX_SEED, "{name} must be an integer in [0, 4294967295], got {value!r}"),
     "any": (lambda v: True, ""),
 }
+# Issue 22: seeds of 2**64 and more crashed deep in torch/numpy with a traceback, counters of 2**63 and
+# more overflowed int64 tensors, so every integer field is bounded (one validator, one message).
+MAX_SEED = 2**32 - 1
+MAX_INT = 2**62
 
 
 def _f(default: Any, help: str, check: str = "any", choices: tuple[str, ...] = ()) -> Any:
@@ -128,7 +133,7 @@ class BaseConfig:
     env_kwargs: tuple[tuple[str, Any], ...] = _f(
         (), "Keyword arguments for gymnasium.make, as KEY=VALUE ... (VALUE read as JSON if it parses, else a string)."
     )
-    seed: int = _f(0, "Seed for networks, replay sampling, exploration and the environments.", "non-negative")
+    seed: int = _f(0, "Seed for networks, replay sampling, exploration and the environments.", "seed")
     total_steps: int = _f(20_000, "Environment steps to train for (counted over all parallel envs).", "positive")
     n_envs: int = _f(1, "Parallel environments collecting transitions (a Gymnasium vector env).", "positive")
     vectorization: str = _f(
@@ -192,6 +197,8 @@ class BaseConfig:
             choices = f.metadata.get("choices", ())
             if choices and value not in choices:
                 raise SoftacError(f"{f.name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+            if isinstance(value, int) and abs(value) > MAX_INT:
+                raise SoftacError(f"{f.name} must be an integer below 2**62, got {value}")
             check, message = _CHECKS[f.metadata.get("check", "any")]
             if not isinstance(value, str) and not check(value):
                 kind = "integer" if isinstance(value, int) else "number"

@@ -119,6 +119,13 @@ def observation_array(observation: Any, obs_dim: int) -> np.ndarray:
     """One observation (obs_dim,) or a batch (B, obs_dim) as float32, or one clear error."""
     if isinstance(observation, (str, bytes, dict)):
         raise SoftacError(f"observation must be an array of numbers, got {type(observation).__name__}")
+    # Issue 22: a complex observation was cast with its imaginary part dropped (a numpy warning only).
+    try:
+        kind = np.asarray(observation).dtype.kind
+    except (TypeError, ValueError):
+        kind = "f"  # ragged or odd: the conversion below names the problem
+    if kind not in "biuf":
+        raise SoftacError(f"observation must be an array of real numbers, got {type(observation).__name__} of kind {kind!r}")
     try:
         obs = np.asarray(observation, dtype=np.float32)
     except (TypeError, ValueError) as exc:

@@ -61,10 +61,7 @@ def _build(
     # Before anything else reads the environment id: the top-level copy is checked too, in case a
     # tool reads it.
     check_import_allowed(state["env_id"], {*allow_import, *_named(env)}, f"checkpoint {ckpt}")
-    for name, digest in state["files"].items():
-        if name not in ("model.safetensors", "buffer.safetensors") or not isinstance(digest, str):
-            raise SoftacError(f"checkpoint {ckpt} lists an unexpected file {name!r} in state.json")
-        verify_file(ckpt / name, digest)
+    verify_files(state, ckpt)
     config = info.config_cls.from_dict(state["config"], where=f"checkpoint {ckpt}")
     check_env_record(state["env"], config, f"checkpoint {ckpt}", env, allow_import)
     if device is not None:
@@ -78,6 +75,25 @@ def _build(
             f"{state['act_dim']}, but {config.env_id} now has {agent.spec.obs_dim} and {agent.spec.act_dim}"
         )
     return agent
+
+
+def verify_files(state: dict[str, Any], ckpt: Path) -> None:
+    """Every file a checkpoint needs is listed with its checksum, and matches it. Issue 22: an empty
+    ``"files": {}`` disabled verification, and ``"data": {"included": false}`` with a listed buffer
+    resumed with an empty replay buffer, silently."""
+    files = state["files"]
+    for name, digest in files.items():
+        if name not in ("model.safetensors", "buffer.safetensors") or not isinstance(digest, str):
+            raise SoftacError(f"checkpoint {ckpt} lists an unexpected file {name!r} in state.json")
+    needed = {"model.safetensors", *(["buffer.safetensors"] if state["data"]["included"] else [])}
+    if set(files) != needed:
+        missing, extra = sorted(needed - set(files)), sorted(set(files) - needed)
+        raise SoftacError(
+            f"checkpoint {ckpt}: state.json's 'files' does not match its 'data' record (unlisted {missing}, "
+            f"unexpected {extra}); it is corrupted"
+        )
+    for name, digest in files.items():
+        verify_file(ckpt / name, digest)
 
 
 def _check_expect(state: dict[str, Any], ckpt: Path, expect: dict[str, Any] | None) -> None:
@@ -135,6 +151,7 @@ def _load_batched(
         ckpt = step_checkpoint_path(d, step)
         state = read_state(ckpt)
         _check_expect(state, ckpt, expect)
+        verify_files(state, ckpt)  # every learner's files (v0.2 checked the first seed's only)
         pairs.append((ckpt, state))
     first = pairs[0][1]
     for ckpt, state in pairs[1:]:

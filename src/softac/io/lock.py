@@ -4,13 +4,16 @@ Why ``flock`` on a file rather than a PID file alone: the kernel releases the lo
 exits for any reason (a crash, ``kill -9``), so a stale lock can never block a resume, and two
 processes can never both hold it (checking a PID file and then writing it would race). The file
 also holds the PID of the holder, only to name it in the refusal. A batched run directory (one
-``seed_<s>/`` per learner) is locked once, at its top. The lock is advisory: it keeps softac
+``seed_<s>/`` per learner) is locked once, at its top; a lock on one of its ``seed_<s>/`` takes the
+top's lock first (issue 22: ``--run-dir R/seed_0 --overwrite`` deleted a live learner's checkpoints
+while ``--seeds 0-1 --run-dir R`` ran). The lock is advisory: it keeps softac
 processes apart, which is what interleaved progress.csv rows and checkpoints came from.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from types import TracebackType
 
@@ -22,6 +25,8 @@ except ImportError:  # Windows: no flock; runs there are not locked (documented 
     fcntl = None  # type: ignore[assignment]
 
 LOCK = ".lock"
+_BATCH = "runs.json"  # softac.io.rundir.BATCH (rundir imports files; the lock stays at the bottom)
+_SEED = re.compile(r"^seed_\d+$")
 # Locks this process holds, by path, with a count: ``softac train --resume`` takes the lock before
 # it reads the run (so that it never reads a checkpoint the other process is pruning) and the
 # trainer takes it again; two flocks of one file conflict even within one process.
@@ -33,8 +38,20 @@ class RunLock:
         self.path = run_dir / LOCK
         self.fd: int | None = None
         self.nested = False
+        top = run_dir.resolve().parent
+        self.outer = RunLock(top) if _SEED.match(run_dir.resolve().name) and (top / _BATCH).is_file() else None
 
     def acquire(self) -> RunLock:
+        if self.outer is not None:
+            self.outer.acquire()
+            try:
+                return self._acquire()
+            except BaseException:
+                self.outer.release()
+                raise
+        return self._acquire()
+
+    def _acquire(self) -> RunLock:
         key = self.path.resolve()
         if key in _held:
             _held[key] += 1
@@ -76,6 +93,8 @@ class RunLock:
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None
+        if self.outer is not None:
+            self.outer.release()
 
     def __enter__(self) -> RunLock:
         return self.acquire()

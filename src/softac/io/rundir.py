@@ -30,6 +30,18 @@ class NoCheckpoint(SoftacError):
     """A run directory without any checkpoint: ``--resume`` restarts it from its config.json."""
 
 
+def as_path(value: object, what: str) -> Path:
+    """A path argument of the Python API (``load``, ``save``, ``learn(run_dir=)``): a str or
+    os.PathLike, non-empty. ``SAC.load(123)`` raised a TypeError traceback, ``run_dir=""`` wrote
+    into the current directory without a word (issue 22)."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
+        raise SoftacError(f"{what} must be a path (str or os.PathLike), got {value!r}")
+    text = os.fspath(value)
+    if not isinstance(text, str) or not text.strip():
+        raise SoftacError(f"{what} must be a non-empty path, got {value!r}")
+    return Path(text)
+
+
 def step_checkpoint_path(run_dir: Path, env_steps: int) -> Path:
     return run_dir / "checkpoints" / f"step_{env_steps:010d}"
 

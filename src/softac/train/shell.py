@@ -26,7 +26,7 @@ from softac.errors import DivergenceError, EnvError, SoftacError, WriteError
 from softac.evaluate import EVAL_SEED_OFFSET, evaluate
 from softac.io.lock import RunLock
 from softac.io.rundir import learner_dirs, list_checkpoints, prune_checkpoints, step_checkpoint_path
-from softac.io.state import check_finite, save_checkpoint
+from softac.io.state import check_finite, read_state, save_checkpoint
 from softac.logging import ProgressBar, RunLogger
 from softac.plot import plot_runs
 from softac.protocols import AgentLike
@@ -181,6 +181,14 @@ def _notices(agent: AgentLike, run_dir: Path | None) -> None:
     note = agent.env_source.notice()
     if note is not None and run_dir is not None:
         print(note, file=sys.stderr)
+    if agent.loaded_from is not None and not read_state(agent.loaded_from)["data"]["included"]:
+        # Issue 22: such a checkpoint resumed with an empty buffer and no word. Decision: allowed
+        # (save(include_buffer=False) is how a small checkpoint is made), with one line.
+        print(
+            f"softac: note: {agent.loaded_from} holds no training data (saved without its replay buffer/rollout); "
+            "the run continues from an empty buffer, so it is not identical to an uninterrupted one",
+            file=sys.stderr,
+        )
     resume = agent.resume_state or []
     if any(not r.get("collector", {}).get("at_episode_boundary", True) for r in resume):
         print(
