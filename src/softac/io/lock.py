@@ -57,23 +57,7 @@ class RunLock:
             _held[key] += 1
             self.nested = True
             return self
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # O_CLOEXEC (Python's default): subprocesses that exec (AsyncVectorEnv workers under
-            # spawn/forkserver) do not keep the lock after this process has gone.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise SoftacError(f"run directory {self.path.parent} is not writable: {exc.strerror or exc}") from None
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
-                raise SoftacError(
-                    f"run directory {self.path.parent} is in use by another softac process (PID {holder}); "
-                    "wait for it to finish or stop it, then try again"
-                ) from None
+        fd = self._open_locked()
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -83,6 +67,37 @@ class RunLock:
         _held[key] = 1
         return self
 
+    def _open_locked(self) -> int:
+        """The lock file, open and flocked. Why the inode check: ``release`` removes the file (a
+        run's ``.lock`` stayed behind after a clean exit, issue 22), so a process that opened the
+        old file just before it was removed holds a lock on nothing; it tries again on the new one."""
+        for _ in range(100):
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # O_CLOEXEC (Python's default): subprocesses that exec (AsyncVectorEnv workers under
+                # spawn/forkserver) do not keep the lock after this process has gone.
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise SoftacError(f"run directory {self.path.parent} is not writable: {exc.strerror or exc}") from None
+            if fcntl is None:
+                return fd
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise SoftacError(
+                    f"run directory {self.path.parent} is in use by another softac process (PID {holder}); "
+                    "wait for it to finish or stop it, then try again"
+                ) from None
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        raise SoftacError(f"could not lock run directory {self.path.parent}: its .lock keeps changing")
+
     def release(self) -> None:
         key = self.path.resolve()
         if self.nested or self.fd is not None:
@@ -91,6 +106,11 @@ class RunLock:
                 del _held[key]
         self.nested = False
         if self.fd is not None:
+            if fcntl is not None and key not in _held:
+                try:
+                    self.path.unlink()  # while still held: see _open_locked
+                except OSError:
+                    pass
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None
         if self.outer is not None:

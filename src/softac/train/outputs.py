@@ -148,13 +148,13 @@ def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
             )
         clear_run(run_dir)
     elif agent.env_steps > 0:
-        _check_target(run_dir, agent)
         for k, d in enumerate(dirs):
             if (d / "config.json").exists():
                 _same_run(d, agent)
                 # A resumed agent is rebuilt from its checkpoint, which knows no preset: keep the record.
                 if presets[k] is None:
                     presets[k] = _previous_preset(d / "config.json")
+        _check_target(run_dir, agent)
     if agent.learners > 1:
         write_json_atomic(
             run_dir / BATCH,
