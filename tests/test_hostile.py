@@ -173,7 +173,7 @@ def test_every_learner_of_a_batched_run_is_verified(batched_run: Path, tmp_path:
     data = bytearray(model.read_bytes())
     data[-4] ^= 0xFF
     model.write_bytes(bytes(data))
-    with pytest.raises(SoftacError, match="seed_1.*checksum mismatch"):
+    with pytest.raises(SoftacError, match=r"seed_1.*checksum mismatch"):
         load_agent(run)
 
 

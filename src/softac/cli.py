@@ -50,7 +50,9 @@ def build_train_parser(algo: str) -> argparse.ArgumentParser:
     info = registry.get(algo)
     p = Parser(prog="softac train", description="Train an agent; every config field is a flag.")
     p.add_argument("--algo", choices=registry.names(), default="sac", help="algorithm (default: sac)")
-    p.add_argument("--run-dir", type=run_dir_arg, default=None, help="output directory (default: runs/ALGO-ENV-sSEED-TIME)")
+    p.add_argument(
+        "--run-dir", type=run_dir_arg, default=None, help="output directory (default: runs/ALGO-ENV-sSEED-TIME)"
+    )
     p.add_argument("--resume", type=run_dir_arg, default=None, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --run-dir")
     p.add_argument(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import typing
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, NoReturn
 
 from softac.config import BaseConfig, Kwargs
 from softac.errors import SoftacError
+from softac.io.files import loads_json
 from softac.runtime import MAX_LEARNERS, MAX_SEED, parse_seeds
 
 
@@ -46,7 +46,7 @@ def kwarg_arg(text: str) -> tuple[str, Any]:
     if not sep or not key.isidentifier():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        return key, json.loads(value)
+        return key, loads_json(value)
     except ValueError:
         return key, value
 

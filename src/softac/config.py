@@ -27,12 +27,11 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "probability": (lambda v: 0.0 <= v <= 1.0, "{name} must be in [0, 1], got {value!r}"),
     "fraction": (lambda v: 0.0 < v <= 1.0, "{name} must be in (0, 1], got {value!r}"),
     "seed": (lambda v: 0 <= v <= MAX_SEED, "{name} must be an integer in [0, 4294967295], got {value!r}"),
+    "threads": (lambda v: 0 <= v <= 1024, "{name} must be an integer in [0, 1024] (0: one per core), got {value!r}"),
     "any": (lambda v: True, ""),
 }
-# Issue 22: seeds of 2**64 and more crashed deep in torch/numpy with a traceback, counters of 2**63 and
-# more overflowed int64 tensors, so every integer field is bounded (one validator, one message).
-MAX_SEED = 2**32 - 1
-MAX_INT = 2**62
+# Issue 22: seeds ≥ 2**64 and ints ≥ 2**63 crashed in torch/numpy; every integer field is bounded.
+MAX_SEED, MAX_INT = 2**32 - 1, 2**62
 
 
 def _f(default: Any, help: str, check: str = "any", choices: tuple[str, ...] = ()) -> Any:
@@ -64,13 +63,17 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 COMPILE_AUTO_STEPS = 1_000_000
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, _JSON_SCALARS):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{value} is not finite")
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise ValueError(f"{value} is out of range (at most 2**62 in size)")
         return value
     if isinstance(value, (list, tuple)):
-        return tuple(_json_value(v) for v in value)
+        if depth >= 16:  # issue 22: deep nesting ended in a RecursionError traceback
+            raise ValueError("lists nested more than 16 deep")
+        return tuple(_json_value(v, depth + 1) for v in value)
     raise ValueError(f"{value!r} is not a number, string, true/false, null or list")
 
 
@@ -85,6 +88,9 @@ def _check_kwargs(name: str, value: Any) -> Kwargs:
             out.append((key, _json_value(item)))
     except (TypeError, ValueError) as exc:
         raise SoftacError(f"{name} must map keyword names to JSON values ({exc})") from None
+    steps = dict(out).get("max_episode_steps")  # issue 22: -1 made evaluation never end (a hang)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0):
+        raise SoftacError(f"{name}: max_episode_steps must be a positive integer (or null), got {steps!r}")
     keys = [k for k, _ in out]
     if len(set(keys)) != len(keys):
         raise SoftacError(f"{name} names a keyword twice: {', '.join(sorted(keys))}")
@@ -149,7 +155,7 @@ class BaseConfig:
     )
     keep_checkpoints: int = _f(2, "How many of the newest checkpoints to keep on disk.", "positive")
     device: str = _f("auto", "Torch device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:N'.")
-    threads: int = _f(0, "Torch intra-op CPU threads (0: one per available core).", "non-negative")
+    threads: int = _f(0, "Torch intra-op CPU threads (0: one per available core).", "threads")
     fast_update: bool = _f(
         True,
         "Run each network's Linear/ReLU stack as one fused autograd node (softac.nn.fused) on the CPU; "

@@ -125,7 +125,8 @@ def observation_array(observation: Any, obs_dim: int) -> np.ndarray:
     except (TypeError, ValueError):
         kind = "f"  # ragged or odd: the conversion below names the problem
     if kind not in "biuf":
-        raise SoftacError(f"observation must be an array of real numbers, got {type(observation).__name__} of kind {kind!r}")
+        what = f"{type(observation).__name__} of kind {kind!r}"
+        raise SoftacError(f"observation must be an array of real numbers, got {what}")
     try:
         obs = np.asarray(observation, dtype=np.float32)
     except (TypeError, ValueError) as exc:

@@ -257,7 +257,8 @@ class Agent(abc.ABC):
                 raise SoftacError(f"{name} must be true or false, got {flag!r}")
         if total_steps is not None:
             self.config = self.config.replace(total_steps=total_steps)
-        train(self, as_path(run_dir, "run_dir") if run_dir is not None else None, progress=progress, overwrite=overwrite)
+        where = as_path(run_dir, "run_dir") if run_dir is not None else None
+        train(self, where, progress=progress, overwrite=overwrite)
         return self
 
     def save(self, path: str | os.PathLike[str], include_buffer: bool = True) -> Path:

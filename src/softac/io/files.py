@@ -117,6 +117,16 @@ def read_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, Te
         raise SoftacError(f"{path} is not a valid safetensors file ({exc})") from None
 
 
+def loads_json(text: str) -> Any:
+    """``json.loads`` that answers deeply nested input (``[[[[...``) with a JSONDecodeError like any
+    other malformed JSON, not a RecursionError traceback (issue 22): every reader of a file or flag
+    goes through here."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text[:64], 0) from None
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

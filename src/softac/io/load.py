@@ -16,7 +16,7 @@ import softac.registry as registry
 from softac.env_sources import KINDS
 from softac.envs import check_import_allowed, module_of
 from softac.errors import SoftacError
-from softac.io.files import verify_file
+from softac.io.files import loads_json, verify_file
 from softac.io.rundir import (
     BATCH,
     NoCheckpoint,
@@ -192,7 +192,7 @@ def restart_agent(path: Path, device: str | None, allow_import: Collection[str],
     seeds = batched_seeds(path)
     meta_path = path / (BATCH if seeds is not None else "config.json")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = loads_json(meta_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         what = f"{path} has no checkpoint and an unreadable {meta_path.name} ({exc})"
         raise SoftacError(f"{what}; start the run anew with softac train") from None

@@ -12,6 +12,7 @@ processes apart, which is what interleaved progress.csv rows and checkpoints cam
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -91,7 +92,7 @@ class RunLock:
                     "wait for it to finish or stop it, then try again"
                 ) from None
             try:
-                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                if self.path.stat().st_ino == os.fstat(fd).st_ino:
                     return fd
             except FileNotFoundError:
                 pass
@@ -107,10 +108,8 @@ class RunLock:
         self.nested = False
         if self.fd is not None:
             if fcntl is not None and key not in _held:
-                try:
+                with contextlib.suppress(OSError):
                     self.path.unlink()  # while still held: see _open_locked
-                except OSError:
-                    pass
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None
         if self.outer is not None:

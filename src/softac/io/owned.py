@@ -10,12 +10,13 @@ unrecognised path among softac's names refuses the whole overwrite, naming it.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import re
 import shutil
 from pathlib import Path
 
 from softac.errors import SoftacError
+from softac.io.files import loads_json
 from softac.io.rundir import BATCH, STATE
 
 _CKPT_FILES = {STATE, "model.safetensors", "buffer.safetensors"}
@@ -38,7 +39,7 @@ def _json_keys(path: Path, keys: tuple[str, ...]) -> bool:
     try:
         if path.stat().st_size > 16 * 1024 * 1024:
             return False
-        data = json.loads(path.read_text())
+        data = loads_json(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and all(k in data for k in keys)
@@ -120,7 +121,5 @@ def clear_run(run_dir: Path) -> None:
             p.unlink(missing_ok=True)
     for d in [*(s for s in run_dir.glob("seed_*") if _SEED.match(s.name)), run_dir]:
         for sub in ("checkpoints", "tb"):
-            try:
+            with contextlib.suppress(OSError):
                 (d / sub).rmdir()  # only if empty: it held softac's files only
-            except OSError:
-                pass

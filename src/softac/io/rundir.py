@@ -12,14 +12,13 @@ tool that reads a single run works on any of them, plus the aggregates at ``RUN/
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 from pathlib import Path
 
 from softac.errors import SoftacError
-from softac.io.files import refuse_foreign
+from softac.io.files import loads_json, refuse_foreign
 
 STATE = "state.json"
 BATCH = "runs.json"  # marks a batched run directory and lists its seeds
@@ -75,9 +74,7 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
 
 def holds_run(run_dir: Path) -> bool:
     """A directory with softac's run files (config.json, runs.json) or checkpoints in it."""
-    return (
-        (run_dir / "config.json").is_file() or (run_dir / BATCH).is_file() or bool(list_checkpoints(run_dir))
-    )
+    return (run_dir / "config.json").is_file() or (run_dir / BATCH).is_file() or bool(list_checkpoints(run_dir))
 
 
 def learner_dirs(run_dir: Path, seeds: tuple[int, ...]) -> list[Path]:
@@ -94,7 +91,7 @@ def batched_seeds(run_dir: Path) -> list[int] | None:
     if not marker.is_file():
         return None
     try:
-        seeds = json.loads(marker.read_text())["seeds"]
+        seeds = loads_json(marker.read_text())["seeds"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SoftacError(f"{marker} is unreadable ({exc}); it should list the run's seeds") from None
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):

@@ -30,7 +30,7 @@ from safetensors import safe_open
 from torch import Tensor
 
 from softac.errors import SoftacError, WriteError
-from softac.io.files import DTYPE_NAMES, fsync_dir, read_tensors, refuse_foreign, write_safetensors
+from softac.io.files import DTYPE_NAMES, fsync_dir, loads_json, read_tensors, refuse_foreign, write_safetensors
 from softac.io.rundir import STATE
 from softac.protocols import AgentLike
 
@@ -86,7 +86,7 @@ def check_finite(agent: AgentLike) -> list[str | None]:
 
 def _is_checkpoint_dir(path: Path) -> bool:
     try:
-        return json.loads((path / STATE).read_text()).get("format") == FORMAT
+        return loads_json((path / STATE).read_text()).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -158,7 +158,7 @@ def save_checkpoint(agent: AgentLike, k: int, path: Path, include_data: bool = T
 def read_state(ckpt: Path) -> dict[str, Any]:
     """``state.json`` of a checkpoint, every field the loader reads checked (one line if not)."""
     try:
-        state = json.loads((ckpt / STATE).read_text())
+        state = loads_json((ckpt / STATE).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SoftacError(f"checkpoint {ckpt} has an unreadable {STATE} ({exc}); it is corrupted") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

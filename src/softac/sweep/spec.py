@@ -29,6 +29,7 @@ from typing import Any
 import softac.algos  # noqa: F401  (registers every algorithm)
 from softac import registry
 from softac.errors import SoftacError
+from softac.io.files import loads_json
 from softac.preset_apply import resolve as resolve_preset
 
 SPEC_FILE = "sweep.json"
@@ -254,7 +255,7 @@ def read_spec(sweep_dir: Path) -> SweepSpec:
     if not path.is_file():
         raise SoftacError(f"{sweep_dir} has no {SPEC_FILE}; is it a softac sweep directory?")
     try:
-        data = json.loads(path.read_text())
+        data = loads_json(path.read_text())
     except (OSError, ValueError) as exc:
         raise SoftacError(f"cannot read {path}: {exc}") from None
     return SweepSpec.from_json(data)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 
 from softac.errors import SoftacError
-from softac.io.files import write_json_atomic
+from softac.io.files import loads_json, write_json_atomic
 from softac.io.owned import clear_run
 from softac.io.rundir import BATCH, learner_dirs, list_checkpoints
 from softac.protocols import AgentLike
@@ -78,7 +79,7 @@ def _check_target(run_dir: Path, agent: AgentLike) -> None:
 def _config_problem(path: Path) -> tuple[str | None, str | None, str | None]:
     """(algo, env_id, problem) of a run's config.json; ``problem`` names what is wrong, or None."""
     try:
-        old = json.loads(path.read_text())
+        old = loads_json(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:
         return None, None, f"cannot be read ({exc})"
     except json.JSONDecodeError as exc:
@@ -118,7 +119,7 @@ def _same_run(run_dir: Path, agent: AgentLike) -> None:
 
 def _config_seed(path: Path) -> int | None:
     try:
-        old = json.loads(path.read_text())
+        old = loads_json(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     seed = old.get("config", {}).get("seed") if isinstance(old, dict) and isinstance(old.get("config"), dict) else None
@@ -128,7 +129,7 @@ def _config_seed(path: Path) -> int | None:
 def _previous_preset(path: Path) -> Any:
     """The preset record of a run's config.json (None when it has none or cannot be read)."""
     try:
-        old = json.loads(path.read_text())
+        old = loads_json(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     return old.get("preset") if isinstance(old, dict) else None
@@ -168,8 +169,6 @@ def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
             {"algo": agent.algo, "config": agent.learner_config(k).to_dict(), "torch": torch.__version__,
              "env": agent.env_source.describe(), "preset": presets[k]},
         )
-    try:
+    with contextlib.suppress(TypeError):
         _WROTE[agent] = run_dir.resolve()
-    except TypeError:
-        pass
     return dirs
