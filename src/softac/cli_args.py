@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -15,8 +17,25 @@ from softac.errors import SoftacError
 from softac.io.files import loads_json
 from softac.runtime import MAX_LEARNERS, MAX_SEED, parse_seeds
 
+# A negative number argparse takes for a flag: it knows only -5 and -.5 (issue 22: `--gamma -inf`).
+_NEGATIVE = re.compile(r"^-(inf|infinity|nan|\d[\d_]*\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?)$", re.IGNORECASE)
+
 
 class Parser(argparse.ArgumentParser):
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if args is not None:
+            out: list[str] = []
+            for tok in args:
+                prev = out[-1] if out else ""
+                if _NEGATIVE.match(tok) and prev.startswith("--") and "=" not in prev:
+                    out[-1] = f"{prev}={tok}"  # `--gamma=-inf`: the value, whatever it looks like
+                else:
+                    out.append(tok)
+            args = out
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         raise SoftacError(f"{message} (see `{self.prog} --help`)")
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from softac.errors import SoftacError
 
+# Issue 22: seeds ≥ 2**64 and ints ≥ 2**63 crashed in torch/numpy; every integer field is bounded.
+MAX_SEED, MAX_INT = 2**32 - 1, 2**62
 # Range checks by name: a predicate and the error message ({name}, {kind}, {value} filled in).
 _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "positive": (lambda v: v > 0, "{name} must be a positive {kind}, got {value!r}"),
@@ -30,8 +32,6 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "threads": (lambda v: 0 <= v <= 1024, "{name} must be an integer in [0, 1024] (0: one per core), got {value!r}"),
     "any": (lambda v: True, ""),
 }
-# Issue 22: seeds ≥ 2**64 and ints ≥ 2**63 crashed in torch/numpy; every integer field is bounded.
-MAX_SEED, MAX_INT = 2**32 - 1, 2**62
 
 
 def _f(default: Any, help: str, check: str = "any", choices: tuple[str, ...] = ()) -> Any:
