@@ -244,3 +244,60 @@ def test_api_types_are_checked(sac_checkpoint: Path, tmp_path: Path) -> None:
         agent.predict(obs, deterministic="no")  # type: ignore[arg-type]
     with pytest.raises(SoftacError, match="real numbers"):
         agent.predict(obs + 1j)
+
+
+def test_one_seed_given_with_seeds_gets_its_seed_directory(tmp_path: Path, capsys: Any) -> None:
+    run = tmp_path / "r"
+    code, err = _main(capsys, *_train_args(run, "--seeds", "7", "--checkpoint-freq", "300"))
+    assert code == 0, err
+    assert json.loads((run / "runs.json").read_text())["seeds"] == [7]
+    assert list_checkpoints(run / "seed_7") and not (run / "checkpoints").exists()
+    code, err = _main(capsys, "train", "--resume", str(run), "--total-steps", "400", "--no-progress")
+    assert code == 0, err
+    assert [p.name for p in list_checkpoints(run / "seed_7")][-1] == "step_0000000400"
+    assert not (run / "checkpoints").exists()  # the resume went on in seed_7/, not in the top
+
+
+# -- hangs, crashes, unclear messages ---------------------------------------------------------------
+def test_inputs_that_hung_or_crashed_are_one_line(tmp_path: Path, capsys: Any) -> None:
+    nested = "x=" + "[" * 5000 + "]" * 5000
+    cases = [
+        (_train_args(tmp_path / "a", "--env-kwargs", "max_episode_steps=-1"), "max_episode_steps must be a positive"),
+        (_train_args(tmp_path / "b", "--threads", "100000"), "threads must be an integer in [0, 1024]"),
+        (_train_args(tmp_path / "c", "--env-kwargs", nested), "nested too deeply"),
+        (_train_args(tmp_path / "d", "--gamma", "-inf"), "gamma must be a finite number"),
+        (["bench", "--env", "Nope-v0"], "unknown environment 'Nope-v0'"),
+        (
+            [
+                "sweep",
+                "--algo",
+                "sac",
+                "--env",
+                "Pendulum-v1",
+                "--seeds",
+                "0",
+                "--cpus-per-trial",
+                "nan",
+                "--out",
+                str(tmp_path / "e"),
+            ],
+            "--cpus-per-trial must be positive",
+        ),
+    ]
+    for argv, needle in cases:
+        code, err = _main(capsys, *argv)
+        assert code == 2 and needle in err and len(err.splitlines()) == 1, (argv, err)
+    assert not any((tmp_path / n).exists() for n in "abcde")
+
+
+def test_deeply_nested_state_json_is_a_clear_error(run_copy: Path) -> None:
+    ckpt = list_checkpoints(run_copy)[-1]
+    (ckpt / "state.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(SoftacError, match=r"unreadable state.json.*nested too deeply"):
+        load_agent(run_copy)
+
+
+def test_max_episode_steps_from_state_json_is_refused(run_copy: Path) -> None:
+    _rewrite_state(list_checkpoints(run_copy)[-1], lambda s: s["config"].update(env_kwargs={"max_episode_steps": -1}))
+    with pytest.raises(SoftacError, match="max_episode_steps must be a positive integer"):
+        load_agent(run_copy)

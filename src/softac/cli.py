@@ -92,6 +92,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         run_dir = resumed
     else:
         agent = info.agent_cls(seeds=args.seeds, preset=args.preset or "auto", **given)
+        agent.seed_dirs = args.seeds is not None  # --seeds 7: DIR/seed_7/ as --help says (io.rundir.seed_layout)
         config = agent.config
         if agent.preset is not None:
             print(agent.preset.line(), flush=True)

@@ -66,7 +66,9 @@ def kwarg_arg(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
         return key, loads_json(value)
-    except ValueError:
+    except ValueError as exc:
+        if "nested too deeply" in str(exc):
+            raise argparse.ArgumentTypeError(f"{key}: its JSON value is nested too deeply") from None
         return key, value
 
 

@@ -162,6 +162,7 @@ def _load_batched(
             raise SoftacError(f"{ckpt} belongs to a different run than {pairs[0][0]} (algorithm or settings differ)")
     agent = _build(first, pairs[0][0], device, [s["config"].get("seed", 0) for _, s in pairs], env, allow_import)
     _restore(agent, pairs)
+    agent.seed_dirs = True  # type: ignore[attr-defined]  # its layout: softac.io.rundir.seed_layout
     return agent
 
 
@@ -204,4 +205,6 @@ def restart_agent(path: Path, device: str | None, allow_import: Collection[str],
     check_env_record(meta.get("env"), config, where, env, allow_import)
     if device is not None:
         config = config.replace(device=device)
-    return info.agent_cls(env, config=config, seeds=seeds if seeds is not None else [config.seed])
+    agent: AgentLike = info.agent_cls(env, config=config, seeds=seeds if seeds is not None else [config.seed])
+    agent.seed_dirs = seeds is not None  # type: ignore[attr-defined]
+    return agent

@@ -77,10 +77,18 @@ def holds_run(run_dir: Path) -> bool:
     return (run_dir / "config.json").is_file() or (run_dir / BATCH).is_file() or bool(list_checkpoints(run_dir))
 
 
-def learner_dirs(run_dir: Path, seeds: tuple[int, ...]) -> list[Path]:
+def seed_layout(agent: object) -> bool:
+    """Whether the agent's run has one ``seed_<s>/`` per learner: several learners, or a run made
+    with ``--seeds`` (``--seeds 7`` makes ``DIR/seed_7/`` as ``--help`` promises, issue 22) or loaded
+    from a batched run directory (a one-seed ``runs.json`` sent a resume to the wrong directory)."""
+    seeds = getattr(agent, "seeds", ())
+    return bool(getattr(agent, "seed_dirs", False)) or len(seeds) > 1
+
+
+def learner_dirs(run_dir: Path, seeds: tuple[int, ...], batched: bool | None = None) -> list[Path]:
     """Where each learner writes: the run directory itself for a single run, ``seed_<s>/`` each
     for a batched one."""
-    if len(seeds) == 1:
+    if not (len(seeds) > 1 if batched is None else batched):
         return [run_dir]
     return [run_dir / f"seed_{s}" for s in seeds]
 

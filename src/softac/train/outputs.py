@@ -16,7 +16,7 @@ import torch
 from softac.errors import SoftacError
 from softac.io.files import loads_json, write_json_atomic
 from softac.io.owned import clear_run
-from softac.io.rundir import BATCH, learner_dirs, list_checkpoints
+from softac.io.rundir import BATCH, learner_dirs, list_checkpoints, seed_layout
 from softac.protocols import AgentLike
 
 _RUN_FILES = ("config.json", "progress.csv", "learning_curve.png", "summary.csv", BATCH)
@@ -57,7 +57,7 @@ def _source_run(agent: AgentLike) -> Path | None:
     if agent.loaded_from is None:
         return None
     parents = agent.loaded_from.resolve().parents  # RUN/checkpoints/step_N or RUN/seed_s/checkpoints/step_N
-    return parents[2] if agent.learners > 1 else parents[1]
+    return parents[2] if seed_layout(agent) else parents[1]
 
 
 def _check_target(run_dir: Path, agent: AgentLike) -> None:
@@ -138,7 +138,7 @@ def _previous_preset(path: Path) -> Any:
 def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
     """The learners' directories, checked and ready, with their ``config.json`` written."""
     _check_writable(run_dir)
-    dirs = learner_dirs(run_dir, agent.seeds)
+    dirs = learner_dirs(run_dir, agent.seeds, seed_layout(agent))
     preset = getattr(agent, "preset", None)
     presets: list[Any] = [preset.record() if preset is not None else None] * len(dirs)
     if agent.env_steps == 0 and _holds_run(run_dir):
@@ -156,7 +156,7 @@ def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
                 if presets[k] is None:
                     presets[k] = _previous_preset(d / "config.json")
         _check_target(run_dir, agent)
-    if agent.learners > 1:
+    if seed_layout(agent):
         write_json_atomic(
             run_dir / BATCH,
             {"algo": agent.algo, "env_id": agent.config.env_id, "seeds": list(agent.seeds),

@@ -25,7 +25,7 @@ from softac.accel.runner import note_auto_compile
 from softac.errors import DivergenceError, EnvError, SoftacError, WriteError
 from softac.evaluate import EVAL_SEED_OFFSET, evaluate
 from softac.io.lock import RunLock
-from softac.io.rundir import learner_dirs, list_checkpoints, prune_checkpoints, step_checkpoint_path
+from softac.io.rundir import learner_dirs, list_checkpoints, prune_checkpoints, seed_layout, step_checkpoint_path
 from softac.io.state import check_finite, read_state, save_checkpoint
 from softac.logging import ProgressBar, RunLogger
 from softac.plot import plot_runs
@@ -202,7 +202,7 @@ def _where(agent: AgentLike, run_dir: Path | None) -> str:
     """What an error line says about the run's state on disk, read from the disk at that moment."""
     if run_dir is None:
         return "no checkpoint was written before it (no run directory)"
-    found = list_checkpoints(learner_dirs(run_dir, agent.seeds)[0])
+    found = list_checkpoints(learner_dirs(run_dir, agent.seeds, seed_layout(agent))[0])
     return f"the last good checkpoint is {found[-1]}" if found else "no checkpoint was written before it"
 
 
