@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,12 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from helpers import TINY, cli_env
 
 from softac import SAC, SoftacError, cli
+from softac.errors import EnvError
 from softac.export import export_policy
 from softac.io.files import read_tensors, write_safetensors
 from softac.io.load import load_agent
@@ -301,3 +304,35 @@ def test_max_episode_steps_from_state_json_is_refused(run_copy: Path) -> None:
     _rewrite_state(list_checkpoints(run_copy)[-1], lambda s: s["config"].update(env_kwargs={"max_episode_steps": -1}))
     with pytest.raises(SoftacError, match="max_episode_steps must be a positive integer"):
         load_agent(run_copy)
+
+
+class _BadOutputEnv(gym.Env):  # type: ignore[type-arg]
+    """Fine for ``bad_at`` steps, then returns what a buggy environment returns."""
+
+    def __init__(self, what: str, bad_at: int = 150) -> None:
+        self.observation_space = gym.spaces.Box(-10.0, 10.0, (3,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.what, self.bad_at, self.n = what, bad_at, 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        super().reset(seed=seed)
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action: np.ndarray) -> Any:
+        self.n += 1
+        obs: Any = np.zeros(3, np.float32)
+        reward: Any = 0.0
+        if self.n > self.bad_at:
+            obs = {"obs": np.zeros(4, np.float32), "str": "abc"}.get(self.what, obs)
+            reward = np.zeros(2) if self.what == "reward" else reward
+        return obs, reward, False, self.n % 50 == 0, {}
+
+
+@pytest.mark.parametrize(("what", "needle"), [
+    ("obs", "observation has shape (4,)"), ("str", "not numbers"), ("reward", "reward must be one number"),
+])  # fmt: skip
+def test_an_environment_returning_the_wrong_things_is_an_env_error(what: str, needle: str) -> None:
+    agent = SAC(lambda: _BadOutputEnv(what), **TINY, learning_starts=100, total_steps=400, eval_freq=400)
+    with pytest.raises(EnvError, match=re.escape(needle)):
+        agent.learn(progress=False)
+    assert agent.updates > 0  # it got past learning_starts before the environment went wrong

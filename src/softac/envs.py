@@ -192,6 +192,18 @@ def action_mapper(spec: EnvSpec) -> ActionScaler | DiscreteActions:
     return ActionScaler(spec.action_low, spec.action_high)
 
 
+def check_output(space: gym.Space[Any], obs: Any, reward: Any = 0.0) -> None:
+    """A ValueError unless the observation fits the space and the reward is one number; raised in
+    the environment call, so it exits 4 with one line (issue 22: these were numpy tracebacks)."""
+    arr = np.asarray(obs)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"observation is {type(obs).__name__} of dtype {arr.dtype}, not numbers")
+    if space.shape is not None and arr.shape != space.shape:
+        raise ValueError(f"observation has shape {arr.shape}, its observation_space says {space.shape}")
+    if np.ndim(reward) != 0 or np.asarray(reward).dtype.kind not in "biuf":
+        raise ValueError(f"reward must be one number, got {type(reward).__name__} {np.shape(reward)}")
+
+
 class SingleVectorEnv(gym.vector.VectorEnv):
     """One environment behind the part of the vector-env interface the collector uses, with the
     semantics of ``SyncVectorEnv(autoreset_mode=DISABLED)`` for ``num_envs = 1``: ``reset(seed=s)``
@@ -223,6 +235,7 @@ class SingleVectorEnv(gym.vector.VectorEnv):
             raise ValueError("`options['reset_mask']` must contain at least one True value")
         single_seed = seed[0] if isinstance(seed, list) else seed
         obs, info = self.env.reset(seed=single_seed, options=options)
+        check_output(self.single_observation_space, obs)
         self._needs_reset = False
         return np.asarray(obs)[None].copy(), info
 
@@ -230,6 +243,7 @@ class SingleVectorEnv(gym.vector.VectorEnv):
         if self._needs_reset:
             raise RuntimeError("step() on an environment whose episode ended: reset it first")
         obs, reward, terminated, truncated, info = self.env.step(actions[0])
+        check_output(self.single_observation_space, obs, reward)
         self._needs_reset = bool(terminated or truncated)
         return (
             np.asarray(obs)[None].copy(),
