@@ -9,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from softac.envs import check_output
+from softac.env_checks import check_output
 from softac.errors import EnvError, SoftacError
 from softac.protocols import AgentLike
 
