@@ -28,6 +28,7 @@ from softac.io.files import read_tensors, write_safetensors
 from softac.io.load import load_agent
 from softac.io.lock import RunLock
 from softac.io.rundir import list_checkpoints
+from softac.logging import read_progress
 
 
 def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -336,3 +337,25 @@ def test_an_environment_returning_the_wrong_things_is_an_env_error(what: str, ne
     with pytest.raises(EnvError, match=re.escape(needle)):
         agent.learn(progress=False)
     assert agent.updates > 0  # it got past learning_starts before the environment went wrong
+
+
+def test_train_return_mean_after_resume_equals_the_uninterrupted_run(tmp_path: Path, capsys: Any) -> None:
+    """A checkpoint between two evaluations (step 400; evaluations at 600, 1200): resuming from it
+    must log the same training-return mean as the run that went straight through."""
+    run = tmp_path / "straight"
+    agent = SAC("Pendulum-v1", **TINY, learning_starts=100, total_steps=1200, eval_freq=600, checkpoint_freq=400,
+                keep_checkpoints=5)  # fmt: skip
+    agent.learn(run_dir=run, progress=False)
+    assert agent.updates > 0
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed)
+    for ckpt in list_checkpoints(resumed)[1:]:
+        shutil.rmtree(ckpt)
+    assert [p.name for p in list_checkpoints(resumed)] == ["step_0000000400"]
+    code, err = _main(capsys, "train", "--resume", str(resumed), "--no-progress")
+    assert code == 0, err
+
+    def column(d: Path) -> list[str]:
+        return [r["train_return_mean"] for r in read_progress(d / "progress.csv")]
+
+    assert len(column(run)) == 2 and column(resumed) == column(run)

@@ -50,6 +50,16 @@ def _who(agent: AgentLike, k: int) -> str:
     return f" (seed {agent.seeds[k]})" if agent.learners > 1 else ""
 
 
+def _recent_returns(resume: dict[str, Any]) -> list[float]:
+    """A checkpoint's returns since its last evaluation: a list of finite numbers, or refused."""
+    value = resume.get("recent_returns", [])
+    if not isinstance(value, list) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value
+    ):
+        raise SoftacError("the checkpoint's resume.recent_returns is not a list of finite numbers; it is corrupted")
+    return [float(v) for v in value]
+
+
 class _Run:
     """One call of ``train``: the loop's state and the things it does at its cadences."""
 
@@ -57,7 +67,13 @@ class _Run:
         cfg = agent.config
         self.agent = agent
         resume = agent.resume_state
-        self.wall_offset = float((resume or [{}])[0].get("wall_time_s", 0.0))
+        # The training returns since the last evaluation are part of the exact state (issue 22:
+        # train_return_mean differed after kill and resume although the weights were identical).
+        self.recent: list[list[float]] = [_recent_returns(r) for r in (resume or [{}] * agent.learners)]
+        wall = (resume or [{}])[0].get("wall_time_s", 0.0)
+        if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not np.isfinite(wall):
+            raise SoftacError(f"the checkpoint's resume.wall_time_s is {wall!r}, not a number; it is corrupted")
+        self.wall_offset = float(wall)
         # The environments first, then the run directory: an environment that cannot be built
         # refuses the run before anything is written.
         self.step = FAMILY_STEPS[agent.family](agent, resume)
@@ -74,7 +90,6 @@ class _Run:
             note_auto_compile()  # before the bar: the first update will take tens of seconds
         self.bar = ProgressBar(cfg.total_steps, agent.env_steps, progress)
         self.t_start = time.perf_counter()
-        self.recent: list[list[float]] = [[] for _ in range(agent.learners)]
         self.metrics: dict[str, Tensor] = {}
         self.rate_mark = (time.perf_counter(), agent.env_steps)
         self.steps_per_s = float("nan")
@@ -83,7 +98,8 @@ class _Run:
         return self.wall_offset + time.perf_counter() - self.t_start
 
     def snapshot(self) -> list[dict[str, Any]]:
-        return [{**self.step.state(k), "wall_time_s": self.wall()} for k in range(self.agent.learners)]
+        return [{**self.step.state(k), "wall_time_s": self.wall(), "recent_returns": list(self.recent[k])}
+                for k in range(self.agent.learners)]  # fmt: skip
 
     def checkpoint(self) -> Path | None:
         agent = self.agent
