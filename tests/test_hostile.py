@@ -359,3 +359,14 @@ def test_train_return_mean_after_resume_equals_the_uninterrupted_run(tmp_path: P
         return [r["train_return_mean"] for r in read_progress(d / "progress.csv")]
 
     assert len(column(run)) == 2 and column(resumed) == column(run)
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda r: r.update(collector="x"), "invalid 'resume.collector'"),
+    (lambda r: r.update(wall_time_s="abc"), "resume.wall_time_s is 'abc'"),
+    (lambda r: r.update(recent_returns=["x"]), "recent_returns is not a list of finite numbers"),
+])  # fmt: skip
+def test_invalid_resume_fields_are_one_line(run_copy: Path, edit: Any, needle: str, capsys: Any) -> None:
+    _rewrite_state(list_checkpoints(run_copy)[-1], lambda s: edit(s["resume"]))
+    code, err = _main(capsys, "train", "--resume", str(run_copy), "--total-steps", "600", "--no-progress")
+    assert code == 2 and needle in err, err

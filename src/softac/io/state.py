@@ -190,6 +190,9 @@ def read_state(ckpt: Path) -> dict[str, Any]:
             # Bounded: a counter of 2**63 or more overflowed int64 tensors later (issue 22).
             if not ok or (not isinstance(item, bool) and not 0 <= item <= _MAX_COUNTER):
                 raise SoftacError(f"checkpoint {ckpt} has an invalid '{key}.{sub}' in {STATE}: {item!r}")
+    resume = state["resume"]
+    if "collector" in resume and not isinstance(resume["collector"], dict):
+        raise SoftacError(f"checkpoint {ckpt} has an invalid 'resume.collector' in {STATE}: {resume['collector']!r}")
     c = state["counters"]
     if c["updates"] > _MAX_COUNTER or c["episodes"] > c["env_steps"]:
         raise SoftacError(

@@ -76,7 +76,16 @@ class _Run:
         self.wall_offset = float(wall)
         # The environments first, then the run directory: an environment that cannot be built
         # refuses the run before anything is written.
-        self.step = FAMILY_STEPS[agent.family](agent, resume)
+        try:
+            self.step = FAMILY_STEPS[agent.family](agent, resume)
+        except (KeyError, TypeError, ValueError, OverflowError, IndexError, AttributeError) as exc:
+            if not resume:
+                raise
+            # Issue 22: an edited resume section (RNG state 2**200, empty rng, collector "x") crashed here.
+            raise SoftacError(
+                f"the checkpoint's resume section in state.json is invalid ({type(exc).__name__}: {exc}); "
+                "it is corrupted: use an earlier checkpoint"
+            ) from None
         self.eval_envs: list[Any] = []
         self.loggers: list[RunLogger] = []
         try:
