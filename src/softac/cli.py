@@ -19,7 +19,7 @@ from typing import Any
 
 import softac.algos  # noqa: F401  (registers every algorithm)
 from softac import preset_apply, registry
-from softac.cli_args import Parser, add_config_flags, allow_import_flag, flag_name, seeds_arg
+from softac.cli_args import Parser, add_config_flags, allow_import_flag, flag_name, run_dir_arg, seeds_arg
 from softac.cli_tools import cmd_bench, cmd_compare, cmd_eval, cmd_export, cmd_plot, cmd_presets, cmd_sweep
 from softac.envs import module_of
 from softac.errors import DivergenceError, EnvError, SoftacError
@@ -50,8 +50,10 @@ def build_train_parser(algo: str) -> argparse.ArgumentParser:
     info = registry.get(algo)
     p = Parser(prog="softac train", description="Train an agent; every config field is a flag.")
     p.add_argument("--algo", choices=registry.names(), default="sac", help="algorithm (default: sac)")
-    p.add_argument("--run-dir", type=Path, default=None, help="output directory (default: runs/ALGO-ENV-sSEED-TIME)")
-    p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
+    p.add_argument(
+        "--run-dir", type=run_dir_arg, default=None, help="output directory (default: runs/ALGO-ENV-sSEED-TIME)"
+    )
+    p.add_argument("--resume", type=run_dir_arg, default=None, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --run-dir")
     p.add_argument(
         "--seeds", type=seeds_arg, default=None, metavar="S",
@@ -78,6 +80,11 @@ def cmd_train(argv: Sequence[str]) -> int:
     given = {k: v for k, v in vars(args).items() if k in fields}
     if "hidden_sizes" in given:
         given["hidden_sizes"] = tuple(given["hidden_sizes"])
+    # Issue 22: conflicting inputs were ignored (one silently won); refuse them instead.
+    if args.seeds is not None and "seed" in given:
+        raise SoftacError("--seeds and --seed conflict: give --seeds S (several learners) or --seed S (one), not both")
+    if args.resume is not None and args.overwrite:
+        raise SoftacError("--resume continues a run and --overwrite replaces one: give one of them, not both")
     if args.resume is not None:
         resumed = _resume(args, given, argv)
         if resumed is None:
@@ -85,6 +92,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         run_dir = resumed
     else:
         agent = info.agent_cls(seeds=args.seeds, preset=args.preset or "auto", **given)
+        agent.seed_dirs = args.seeds is not None  # --seeds 7: DIR/seed_7/ as --help says (io.rundir.seed_layout)
         config = agent.config
         if agent.preset is not None:
             print(agent.preset.line(), flush=True)
@@ -139,7 +147,8 @@ def _resume_locked(
             raise SoftacError(f"{args.resume} holds a {agent.algo} run, not {explicit_algo}") from None
         print(f"softac: note: {args.resume} has no checkpoint (it stopped before its first); restarting it from "
               "step 0 with its saved config", file=sys.stderr)  # fmt: skip
-        overwrite = True
+        # Only the run being restarted may be replaced: --run-dir elsewhere must be empty or new.
+        overwrite = run_dir.resolve() == args.resume.resolve()
     agent.config = agent.config.replace(**given)
     if agent.env_steps >= agent.config.total_steps:
         print(f"softac: {args.resume} is already at step {agent.env_steps} of {agent.config.total_steps}: nothing "

@@ -5,18 +5,46 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import math
+import re
 import typing
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from softac.config import BaseConfig, Kwargs
 from softac.errors import SoftacError
-from softac.runtime import parse_seeds
+from softac.io.files import loads_json
+from softac.runtime import MAX_LEARNERS, MAX_SEED, parse_seeds
+
+# A negative number argparse takes for a flag: it knows only -5 and -.5 (issue 22: `--gamma -inf`).
+_NEGATIVE = re.compile(r"^-(inf|infinity|nan|\d[\d_]*\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?)$", re.IGNORECASE)
 
 
 class Parser(argparse.ArgumentParser):
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if args is not None:
+            out: list[str] = []
+            for tok in args:
+                prev = out[-1] if out else ""
+                if _NEGATIVE.match(tok) and prev.startswith("--") and "=" not in prev:
+                    out[-1] = f"{prev}={tok}"  # `--gamma=-inf`: the value, whatever it looks like
+                else:
+                    out.append(tok)
+            args = out
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         raise SoftacError(f"{message} (see `{self.prog} --help`)")
+
+
+def run_dir_arg(text: str) -> Path:
+    """A directory path; an empty one (``--run-dir ""``) meant the current directory without a word."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a directory path, got an empty string")
+    return Path(text)
 
 
 def int_arg(text: str) -> int:
@@ -25,7 +53,7 @@ def int_arg(text: str) -> int:
         return int(text)
     except ValueError:
         value = float(text)
-        if not value.is_integer():
+        if not math.isfinite(value) or not value.is_integer():
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         return int(value)
 
@@ -37,8 +65,10 @@ def kwarg_arg(text: str) -> tuple[str, Any]:
     if not sep or not key.isidentifier():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        return key, json.loads(value)
-    except ValueError:
+        return key, loads_json(value)
+    except ValueError as exc:
+        if "nested too deeply" in str(exc):
+            raise argparse.ArgumentTypeError(f"{key}: its JSON value is nested too deeply") from None
         return key, value
 
 
@@ -88,6 +118,10 @@ def seeds_arg(text: str) -> tuple[int, ...]:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if hi < lo:
                     raise ValueError
+                if hi - lo >= MAX_LEARNERS or hi > MAX_SEED:  # checked before the list is built
+                    raise argparse.ArgumentTypeError(
+                        f"seed range {part!r}: at most {MAX_LEARNERS} seeds, each in [0, {MAX_SEED}]"
+                    )
                 out += range(lo, hi + 1)
             else:
                 out.append(int(part))

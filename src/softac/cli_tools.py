@@ -4,8 +4,11 @@ Each parses its own flags and returns an exit code; ``softac.cli.main`` turns er
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
+
+import gymnasium as gym
 
 from softac import preset_apply
 from softac.cli_args import Parser, allow_import_flag, int_arg
@@ -107,5 +110,16 @@ def cmd_export(argv: Sequence[str]) -> int:
 
 def cmd_bench(argv: Sequence[str]) -> int:
     from softac.bench import main as bench_main
+
+    # Issue 22: an unknown --env failed in the timing subprocess with its traceback; checked here first.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--env", default=None)
+    pre.add_argument("--worker", default=None)
+    known, _ = pre.parse_known_args(argv)
+    if known.env and not known.worker and ":" not in known.env:
+        try:
+            gym.spec(known.env)
+        except Exception as exc:  # gymnasium raises several error types for an unknown id
+            raise SoftacError(f"unknown environment '{known.env}': {exc}") from None
 
     return bench_main(list(argv))

@@ -20,12 +20,16 @@ from typing import Any
 
 from softac.errors import SoftacError
 
+# Issue 22: seeds ≥ 2**64 and ints ≥ 2**63 crashed in torch/numpy; every integer field is bounded.
+MAX_SEED, MAX_INT = 2**32 - 1, 2**62
 # Range checks by name: a predicate and the error message ({name}, {kind}, {value} filled in).
 _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "positive": (lambda v: v > 0, "{name} must be a positive {kind}, got {value!r}"),
     "non-negative": (lambda v: v >= 0, "{name} must be a non-negative {kind}, got {value!r}"),
     "probability": (lambda v: 0.0 <= v <= 1.0, "{name} must be in [0, 1], got {value!r}"),
     "fraction": (lambda v: 0.0 < v <= 1.0, "{name} must be in (0, 1], got {value!r}"),
+    "seed": (lambda v: 0 <= v <= MAX_SEED, "{name} must be an integer in [0, 4294967295], got {value!r}"),
+    "threads": (lambda v: 0 <= v <= 1024, "{name} must be an integer in [0, 1024] (0: one per core), got {value!r}"),
     "any": (lambda v: True, ""),
 }
 
@@ -59,13 +63,17 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 COMPILE_AUTO_STEPS = 1_000_000
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, _JSON_SCALARS):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{value} is not finite")
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise ValueError(f"{value} is out of range (at most 2**62 in size)")
         return value
     if isinstance(value, (list, tuple)):
-        return tuple(_json_value(v) for v in value)
+        if depth >= 16:  # issue 22: deep nesting ended in a RecursionError traceback
+            raise ValueError("lists nested more than 16 deep")
+        return tuple(_json_value(v, depth + 1) for v in value)
     raise ValueError(f"{value!r} is not a number, string, true/false, null or list")
 
 
@@ -80,6 +88,9 @@ def _check_kwargs(name: str, value: Any) -> Kwargs:
             out.append((key, _json_value(item)))
     except (TypeError, ValueError) as exc:
         raise SoftacError(f"{name} must map keyword names to JSON values ({exc})") from None
+    steps = dict(out).get("max_episode_steps")  # issue 22: -1 made evaluation never end (a hang)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0):
+        raise SoftacError(f"{name}: max_episode_steps must be a positive integer (or null), got {steps!r}")
     keys = [k for k, _ in out]
     if len(set(keys)) != len(keys):
         raise SoftacError(f"{name} names a keyword twice: {', '.join(sorted(keys))}")
@@ -128,7 +139,7 @@ class BaseConfig:
     env_kwargs: tuple[tuple[str, Any], ...] = _f(
         (), "Keyword arguments for gymnasium.make, as KEY=VALUE ... (VALUE read as JSON if it parses, else a string)."
     )
-    seed: int = _f(0, "Seed for networks, replay sampling, exploration and the environments.", "non-negative")
+    seed: int = _f(0, "Seed for networks, replay sampling, exploration and the environments.", "seed")
     total_steps: int = _f(20_000, "Environment steps to train for (counted over all parallel envs).", "positive")
     n_envs: int = _f(1, "Parallel environments collecting transitions (a Gymnasium vector env).", "positive")
     vectorization: str = _f(
@@ -144,7 +155,7 @@ class BaseConfig:
     )
     keep_checkpoints: int = _f(2, "How many of the newest checkpoints to keep on disk.", "positive")
     device: str = _f("auto", "Torch device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:N'.")
-    threads: int = _f(0, "Torch intra-op CPU threads (0: the free cores; docs/speed.md).", "non-negative")
+    threads: int = _f(0, "Torch intra-op CPU threads (0: the free cores; docs/speed.md).", "threads")
     fast_update: bool = _f(
         True,
         "Run each network's Linear/ReLU stack as one fused autograd node (softac.nn.fused) on the CPU; "
@@ -192,6 +203,8 @@ class BaseConfig:
             choices = f.metadata.get("choices", ())
             if choices and value not in choices:
                 raise SoftacError(f"{f.name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+            if isinstance(value, int) and abs(value) > MAX_INT:
+                raise SoftacError(f"{f.name} must be an integer below 2**62, got {value}")
             check, message = _CHECKS[f.metadata.get("check", "any")]
             if not isinstance(value, str) and not check(value):
                 kind = "integer" if isinstance(value, int) else "number"

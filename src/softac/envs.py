@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from softac.env_checks import check_output
 from softac.errors import SoftacError
 
 
@@ -119,6 +120,14 @@ def observation_array(observation: Any, obs_dim: int) -> np.ndarray:
     """One observation (obs_dim,) or a batch (B, obs_dim) as float32, or one clear error."""
     if isinstance(observation, (str, bytes, dict)):
         raise SoftacError(f"observation must be an array of numbers, got {type(observation).__name__}")
+    # Issue 22: a complex observation was cast with its imaginary part dropped (a numpy warning only).
+    try:
+        kind = np.asarray(observation).dtype.kind
+    except (TypeError, ValueError):
+        kind = "f"  # ragged or odd: the conversion below names the problem
+    if kind not in "biuf":
+        what = f"{type(observation).__name__} of kind {kind!r}"
+        raise SoftacError(f"observation must be an array of real numbers, got {what}")
     try:
         obs = np.asarray(observation, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -215,6 +224,7 @@ class SingleVectorEnv(gym.vector.VectorEnv):
             raise ValueError("`options['reset_mask']` must contain at least one True value")
         single_seed = seed[0] if isinstance(seed, list) else seed
         obs, info = self.env.reset(seed=single_seed, options=options)
+        check_output(self.single_observation_space, obs)
         self._needs_reset = False
         return np.asarray(obs)[None].copy(), info
 
@@ -222,6 +232,7 @@ class SingleVectorEnv(gym.vector.VectorEnv):
         if self._needs_reset:
             raise RuntimeError("step() on an environment whose episode ended: reset it first")
         obs, reward, terminated, truncated, info = self.env.step(actions[0])
+        check_output(self.single_observation_space, obs, reward)
         self._needs_reset = bool(terminated or truncated)
         return (
             np.asarray(obs)[None].copy(),

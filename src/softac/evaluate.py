@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from softac.env_checks import check_output
 from softac.errors import EnvError, SoftacError
 from softac.protocols import AgentLike
 
@@ -18,7 +19,9 @@ EVAL_SEED_OFFSET = 100_000
 def _call(env: gym.Env, name: str, method: str, episode: int, *args: Any, **kwargs: Any) -> Any:
     """As ``Collector._call``: the evaluation environment's own exception as one EnvError line."""
     try:
-        return getattr(env, method)(*args, **kwargs)
+        out = getattr(env, method)(*args, **kwargs)
+        check_output(env.observation_space, out[0], out[1] if method == "step" else 0.0)
+        return out
     except Exception as exc:
         raise EnvError(
             f"the evaluation environment {name} raised {type(exc).__name__} in {method}() "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,10 +112,16 @@ def deployed_policy(agent: AgentLike, k: int = 0) -> DeployedPolicy:
 def _target(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise SoftacError(f"--out {path} is a directory; give a file name (e.g. {path / 'policy.onnx'})")
+    # Issue 22: --overwrite replaced /dev/full (a device node) with a file. Only a regular file (not
+    # a device, FIFO, socket, nor a symlink to one) is ever replaced.
+    if (path.exists() or path.is_symlink()) and (path.is_symlink() or not stat.S_ISREG(path.stat().st_mode)):
+        raise SoftacError(f"--out {path} exists and is not a regular file; export writes only regular files")
     if path.exists() and not overwrite:
         raise SoftacError(f"{path} exists; pass --overwrite to replace it, or choose another --out")
     if not path.parent.is_dir():
         raise SoftacError(f"the directory of --out {path} does not exist")
+    if not os.access(path.parent, os.W_OK):  # a read-only mount: refused before the export is built
+        raise SoftacError(f"the directory of --out {path} is not writable")
 
 
 def export_policy(agent: AgentLike, path: Path, fmt: str, k: int = 0, overwrite: bool = False) -> Path:
@@ -140,9 +147,9 @@ def export_policy(agent: AgentLike, path: Path, fmt: str, k: int = 0, overwrite:
                 traced = torch.jit.trace(module, example)
                 traced.save(str(tmp))
         tmp.replace(path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # torch.jit's save raises RuntimeError for I/O errors
         tmp.unlink(missing_ok=True)
-        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise WriteError(f"cannot write {path}: {getattr(exc, 'strerror', None) or str(exc).splitlines()[0]}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -25,6 +25,7 @@ from softac.env_sources import EnvLike, EnvSource, source_of
 from softac.envs import EnvSpec, action_mapper, observation_array
 from softac.errors import SoftacError
 from softac.io.load import load_agent
+from softac.io.rundir import as_path
 from softac.io.state import save_checkpoint
 from softac.memory import check_fits, networks_bytes
 from softac.optim import adam_step, adam_step_traceable, gradient_step
@@ -72,6 +73,8 @@ class Agent(abc.ABC):
         if type(cfg) is not self.config_cls:
             raise SoftacError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(cfg).__name__}")
         if seeds is not None:
+            if "seed" in overrides:  # issue 22: one of the two was silently ignored
+                raise SoftacError("seeds= and seed= conflict: give seeds (several learners) or seed (one), not both")
             self.seeds = parse_seeds(seeds)
             overrides["seed"] = self.seeds[0]
         source: EnvSource | None = None
@@ -229,6 +232,8 @@ class Agent(abc.ABC):
         model: environment-scaled action(s) for one observation or a batch, and ``None`` for the
         recurrent state (``state`` and ``episode_start`` are accepted and unused: the policies are
         not recurrent). Unlike SB3 the default is the deterministic action, as in softac 0.1."""
+        if not isinstance(deterministic, (bool, np.bool_)):  # "no" is truthy: it acted deterministically
+            raise SoftacError(f"deterministic must be true or false, got {deterministic!r}")
         if self.learners > 1:
             raise SoftacError("predict acts for one learner: load one seed's run (e.g. SAC.load('RUN/seed_0'))")
         obs = observation_array(observation, self.spec.obs_dim)
@@ -256,14 +261,17 @@ class Agent(abc.ABC):
                 raise SoftacError(f"{name} must be true or false, got {flag!r}")
         if total_steps is not None:
             self.config = self.config.replace(total_steps=total_steps)
-        train(self, Path(run_dir) if run_dir is not None else None, progress=progress, overwrite=overwrite)
+        where = as_path(run_dir, "run_dir") if run_dir is not None else None
+        train(self, where, progress=progress, overwrite=overwrite)
         return self
 
     def save(self, path: str | os.PathLike[str], include_buffer: bool = True) -> Path:
         """Write a checkpoint directory (weights, optimizers, counters, random streams, config, and
         by default the replay buffer); with several seeds, one per seed under ``path/seed_<s>``.
         No pickle: tensors in safetensors, the rest in JSON. Only ever replaces a softac checkpoint."""
-        path = Path(path)
+        path = as_path(path, "path")
+        if not isinstance(include_buffer, bool):
+            raise SoftacError(f"include_buffer must be true or false, got {include_buffer!r}")
         if self.learners == 1:
             return save_checkpoint(self, 0, path, include_data=include_buffer)
         for k, seed in enumerate(self.seeds):
@@ -284,7 +292,7 @@ class Agent(abc.ABC):
         ``env`` gives the environment again (needed for a run made from an instance, a factory or
         a vector env, which a checkpoint cannot record). Loading never imports a module a file
         names: a run on a ``module:EnvId`` environment loads only with ``allow_import=["module"]``."""
-        agent = load_agent(Path(path), device=device, env=env, allow_import=tuple(allow_import))
+        agent = load_agent(as_path(path, "path"), device=device, env=env, allow_import=tuple(allow_import))
         # Exact type: DDPG subclasses TD3 only to share its update, a DDPG run is not a TD3 run.
         if getattr(cls, "algo", None) is not None and type(agent) is not cls:
             raise SoftacError(

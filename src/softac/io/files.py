@@ -24,7 +24,7 @@ from softac.errors import SoftacError, WriteError
 
 _CHUNK = 16 * 1024 * 1024
 
-_DTYPES = {
+DTYPE_NAMES = _DTYPES = {
     torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
     torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL",
 }  # fmt: skip
@@ -99,8 +99,10 @@ def refuse_foreign(path: Path) -> None:
 
 
 def verify_file(path: Path, expected_sha256: str) -> None:
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise SoftacError(f"checkpoint file {path} is missing")
+    if path.is_symlink() or not path.is_file():  # a FIFO or a link to /dev/zero was "missing"
+        raise SoftacError(f"checkpoint file {path} is not a regular file (a link, device or FIFO); it is refused")
     refuse_foreign(path)
     if sha256_file(path) != expected_sha256:
         raise SoftacError(f"checkpoint file {path} is corrupted or truncated (checksum mismatch)")
@@ -113,6 +115,16 @@ def read_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, Te
             return {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (not a dict)
     except Exception as exc:  # safetensors raises several types for malformed files
         raise SoftacError(f"{path} is not a valid safetensors file ({exc})") from None
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads`` that answers deeply nested input (``[[[[...``) with a JSONDecodeError like any
+    other malformed JSON, not a RecursionError traceback (issue 22): every reader of a file or flag
+    goes through here."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text[:64], 0) from None
 
 
 def fsync_dir(path: Path) -> None:

@@ -16,7 +16,7 @@ import softac.registry as registry
 from softac.env_sources import KINDS
 from softac.envs import check_import_allowed, module_of
 from softac.errors import SoftacError
-from softac.io.files import verify_file
+from softac.io.files import loads_json, verify_file
 from softac.io.rundir import (
     BATCH,
     NoCheckpoint,
@@ -61,10 +61,7 @@ def _build(
     # Before anything else reads the environment id: the top-level copy is checked too, in case a
     # tool reads it.
     check_import_allowed(state["env_id"], {*allow_import, *_named(env)}, f"checkpoint {ckpt}")
-    for name, digest in state["files"].items():
-        if name not in ("model.safetensors", "buffer.safetensors") or not isinstance(digest, str):
-            raise SoftacError(f"checkpoint {ckpt} lists an unexpected file {name!r} in state.json")
-        verify_file(ckpt / name, digest)
+    verify_files(state, ckpt)
     config = info.config_cls.from_dict(state["config"], where=f"checkpoint {ckpt}")
     check_env_record(state["env"], config, f"checkpoint {ckpt}", env, allow_import)
     if device is not None:
@@ -78,6 +75,25 @@ def _build(
             f"{state['act_dim']}, but {config.env_id} now has {agent.spec.obs_dim} and {agent.spec.act_dim}"
         )
     return agent
+
+
+def verify_files(state: dict[str, Any], ckpt: Path) -> None:
+    """Every file a checkpoint needs is listed with its checksum, and matches it. Issue 22: an empty
+    ``"files": {}`` disabled verification, and ``"data": {"included": false}`` with a listed buffer
+    resumed with an empty replay buffer, silently."""
+    files = state["files"]
+    for name, digest in files.items():
+        if name not in ("model.safetensors", "buffer.safetensors") or not isinstance(digest, str):
+            raise SoftacError(f"checkpoint {ckpt} lists an unexpected file {name!r} in state.json")
+    needed = {"model.safetensors", *(["buffer.safetensors"] if state["data"]["included"] else [])}
+    if set(files) != needed:
+        missing, extra = sorted(needed - set(files)), sorted(set(files) - needed)
+        raise SoftacError(
+            f"checkpoint {ckpt}: state.json's 'files' does not match its 'data' record (unlisted {missing}, "
+            f"unexpected {extra}); it is corrupted"
+        )
+    for name, digest in files.items():
+        verify_file(ckpt / name, digest)
 
 
 def _check_expect(state: dict[str, Any], ckpt: Path, expect: dict[str, Any] | None) -> None:
@@ -135,6 +151,7 @@ def _load_batched(
         ckpt = step_checkpoint_path(d, step)
         state = read_state(ckpt)
         _check_expect(state, ckpt, expect)
+        verify_files(state, ckpt)  # every learner's files (v0.2 checked the first seed's only)
         pairs.append((ckpt, state))
     first = pairs[0][1]
     for ckpt, state in pairs[1:]:
@@ -145,6 +162,7 @@ def _load_batched(
             raise SoftacError(f"{ckpt} belongs to a different run than {pairs[0][0]} (algorithm or settings differ)")
     agent = _build(first, pairs[0][0], device, [s["config"].get("seed", 0) for _, s in pairs], env, allow_import)
     _restore(agent, pairs)
+    agent.seed_dirs = True  # type: ignore[attr-defined]  # its layout: softac.io.rundir.seed_layout
     return agent
 
 
@@ -175,7 +193,7 @@ def restart_agent(path: Path, device: str | None, allow_import: Collection[str],
     seeds = batched_seeds(path)
     meta_path = path / (BATCH if seeds is not None else "config.json")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = loads_json(meta_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         what = f"{path} has no checkpoint and an unreadable {meta_path.name} ({exc})"
         raise SoftacError(f"{what}; start the run anew with softac train") from None
@@ -187,4 +205,6 @@ def restart_agent(path: Path, device: str | None, allow_import: Collection[str],
     check_env_record(meta.get("env"), config, where, env, allow_import)
     if device is not None:
         config = config.replace(device=device)
-    return info.agent_cls(env, config=config, seeds=seeds if seeds is not None else [config.seed])
+    agent: AgentLike = info.agent_cls(env, config=config, seeds=seeds if seeds is not None else [config.seed])
+    agent.seed_dirs = seeds is not None  # type: ignore[attr-defined]
+    return agent

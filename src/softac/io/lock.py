@@ -4,7 +4,9 @@ Why ``flock`` on a file rather than a PID file alone: the kernel releases the lo
 exits for any reason (a crash, ``kill -9``), so a stale lock can never block a resume, and two
 processes can never both hold it (checking a PID file and then writing it would race). The file
 also holds the PID of the holder, only to name it in the refusal. A batched run directory (one
-``seed_<s>/`` per learner) is locked once, at its top. The lock is advisory: it keeps softac
+``seed_<s>/`` per learner) is locked once, at its top; a lock on one of its ``seed_<s>/`` takes the
+top's lock first (issue 22: ``--run-dir R/seed_0 --overwrite`` deleted a live learner's checkpoints
+while ``--seeds 0-1 --run-dir R`` ran). The lock is advisory: it keeps softac
 processes apart, which is what interleaved progress.csv rows and checkpoints came from.
 
 A clean release removes the file (issue 22: a finished run left ``.lock`` behind). It is unlinked
@@ -16,7 +18,9 @@ lock.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from pathlib import Path
 from types import TracebackType
 
@@ -28,6 +32,8 @@ except ImportError:  # Windows: no flock; runs there are not locked (documented 
     fcntl = None  # type: ignore[assignment]
 
 LOCK = ".lock"
+_BATCH = "runs.json"  # softac.io.rundir.BATCH (rundir imports files; the lock stays at the bottom)
+_SEED = re.compile(r"^seed_\d+$")
 # Locks this process holds, by path, with a count: ``softac train --resume`` takes the lock before
 # it reads the run (so that it never reads a checkpoint the other process is pruning) and the
 # trainer takes it again; two flocks of one file conflict even within one process.
@@ -49,33 +55,26 @@ class RunLock:
         self.path = run_dir / LOCK
         self.fd: int | None = None
         self.nested = False
+        top = run_dir.resolve().parent
+        self.outer = RunLock(top) if _SEED.match(run_dir.resolve().name) and (top / _BATCH).is_file() else None
 
     def acquire(self) -> RunLock:
+        if self.outer is not None:
+            self.outer.acquire()
+            try:
+                return self._acquire()
+            except BaseException:
+                self.outer.release()
+                raise
+        return self._acquire()
+
+    def _acquire(self) -> RunLock:
         key = self.path.resolve()
         if key in _held:
             _held[key] += 1
             self.nested = True
             return self
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # O_CLOEXEC (Python's default): subprocesses that exec (AsyncVectorEnv workers under
-            # spawn/forkserver) do not keep the lock after this process has gone.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise SoftacError(f"run directory {self.path.parent} is not writable: {exc.strerror or exc}") from None
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
-                raise SoftacError(
-                    f"run directory {self.path.parent} is in use by another softac process (PID {holder}); "
-                    "wait for it to finish or stop it, then try again"
-                ) from None
-            if not _still_named(fd, self.path):  # the holder released and removed it meanwhile
-                os.close(fd)
-                return self.acquire()
+        fd = self._open_locked()
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -85,6 +84,34 @@ class RunLock:
         _held[key] = 1
         return self
 
+    def _open_locked(self) -> int:
+        """The lock file, open and flocked. Why the inode check: ``release`` removes the file (a
+        run's ``.lock`` stayed behind after a clean exit, issue 22), so a process that opened the
+        old file just before it was removed holds a lock on nothing; it tries again on the new one."""
+        for _ in range(100):
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # O_CLOEXEC (Python's default): subprocesses that exec (AsyncVectorEnv workers under
+                # spawn/forkserver) do not keep the lock after this process has gone.
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise SoftacError(f"run directory {self.path.parent} is not writable: {exc.strerror or exc}") from None
+            if fcntl is None:
+                return fd
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise SoftacError(
+                    f"run directory {self.path.parent} is in use by another softac process (PID {holder}); "
+                    "wait for it to finish or stop it, then try again"
+                ) from None
+            if _still_named(fd, self.path):
+                return fd
+            os.close(fd)
+        raise SoftacError(f"could not lock run directory {self.path.parent}: its .lock keeps changing")
+
     def release(self) -> None:
         key = self.path.resolve()
         if self.nested or self.fd is not None:
@@ -93,12 +120,13 @@ class RunLock:
                 del _held[key]
         self.nested = False
         if self.fd is not None:
-            if fcntl is not None:
-                # Removed while still held (see the module docstring); without flock (Windows) the
-                # file stays, as it does not exclude anything there.
-                self.path.unlink(missing_ok=True)
+            if fcntl is not None and key not in _held:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()  # while still held: see _open_locked
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None
+        if self.outer is not None:
+            self.outer.release()
 
     def __enter__(self) -> RunLock:
         return self.acquire()

@@ -12,14 +12,13 @@ tool that reads a single run works on any of them, plus the aggregates at ``RUN/
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 from pathlib import Path
 
 from softac.errors import SoftacError
-from softac.io.files import refuse_foreign
+from softac.io.files import loads_json, refuse_foreign
 
 STATE = "state.json"
 BATCH = "runs.json"  # marks a batched run directory and lists its seeds
@@ -28,6 +27,18 @@ _STEP_DIR = re.compile(r"^step_(\d{10})$")
 
 class NoCheckpoint(SoftacError):
     """A run directory without any checkpoint: ``--resume`` restarts it from its config.json."""
+
+
+def as_path(value: object, what: str) -> Path:
+    """A path argument of the Python API (``load``, ``save``, ``learn(run_dir=)``): a str or
+    os.PathLike, non-empty. ``SAC.load(123)`` raised a TypeError traceback, ``run_dir=""`` wrote
+    into the current directory without a word (issue 22)."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
+        raise SoftacError(f"{what} must be a path (str or os.PathLike), got {value!r}")
+    text = os.fspath(value)
+    if not isinstance(text, str) or not text.strip():
+        raise SoftacError(f"{what} must be a non-empty path, got {value!r}")
+    return Path(text)
 
 
 def step_checkpoint_path(run_dir: Path, env_steps: int) -> Path:
@@ -63,15 +74,21 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
 
 def holds_run(run_dir: Path) -> bool:
     """A directory with softac's run files (config.json, runs.json) or checkpoints in it."""
-    return (
-        (run_dir / "config.json").is_file() or (run_dir / BATCH).is_file() or bool(list_checkpoints(run_dir))
-    )
+    return (run_dir / "config.json").is_file() or (run_dir / BATCH).is_file() or bool(list_checkpoints(run_dir))
 
 
-def learner_dirs(run_dir: Path, seeds: tuple[int, ...]) -> list[Path]:
+def seed_layout(agent: object) -> bool:
+    """Whether the agent's run has one ``seed_<s>/`` per learner: several learners, or a run made
+    with ``--seeds`` (``--seeds 7`` makes ``DIR/seed_7/`` as ``--help`` promises, issue 22) or loaded
+    from a batched run directory (a one-seed ``runs.json`` sent a resume to the wrong directory)."""
+    seeds = getattr(agent, "seeds", ())
+    return bool(getattr(agent, "seed_dirs", False)) or len(seeds) > 1
+
+
+def learner_dirs(run_dir: Path, seeds: tuple[int, ...], batched: bool | None = None) -> list[Path]:
     """Where each learner writes: the run directory itself for a single run, ``seed_<s>/`` each
     for a batched one."""
-    if len(seeds) == 1:
+    if not (len(seeds) > 1 if batched is None else batched):
         return [run_dir]
     return [run_dir / f"seed_{s}" for s in seeds]
 
@@ -82,7 +99,7 @@ def batched_seeds(run_dir: Path) -> list[int] | None:
     if not marker.is_file():
         return None
     try:
-        seeds = json.loads(marker.read_text())["seeds"]
+        seeds = loads_json(marker.read_text())["seeds"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SoftacError(f"{marker} is unreadable ({exc}); it should list the run's seeds") from None
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):

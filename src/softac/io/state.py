@@ -30,7 +30,7 @@ from safetensors import safe_open
 from torch import Tensor
 
 from softac.errors import SoftacError, WriteError
-from softac.io.files import fsync_dir, read_tensors, refuse_foreign, write_safetensors
+from softac.io.files import DTYPE_NAMES, fsync_dir, loads_json, read_tensors, refuse_foreign, write_safetensors
 from softac.io.rundir import STATE
 from softac.protocols import AgentLike, state_tensors
 
@@ -41,6 +41,7 @@ VERSION = 3
 MODEL = "model.safetensors"
 DATA = "buffer.safetensors"
 _CHUNK_ROWS_BYTES = 16 * 1024 * 1024
+_MAX_COUNTER = 2**62  # config.MAX_INT: the same bound for every counter and integer field
 
 
 def live_tensors(agent: AgentLike) -> dict[str, Tensor]:
@@ -74,7 +75,7 @@ def check_finite(agent: AgentLike) -> list[str | None]:
 
 def _is_checkpoint_dir(path: Path) -> bool:
     try:
-        return json.loads((path / STATE).read_text()).get("format") == FORMAT
+        return loads_json((path / STATE).read_text()).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -146,7 +147,7 @@ def save_checkpoint(agent: AgentLike, k: int, path: Path, include_data: bool = T
 def read_state(ckpt: Path) -> dict[str, Any]:
     """``state.json`` of a checkpoint, every field the loader reads checked (one line if not)."""
     try:
-        state = json.loads((ckpt / STATE).read_text())
+        state = loads_json((ckpt / STATE).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SoftacError(f"checkpoint {ckpt} has an unreadable {STATE} ({exc}); it is corrupted") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -162,7 +163,7 @@ def read_state(ckpt: Path) -> dict[str, Any]:
             f"this softac reads format {VERSION}: retrain, or evaluate it with that softac"
         )
     if state.get("version") != VERSION:
-        raise SoftacError(f"{ckpt} has checkpoint format version {state.get('version')}; this softac reads {VERSION}")
+        raise SoftacError(f"{ckpt} has checkpoint format version {state.get('version')!r}; this softac reads {VERSION}")
     required: dict[str, type | tuple[type, ...]] = {
         "algo": str, "env_id": str, "config": dict, "files": dict, "obs_dim": int, "act_dim": int,
         "counters": dict, "data": dict, "tensors": list, "resume": dict, "env": dict,
@@ -175,8 +176,18 @@ def read_state(ckpt: Path) -> dict[str, Any]:
         for sub in nested.get(key, ()):
             item: Any = state[key].get(sub)
             ok = isinstance(item, bool) if sub == "included" else isinstance(item, int) and not isinstance(item, bool)
-            if not ok or (not isinstance(item, bool) and item < 0):
+            # Bounded: a counter of 2**63 or more overflowed int64 tensors later (issue 22).
+            if not ok or (not isinstance(item, bool) and not 0 <= item <= _MAX_COUNTER):
                 raise SoftacError(f"checkpoint {ckpt} has an invalid '{key}.{sub}' in {STATE}: {item!r}")
+    resume = state["resume"]
+    if "collector" in resume and not isinstance(resume["collector"], dict):
+        raise SoftacError(f"checkpoint {ckpt} has an invalid 'resume.collector' in {STATE}: {resume['collector']!r}")
+    c = state["counters"]
+    if c["updates"] > _MAX_COUNTER or c["episodes"] > c["env_steps"]:
+        raise SoftacError(
+            f"checkpoint {ckpt} has inconsistent counters in {STATE} (env_steps {c['env_steps']}, "
+            f"episodes {c['episodes']}): more episodes than steps; it is corrupted"
+        )
     return state
 
 
@@ -195,12 +206,19 @@ def load_learner(agent: AgentLike, k: int, ckpt: Path, state: dict[str, Any]) ->
         for name, target in live.items():
             dst = learner_slice(target, k, agent.learners)
             src = tensors[name]
+            if src.dtype != dst.dtype:  # issue 22: F64/I64/BOOL tensors were cast silently
+                raise SoftacError(
+                    f"checkpoint {ckpt}: {name} is stored as {src.dtype}, this agent's is {dst.dtype}; it is corrupted"
+                )
             if dst.shape != src.shape:
                 raise SoftacError(
                     f"checkpoint {ckpt}: {name} has shape {tuple(src.shape)}, this agent's has {tuple(dst.shape)}"
                 )
             dst.copy_(src)
-    agent.rng.set_state(k, {n[4:]: t for n, t in tensors.items() if n.startswith("rng/")})
+    try:
+        agent.rng.set_state(k, {n[4:]: t for n, t in tensors.items() if n.startswith("rng/")})
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # a malformed rng/host tensor crashed
+        raise SoftacError(f"checkpoint {ckpt}: its random-number state is invalid ({exc}); it is corrupted") from None
     if state["data"]["included"]:
         _load_data(agent, k, ckpt / DATA, state["data"])
 
@@ -216,6 +234,10 @@ def _load_data(agent: AgentLike, k: int, path: Path, meta: dict[str, Any]) -> No
                     raise SoftacError(f"{path}: unexpected tensor {name!r}")
                 src, dst = f.get_slice(name), targets[name]
                 shape = src.get_shape()
+                if src.get_dtype() != DTYPE_NAMES.get(dst.dtype):
+                    raise SoftacError(f"{path}: stored {name} is {src.get_dtype()}, this agent's is {dst.dtype}")
+                if shape and shape[0] > _MAX_COUNTER:
+                    raise SoftacError(f"{path}: stored {name} has an impossible number of rows")
                 if len(shape) != dst.dim() or shape[0] > dst.shape[0] or list(shape[1:]) != list(dst.shape[1:]):
                     raise SoftacError(f"{path}: stored {name} of shape {tuple(shape)} does not fit this agent")
                 step = max(1, _CHUNK_ROWS_BYTES // max(1, dst[:1].numel() * dst.element_size()))

@@ -26,9 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import softac.algos  # noqa: F401  (registers every algorithm)
 from softac import registry
 from softac.errors import SoftacError
+from softac.io.files import loads_json
 from softac.preset_apply import resolve as resolve_preset
 
 SPEC_FILE = "sweep.json"
@@ -179,8 +182,11 @@ class SweepSpec:
                 raise SoftacError(f"unknown environment '{env_id}': {exc}") from None
         if self.preset not in ("auto", "none"):
             raise SoftacError(f"--preset must be auto or none, got {self.preset!r}")
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0 or self.max_failures < 0:
+        finite = all(math.isfinite(v) for v in (self.cpus_per_trial, self.gpus_per_trial))  # nan passed `<= 0`
+        if not finite or self.cpus_per_trial <= 0 or self.gpus_per_trial < 0 or self.max_failures < 0:
             raise SoftacError("--cpus-per-trial must be positive, --gpus-per-trial and --max-failures non-negative")
+        if self.gpus_per_trial > 0 and not torch.cuda.is_available():  # Ray waited for ever for a GPU
+            raise SoftacError("--gpus-per-trial asks for a GPU, but this machine has none: use --gpus-per-trial 0")
         for name, texts in self.grid.items():
             if not texts or any(not t.strip() for t in texts):
                 raise SoftacError(f"--grid {name} has an empty value; give VALUES separated by commas")
@@ -254,7 +260,7 @@ def read_spec(sweep_dir: Path) -> SweepSpec:
     if not path.is_file():
         raise SoftacError(f"{sweep_dir} has no {SPEC_FILE}; is it a softac sweep directory?")
     try:
-        data = json.loads(path.read_text())
+        data = loads_json(path.read_text())
     except (OSError, ValueError) as exc:
         raise SoftacError(f"cannot read {path}: {exc}") from None
     return SweepSpec.from_json(data)

@@ -3,18 +3,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from softac.errors import SoftacError
-from softac.io.files import write_json_atomic
-from softac.io.rundir import BATCH, learner_dirs, list_checkpoints
+from softac.io.files import loads_json, write_json_atomic
+from softac.io.owned import clear_run
+from softac.io.rundir import BATCH, learner_dirs, list_checkpoints, seed_layout
 from softac.protocols import AgentLike
 
 _RUN_FILES = ("config.json", "progress.csv", "learning_curve.png", "summary.csv", BATCH)
@@ -38,21 +40,46 @@ def _holds_run(run_dir: Path) -> bool:
     )
 
 
-def _clear(run_dir: Path) -> None:
-    """What ``--overwrite`` replaces: softac's own files, nothing else the directory holds."""
-    for name in _RUN_FILES:
-        (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    shutil.rmtree(run_dir / "tb", ignore_errors=True)
-    for sub in run_dir.glob("seed_*"):
-        if (sub / "config.json").is_file():
-            _clear(sub)
+# The run directory each live agent last wrote (an agent trained in this process, then given a
+# larger budget, continues its own run; see ``_check_target``).
+_WROTE: weakref.WeakKeyDictionary[Any, Path] = weakref.WeakKeyDictionary()
+
+
+def _source_run(agent: AgentLike) -> Path | None:
+    """The run directory the agent's state came from: the one it wrote in this process, or the
+    one holding the checkpoint it was loaded from."""
+    try:
+        wrote = _WROTE.get(agent)
+    except TypeError:  # an unhashable agent-like object: nothing recorded
+        wrote = None
+    if wrote is not None:
+        return wrote
+    if agent.loaded_from is None:
+        return None
+    parents = agent.loaded_from.resolve().parents  # RUN/checkpoints/step_N or RUN/seed_s/checkpoints/step_N
+    return parents[2] if seed_layout(agent) else parents[1]
+
+
+def _check_target(run_dir: Path, agent: AgentLike) -> None:
+    """Issue 22: ``--resume A --run-dir B`` (or ``SAC.load(A).learn(run_dir=B)``) wrote A's state
+    over another run B of the same algorithm and environment (B's config.json, progress.csv and
+    checkpoints replaced). A resumed agent continues its own run, or goes to a directory that
+    holds no run."""
+    source = _source_run(agent)
+    if source is not None and run_dir.resolve() == source:
+        return
+    if _holds_run(run_dir):
+        came = f" (it continues {source})" if source is not None else ""
+        raise SoftacError(
+            f"run directory {run_dir} holds a different run; a resumed run{came} continues in its own directory "
+            "or in an empty/new --run-dir (nothing was changed)"
+        )
 
 
 def _config_problem(path: Path) -> tuple[str | None, str | None, str | None]:
     """(algo, env_id, problem) of a run's config.json; ``problem`` names what is wrong, or None."""
     try:
-        old = json.loads(path.read_text())
+        old = loads_json(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:
         return None, None, f"cannot be read ({exc})"
     except json.JSONDecodeError as exc:
@@ -83,16 +110,26 @@ def _same_run(run_dir: Path, agent: AgentLike) -> None:
             f"run directory {run_dir}: config.json {problem}, so it cannot be told to hold this run; "
             "choose another --run-dir"
         )
-    if algo != agent.algo or env_id != agent.config.env_id:
+    seed = _config_seed(run_dir / "config.json")
+    if algo != agent.algo or env_id != agent.config.env_id or (seed is not None and seed not in agent.seeds):
         raise SoftacError(
             f"run directory {run_dir} holds a different run ({algo} on {env_id}); choose another --run-dir"
         )
 
 
+def _config_seed(path: Path) -> int | None:
+    try:
+        old = loads_json(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    seed = old.get("config", {}).get("seed") if isinstance(old, dict) and isinstance(old.get("config"), dict) else None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
 def _previous_preset(path: Path) -> Any:
     """The preset record of a run's config.json (None when it has none or cannot be read)."""
     try:
-        old = json.loads(path.read_text())
+        old = loads_json(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     return old.get("preset") if isinstance(old, dict) else None
@@ -101,7 +138,7 @@ def _previous_preset(path: Path) -> Any:
 def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
     """The learners' directories, checked and ready, with their ``config.json`` written."""
     _check_writable(run_dir)
-    dirs = learner_dirs(run_dir, agent.seeds)
+    dirs = learner_dirs(run_dir, agent.seeds, seed_layout(agent))
     preset = getattr(agent, "preset", None)
     presets: list[Any] = [preset.record() if preset is not None else None] * len(dirs)
     if agent.env_steps == 0 and _holds_run(run_dir):
@@ -110,7 +147,7 @@ def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
                 f"run directory {run_dir} already holds a run; use --resume {run_dir} to continue it, "
                 "--overwrite to replace it, or another --run-dir"
             )
-        _clear(run_dir)
+        clear_run(run_dir)
     elif agent.env_steps > 0:
         for k, d in enumerate(dirs):
             if (d / "config.json").exists():
@@ -118,7 +155,8 @@ def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
                 # A resumed agent is rebuilt from its checkpoint, which knows no preset: keep the record.
                 if presets[k] is None:
                     presets[k] = _previous_preset(d / "config.json")
-    if agent.learners > 1:
+        _check_target(run_dir, agent)
+    if seed_layout(agent):
         write_json_atomic(
             run_dir / BATCH,
             {"algo": agent.algo, "env_id": agent.config.env_id, "seeds": list(agent.seeds),
@@ -131,4 +169,6 @@ def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
             {"algo": agent.algo, "config": agent.learner_config(k).to_dict(), "torch": torch.__version__,
              "env": agent.env_source.describe(), "preset": presets[k]},
         )
+    with contextlib.suppress(TypeError):
+        _WROTE[agent] = run_dir.resolve()
     return dirs

@@ -25,8 +25,8 @@ from softac.accel.runner import note_auto_compile
 from softac.errors import DivergenceError, EnvError, SoftacError, WriteError
 from softac.evaluate import EVAL_SEED_OFFSET, evaluate
 from softac.io.lock import RunLock
-from softac.io.rundir import learner_dirs, list_checkpoints, prune_checkpoints, step_checkpoint_path
-from softac.io.state import check_finite, save_checkpoint
+from softac.io.rundir import learner_dirs, list_checkpoints, prune_checkpoints, seed_layout, step_checkpoint_path
+from softac.io.state import check_finite, read_state, save_checkpoint
 from softac.logging import ProgressBar, RunLogger, csv_fields
 from softac.plot import plot_runs
 from softac.protocols import AgentLike
@@ -50,6 +50,16 @@ def _who(agent: AgentLike, k: int) -> str:
     return f" (seed {agent.seeds[k]})" if agent.learners > 1 else ""
 
 
+def _recent_returns(resume: dict[str, Any]) -> list[float]:
+    """A checkpoint's returns since its last evaluation: a list of finite numbers, or refused."""
+    value = resume.get("recent_returns", [])
+    if not isinstance(value, list) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value
+    ):
+        raise SoftacError("the checkpoint's resume.recent_returns is not a list of finite numbers; it is corrupted")
+    return [float(v) for v in value]
+
+
 class _Run:
     """One call of ``train``: the loop's state and the things it does at its cadences."""
 
@@ -57,10 +67,25 @@ class _Run:
         cfg = agent.config
         self.agent = agent
         resume = agent.resume_state
-        self.wall_offset = float((resume or [{}])[0].get("wall_time_s", 0.0))
+        # The training returns since the last evaluation are part of the exact state (issue 22:
+        # train_return_mean differed after kill and resume although the weights were identical).
+        self.recent: list[list[float]] = [_recent_returns(r) for r in (resume or [{}] * agent.learners)]
+        wall = (resume or [{}])[0].get("wall_time_s", 0.0)
+        if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not np.isfinite(wall):
+            raise SoftacError(f"the checkpoint's resume.wall_time_s is {wall!r}, not a number; it is corrupted")
+        self.wall_offset = float(wall)
         # The environments first, then the run directory: an environment that cannot be built
         # refuses the run before anything is written.
-        self.step = FAMILY_STEPS[agent.family](agent, resume)
+        try:
+            self.step = FAMILY_STEPS[agent.family](agent, resume)
+        except (KeyError, TypeError, ValueError, OverflowError, IndexError, AttributeError) as exc:
+            if not resume:
+                raise
+            # Issue 22: an edited resume section (RNG state 2**200, empty rng, collector "x") crashed here.
+            raise SoftacError(
+                f"the checkpoint's resume section in state.json is invalid ({type(exc).__name__}: {exc}); "
+                "it is corrupted: use an earlier checkpoint"
+            ) from None
         self.eval_envs: list[Any] = []
         self.loggers: list[RunLogger] = []
         try:
@@ -77,7 +102,6 @@ class _Run:
         total = final_step(cfg.total_steps) if final_step is not None else cfg.total_steps
         self.bar = ProgressBar(total, agent.env_steps, progress)
         self.t_start = time.perf_counter()
-        self.recent: list[list[float]] = [[] for _ in range(agent.learners)]
         self.metrics: dict[str, Tensor] = {}
         self.rate_mark = (time.perf_counter(), agent.env_steps)
         self.steps_per_s = float("nan")
@@ -86,7 +110,8 @@ class _Run:
         return self.wall_offset + time.perf_counter() - self.t_start
 
     def snapshot(self) -> list[dict[str, Any]]:
-        return [{**self.step.state(k), "wall_time_s": self.wall()} for k in range(self.agent.learners)]
+        return [{**self.step.state(k), "wall_time_s": self.wall(), "recent_returns": list(self.recent[k])}
+                for k in range(self.agent.learners)]  # fmt: skip
 
     def checkpoint(self) -> Path | None:
         agent = self.agent
@@ -184,6 +209,14 @@ def _notices(agent: AgentLike, run_dir: Path | None) -> None:
     note = agent.env_source.notice()
     if note is not None and run_dir is not None:
         print(note, file=sys.stderr)
+    if agent.loaded_from is not None and not read_state(agent.loaded_from)["data"]["included"]:
+        # Issue 22: such a checkpoint resumed with an empty buffer and no word. Decision: allowed
+        # (save(include_buffer=False) is how a small checkpoint is made), with one line.
+        print(
+            f"softac: note: {agent.loaded_from} holds no training data (saved without its replay buffer/rollout); "
+            "the run continues from an empty buffer, so it is not identical to an uninterrupted one",
+            file=sys.stderr,
+        )
     resume = agent.resume_state or []
     if any(not r.get("collector", {}).get("at_episode_boundary", True) for r in resume):
         print(
@@ -197,7 +230,7 @@ def _where(agent: AgentLike, run_dir: Path | None) -> str:
     """What an error line says about the run's state on disk, read from the disk at that moment."""
     if run_dir is None:
         return "no checkpoint was written before it (no run directory)"
-    found = list_checkpoints(learner_dirs(run_dir, agent.seeds)[0])
+    found = list_checkpoints(learner_dirs(run_dir, agent.seeds, seed_layout(agent))[0])
     return f"the last good checkpoint is {found[-1]}" if found else "no checkpoint was written before it"
 
 
