@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import TINY, assert_bit_identical, assert_learners_equal_singles, state_tensors
 
-from softac import SAC, TD3
+from softac import DQN, SAC, TD3, DiscreteSAC
 from softac.data.nstep import NStepAccumulator
 from softac.errors import SoftacError
 from softac.losses.common import bootstrap
@@ -157,3 +157,19 @@ def test_a_pending_count_that_cannot_occur_is_refused(tmp_path: Path) -> None:
 def test_n_step_must_be_positive() -> None:
     with pytest.raises(SoftacError, match="n_step"):
         SAC("Pendulum-v1", **TINY, n_step=0)
+
+
+@pytest.mark.parametrize("cls", [DQN, DiscreteSAC])
+def test_discrete_algorithms_learn_from_n_step_rows(cls: type) -> None:
+    """CartPole terminates: its terminated tails carry d = 1 and every stored discount is γ^m,
+    m ≤ n; the updates run on them (the target reads the per-row discount)."""
+    agent = cls("CartPole-v1", **TINY, seed=1, n_step=3, learning_starts=200, total_steps=300, eval_freq=10_000)
+    agent.learn(progress=False)
+    assert agent.updates > 0
+    rows = agent.buffer.storage[0, : int(agent.buffer.size[0])]
+    o = agent.spec.obs_dim
+    discounts = set(rows[:, -1].tolist())
+    assert discounts <= {np.float32(0.99**m).item() for m in (1, 2, 3)} and len(discounts) == 3
+    terminated = rows[:, o + 2] == 1.0
+    # a terminated episode's last three rows (m = 3, 2, 1) all end in the terminal state
+    assert terminated.sum() >= 3 and set(rows[terminated, -1].tolist()) == discounts
