@@ -342,6 +342,9 @@ def random_rows(agent: Any, n: int, seed: int = 0) -> np.ndarray:
             rng.normal(size=n).astype(np.float32),
             (rng.uniform(size=n) < 0.1).astype(np.float32),
             rng.normal(size=(n, o)).astype(np.float32),
+            # n-step rows: γ^m for m in 1..n (the shorter tails of truncated episodes included)
+            agent.config.gamma ** rng.integers(1, agent.config.n_step + 1, size=n)
+            if agent.buffer.discount_column else None,
         ))  # fmt: skip
     return np.stack(per_learner)
 

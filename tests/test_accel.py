@@ -26,6 +26,7 @@ UPDATE_CASES: list[tuple[type, dict[str, Any]]] = [
     (SAC, {"autotune_alpha": False, "alpha": 0.3}),
     (SAC, {"n_critics": 3, "hidden_sizes": (24, 16, 8)}),
     (SAC, {"log_std_min": -1.0, "log_std_max": -0.5}),  # a clamp that bites: its gradient mask matters
+    (SAC, {"n_step": 3}),  # the per-row discount γ^m of n-step rows
     (TD3, {"policy_delay": 2}),
     (TD3, {"n_critics": 3, "policy_delay": 1}),
     (DDPG, {}),

@@ -173,12 +173,18 @@ def _watch_losses(
     return reach
 
 
+# The actor-critic algorithms (TD3's actor in every update), and options that change the update's data
+ISOLATION_CASES: list[tuple[type, dict[str, Any]]] = [
+    (SAC, {}), (TD3, {"policy_delay": 1}), (DDPG, {}), (SAC, {"n_step": 3}),
+]  # fmt: skip
+ISOLATION_IDS = [f"{cls.__name__}-{extra}" for cls, extra in ISOLATION_CASES]
+
+
 @pytest.mark.parametrize("fused", [False, True])
-@pytest.mark.parametrize("cls", [SAC, TD3, DDPG])
+@pytest.mark.parametrize(("cls", "extra"), ISOLATION_CASES, ids=ISOLATION_IDS)
 def test_losses_built_inside_update_reach_only_their_parameters(
-    cls: type, fused: bool, monkeypatch: pytest.MonkeyPatch
+    cls: type, extra: dict[str, Any], fused: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    extra = {"policy_delay": 1} if cls is TD3 else {}
     agent = cls("Pendulum-v1", **{**TINY, "cuda_graph": False}, seed=2, fast_update=fused, **extra)
     # the critic loss is the shared one (losses.common), the others the algorithm's own
     names = ["critic_loss", "actor_loss", "temperature_loss"] if cls is SAC else ["critic_loss", "actor_loss"]
@@ -209,9 +215,8 @@ def _spy_steps(agent: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("fused", [False, True])
-@pytest.mark.parametrize("cls", [SAC, TD3, DDPG])
-def test_update_isolates_gradients(cls: type, fused: bool) -> None:
-    extra = {"policy_delay": 1} if cls is TD3 else {}
+@pytest.mark.parametrize(("cls", "extra"), ISOLATION_CASES, ids=ISOLATION_IDS)
+def test_update_isolates_gradients(cls: type, extra: dict[str, Any], fused: bool) -> None:
     agent = cls("Pendulum-v1", **{**TINY, "cuda_graph": False}, seed=2, fast_update=fused, **extra)
     for _ in range(3):  # several updates: stale grads from a previous update must not leak either
         fill_buffer(agent, 64, seed=agent.updates)

@@ -30,6 +30,7 @@ class Transitions:
     terminated: np.ndarray  # (L, n) float32
     next_obs: np.ndarray  # (L, n, obs_dim)
     ok: np.ndarray  # (L, n) bool: False for a dropped (non-finite) step
+    done: np.ndarray  # (L, n) bool: the episode ended (terminated or truncated); n-step returns' cut
     # per learner, the episodes that ended this step
     episode_returns: list[list[float]] = field(default_factory=list)
     episode_lengths: list[list[int]] = field(default_factory=list)
@@ -158,6 +159,7 @@ class Collector:
             terminated=terminated.astype(np.float32).reshape(shape),
             next_obs=np.where(ok[:, None], next_obs, 0.0).astype(np.float32).reshape(*shape, -1),
             ok=ok.reshape(shape),
+            done=done.reshape(shape),
             episode_returns=returns,
             episode_lengths=lengths,
         )

@@ -266,6 +266,9 @@ class OffPolicyConfig(BaseConfig):
         5_000, "Environment steps of uniform random actions before updates begin.", "non-negative"
     )
     utd_ratio: float = _f(1.0, "Gradient steps per environment step (update-to-data ratio).", "positive")
+    n_step: int = _f(
+        1, "n-step returns: store R = Σ_{i<n} γ^i r_{t+i} and bootstrap with γ^n (1 = one-step TD).", "positive"
+    )
 
     def validate(self) -> None:
         super().validate()

@@ -83,6 +83,10 @@ class OffPolicyLike(AgentLike, Protocol):
     def add_transitions(self, tr: Transitions) -> None:
         """Store one step's transitions (those with ``tr.ok``) in each learner's replay region."""
 
+    def cut_episodes(self) -> None:
+        """A new collector starts fresh episodes: end what the agent holds of the old ones (the
+        pending steps of n-step returns)."""
+
     def updates_due(self) -> int: ...
 
     def update(self) -> dict[str, Tensor]: ...

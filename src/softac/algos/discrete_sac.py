@@ -103,9 +103,10 @@ class DiscreteSAC(OffPolicyAgent):
         batch, cfg = draws, self.config
         alpha = self.log_alpha.detach().exp()
         # y = r + γ(1 − d) Σ_a' π(a'|s') [min_j Q_targ,j(s', a') − α log π(a'|s')], π the current policy.
+        gamma = batch.gamma(cfg.gamma)  # γ, or the per-row γ^m of n-step returns
         with torch.no_grad():
             next_q = self.critic_target(batch.next_obs)
-            y = L.soft_target(batch.reward, batch.terminated, cfg.gamma, next_q, self.actor(batch.next_obs), alpha)
+            y = L.soft_target(batch.reward, batch.terminated, gamma, next_q, self.actor(batch.next_obs), alpha)
         metrics = self.gradient_step(self.critic_opt, self._critic_loss, batch, y)
         with torch.no_grad():  # the critics as a constant of the actor loss, after their step (as SAC)
             q_pi = self.critic(batch.obs)

@@ -127,12 +127,13 @@ class DQN(OffPolicyAgent):
     def _compute(self, draws: Batch, phase: Hashable) -> dict[str, Tensor]:
         batch, cfg = draws, self.config
         # y = r + γ(1 − d) max_a' Q_targ(s', a'); Double DQN: Q_targ(s', argmax_a' Q(s', a')).
+        gamma = batch.gamma(cfg.gamma)  # γ, or the per-row γ^m of n-step returns
         with torch.no_grad():
             next_q_target = self.q_target(batch.next_obs)
             if cfg.double_q:
-                y = L.double_target(batch.reward, batch.terminated, cfg.gamma, self.q(batch.next_obs), next_q_target)
+                y = L.double_target(batch.reward, batch.terminated, gamma, self.q(batch.next_obs), next_q_target)
             else:
-                y = L.target(batch.reward, batch.terminated, cfg.gamma, next_q_target)
+                y = L.target(batch.reward, batch.terminated, gamma, next_q_target)
         clip = cfg.max_grad_norm if cfg.max_grad_norm > 0 else None
         metrics = self.gradient_step(self.q_opt, self._loss, batch, y, max_grad_norm=clip)
         if phase:

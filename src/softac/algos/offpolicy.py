@@ -21,6 +21,7 @@ from softac.accel.runner import Update, make_runners
 from softac.algos.base import Agent
 from softac.collector import Transitions
 from softac.config import OffPolicyConfig
+from softac.data.nstep import NStepAccumulator, Row
 from softac.data.replay import ReplayBuffer
 from softac.envs import learner_observations
 from softac.errors import SoftacError
@@ -43,7 +44,15 @@ class OffPolicyAgent(Agent):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         cfg, spec = self.config, self.spec
-        self.buffer = ReplayBuffer(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device)
+        self.buffer = ReplayBuffer(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device,
+                                   discount_column=cfg.n_step > 1)  # fmt: skip
+        # n-step returns accumulate on the host where transitions enter the buffer; None for n = 1,
+        # whose rows (and speed) stay exactly those of one-step TD.
+        self.nstep = (
+            NStepAccumulator(self.learners, cfg.n_envs, cfg.n_step, cfg.gamma, spec.obs_dim, spec.act_dim)
+            if cfg.n_step > 1
+            else None
+        )
         # Why raw storage, normalised at sampling with the current statistics (as SB3's off-policy
         # algorithms with VecNormalize do): the networks then always see observations on one scale,
         # the one they act with, however old the transition.
@@ -73,7 +82,8 @@ class OffPolicyAgent(Agent):
         return None
 
     def _buffer_bytes(self, rows: int) -> int:
-        return self.learners * rows * (2 * self.spec.obs_dim + self.spec.act_dim + 2) * FLOAT  # ReplayBuffer's rows
+        row = 2 * self.spec.obs_dim + self.spec.act_dim + 2 + int(self.config.n_step > 1)  # ReplayBuffer's rows
+        return self.learners * rows * row * FLOAT
 
     def memory_estimate(self) -> dict[str, int]:
         # Only the rows this run fills are touched (torch.empty reserves, pages come as rows are
@@ -145,6 +155,9 @@ class OffPolicyAgent(Agent):
 
     # -- data -------------------------------------------------------------------------------
     def add_transitions(self, tr: Transitions) -> None:
+        if self.nstep is not None:
+            self._add_nstep(self.nstep, tr)
+            return
         rows = self.buffer.rows(tr.obs, tr.action, tr.reward, tr.terminated, tr.next_obs)
         if tr.ok.all():
             self.buffer.add_all(rows)
@@ -153,13 +166,32 @@ class OffPolicyAgent(Agent):
             self.buffer.add(k, rows[k][tr.ok[k]])
         self.buffer.sync_size()
 
+    def cut_episodes(self) -> None:
+        """Collection starts fresh episodes: pending n-step tails end here (``NStepAccumulator.cut``)."""
+        if self.nstep is not None:
+            self._store_completed(self.nstep.cut())
+
+    def _add_nstep(self, acc: NStepAccumulator, tr: Transitions) -> None:
+        self._store_completed(acc.push(tr.obs, tr.action, tr.reward, tr.terminated, tr.done, tr.next_obs, tr.ok))
+
+    def _store_completed(self, completed: list[list[Row]]) -> None:
+        for k, rows in enumerate(completed):
+            if rows:
+                cols = [np.stack(c) for c in zip(*rows, strict=True)]
+                self.buffer.add(k, self.buffer.rows(*cols))
+        self.buffer.sync_size()
+
     def data_tensors(self, k: int) -> dict[str, Tensor]:
+        if self.nstep is not None:
+            return {**self.buffer.state_tensors(k), **self.nstep.state_tensors(k)}
         return self.buffer.state_tensors(k)
 
     def data_meta(self, k: int) -> dict[str, Any]:
         return {"size": int(self.buffer.size[k]), "cursor": int(self.buffer.cursor[k])}
 
     def data_targets(self, k: int) -> dict[str, Tensor]:
+        if self.nstep is not None:
+            return {"storage": self.buffer.storage[k], **self.nstep.targets(k)}
         return {"storage": self.buffer.storage[k]}
 
     def load_data_meta(self, k: int, meta: dict[str, Any]) -> None:
@@ -168,6 +200,8 @@ class OffPolicyAgent(Agent):
                    for v in (size, cursor)):  # fmt: skip
             raise ValueError(f"size {size!r} / cursor {cursor!r} do not fit a buffer of {self.buffer.capacity}")
         self.buffer.set_fill(k, size, cursor)
+        if self.nstep is not None:
+            self.nstep.check(k)
 
     # -- the update -------------------------------------------------------------------------
     def _runners(self) -> tuple[Update, Update]:

@@ -68,11 +68,12 @@ class SAC(ActorCriticAgent):
         batch, noise = draws
         alpha = self.log_alpha.detach().exp()
         # y = r + γ(1 − d)(min_j Q_targ,j(s', ã') − α log π(ã'|s')), ã' ~ π_θ(·|s') (the current policy).
+        gamma = batch.gamma(self.config.gamma)  # γ, or the per-row γ^m of n-step returns
         with torch.no_grad():
             next_mean, next_log_std = self.actor(batch.next_obs)
             next_action, next_log_prob = squashed_gaussian_rsample(next_mean, next_log_std, noise[:, 0])
             next_q = self.critic_target(torch.cat([batch.next_obs, next_action], dim=-1))
-            y = L.soft_target(batch.reward, batch.terminated, self.config.gamma, next_q, next_log_prob, alpha)
+            y = L.soft_target(batch.reward, batch.terminated, gamma, next_q, next_log_prob, alpha)
         metrics = self.gradient_step(self.critic_opt, self._critic_loss, batch, y)
         metrics |= self.gradient_step(self.actor_opt, self._actor_loss, batch, noise[:, 1], alpha)
         polyak_update(self.critic_target.parameters(), self.critic.parameters(), self.config.tau)

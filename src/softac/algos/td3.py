@@ -102,7 +102,7 @@ class TD3(ActorCriticAgent):
             if noise is not None:
                 next_action = L.smoothed_target_action(next_action, noise * cfg.target_noise, cfg.target_noise_clip)
             next_q = self.critic_target(torch.cat([batch.next_obs, next_action], dim=-1))
-            y = L.target(batch.reward, batch.terminated, cfg.gamma, next_q)
+            y = L.target(batch.reward, batch.terminated, batch.gamma(cfg.gamma), next_q)
         metrics = self.gradient_step(self.critic_opt, self._critic_loss, batch, y)
         # Delayed policy and target updates: every policy_delay-th critic update (DDPG: every one).
         if phase:

@@ -2,7 +2,7 @@
 
 One transition is one row of a single float32 tensor laid out as
 
-    [ s (obs_dim) | a (act_dim) | r | d | s' (obs_dim) ]
+    [ s (obs_dim) | a (act_dim) | r | d | s' (obs_dim) ]   (+ [ γ^m ] with n-step returns)
 
 so sampling a minibatch is *one* gather (``index_select``) instead of five, and the critic input
 (s, a) is a contiguous slice of the row: no ``torch.cat`` on the hot path. ``d`` is 1.0 only for
@@ -37,18 +37,32 @@ class Batch:
     reward: Tensor  # (L, B)
     terminated: Tensor  # (L, B) 1.0 for true termination only
     next_obs: Tensor  # (L, B, obs_dim)
+    # (L, B) γ^m per row with n-step returns (``softac.data.nstep``); None: the config's γ
+    discount: Tensor | None = None
+
+    def gamma(self, default: float) -> float | Tensor:
+        """The discount to bootstrap each row with: the stored γ^m, or γ for 1-step rows. The one
+        place the losses' γ comes from, so every algorithm's target gets n-step for free."""
+        return default if self.discount is None else self.discount
 
 
 class ReplayBuffer:
     def __init__(
-        self, learners: int, capacity: int, obs_dim: int, act_dim: int, device: torch.device | str = "cpu"
+        self,
+        learners: int,
+        capacity: int,
+        obs_dim: int,
+        act_dim: int,
+        device: torch.device | str = "cpu",
+        discount_column: bool = False,
     ) -> None:
         self.learners = learners
         self.capacity = capacity
         self.obs_dim = obs_dim
         self.act_dim = act_dim
         self.device = torch.device(device)
-        self.row = 2 * obs_dim + act_dim + 2
+        self.row = 2 * obs_dim + act_dim + 2 + int(discount_column)
+        self.discount_column = discount_column
         self.storage = torch.empty((learners, capacity, self.row), dtype=torch.float32, device=self.device)
         self.cursor = np.zeros(learners, dtype=np.int64)  # next row to write, per learner
         self.size = np.zeros(learners, dtype=np.int64)  # rows holding data, per learner
@@ -61,13 +75,20 @@ class ReplayBuffer:
         self._u: Tensor | None = None
         self.normaliser: ObservationNormaliser | None = None  # applied to s and s' of every sample
         o, a = obs_dim, act_dim
-        self._slices = (slice(0, o + a), slice(0, o), slice(o, o + a), o + a, o + a + 1, slice(o + a + 2, None))
+        s2 = slice(o + a + 2, 2 * o + a + 2 if discount_column else None)
+        self._slices = (slice(0, o + a), slice(0, o), slice(o, o + a), o + a, o + a + 1, s2)
 
     def __len__(self) -> int:
         return int(self.size.min())
 
     def rows(
-        self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, terminated: np.ndarray, next_obs: np.ndarray
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        terminated: np.ndarray,
+        next_obs: np.ndarray,
+        discount: np.ndarray | None = None,
     ) -> np.ndarray:
         """Pack transitions (arrays with leading dims ``(..., n)``) into rows of the layout above."""
         o, a = self.obs_dim, self.act_dim
@@ -76,7 +97,11 @@ class ReplayBuffer:
         rows[..., o : o + a] = action
         rows[..., o + a] = reward
         rows[..., o + a + 1] = terminated
-        rows[..., o + a + 2 :] = next_obs
+        rows[..., o + a + 2 : 2 * o + a + 2] = next_obs
+        if self.discount_column:
+            if discount is None:
+                raise ValueError("this buffer stores n-step rows: pass each row's discount γ^m")
+            rows[..., -1] = discount
         return rows
 
     def add(self, k: int, rows: np.ndarray) -> None:
@@ -142,14 +167,15 @@ class ReplayBuffer:
         idx = (u * self.size_t).long().add_(self._offsets).view(-1)
         rows = self.storage.view(-1, self.row).index_select(0, idx).view(self.learners, batch_size, self.row)
         if self.normaliser is not None:  # the gathered copy, never the stored raw observations
-            o = self.obs_dim
-            rows[..., :o] = self.normaliser.normalise(rows[..., :o])
-            rows[..., -o:] = self.normaliser.normalise(rows[..., -o:])
+            s, s2 = self._slices[1], self._slices[5]
+            rows[..., s] = self.normaliser.normalise(rows[..., s])
+            rows[..., s2] = self.normaliser.normalise(rows[..., s2])
         return self.view(rows)
 
     def view(self, rows: Tensor) -> Batch:
         s_a, s, a, r, d, s2 = self._slices
-        return Batch(rows[..., s_a], rows[..., s], rows[..., a], rows[..., r], rows[..., d], rows[..., s2])
+        disc = rows[..., -1] if self.discount_column else None
+        return Batch(rows[..., s_a], rows[..., s], rows[..., a], rows[..., r], rows[..., d], rows[..., s2], disc)
 
     # -- checkpoints ------------------------------------------------------------------------
     def state_tensors(self, k: int) -> dict[str, Tensor]:

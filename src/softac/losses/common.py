@@ -12,9 +12,11 @@ from __future__ import annotations
 from torch import Tensor
 
 
-def bootstrap(reward: Tensor, terminated: Tensor, gamma: float, next_value: Tensor) -> Tensor:
+def bootstrap(reward: Tensor, terminated: Tensor, gamma: float | Tensor, next_value: Tensor) -> Tensor:
     """y = r + γ (1 − d) V(s').
 
+    With n-step returns (``softac.data.nstep``) ``r`` is R = Σ_{i<m} γ^i r_{t+i}, s' is s_{t+m} and
+    ``gamma`` the per-row γ^m (a tensor shaped like ``reward``); a plain float γ otherwise.
     ``d`` is *termination* only: a time-limit truncation keeps d = 0 and bootstraps from the real
     final observation s' (the specification's reference code treats time-outs as terminal).
     """

@@ -79,7 +79,7 @@ def soft_state_value(next_q_target: Tensor, next_logits: Tensor, alpha: Tensor |
 def soft_target(
     reward: Tensor,
     terminated: Tensor,
-    gamma: float,
+    gamma: float | Tensor,
     next_q_target: Tensor,
     next_logits: Tensor,
     alpha: Tensor | float,

@@ -34,7 +34,7 @@ def chosen_q(q_values: Tensor, actions: Tensor) -> Tensor:
     return q_values.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
 
 
-def target(reward: Tensor, terminated: Tensor, gamma: float, next_q_target: Tensor) -> Tensor:
+def target(reward: Tensor, terminated: Tensor, gamma: float | Tensor, next_q_target: Tensor) -> Tensor:
     """y = r + γ (1 − d) max_a' Q_φtarg(s', a')  (Mnih et al. 2015, Algorithm 1).
 
     ``d`` is termination only: a time-limit truncation bootstraps from the real final s'.
@@ -43,7 +43,7 @@ def target(reward: Tensor, terminated: Tensor, gamma: float, next_q_target: Tens
 
 
 def double_target(
-    reward: Tensor, terminated: Tensor, gamma: float, next_q_online: Tensor, next_q_target: Tensor
+    reward: Tensor, terminated: Tensor, gamma: float | Tensor, next_q_online: Tensor, next_q_target: Tensor
 ) -> Tensor:
     """y = r + γ (1 − d) Q_φtarg(s', argmax_a' Q_φ(s', a'))  (van Hasselt et al. 2016, eq. 4).
 

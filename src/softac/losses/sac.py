@@ -16,7 +16,7 @@ __all__ = ["actor_loss", "critic_loss", "soft_target", "temperature_loss"]
 def soft_target(
     reward: Tensor,
     terminated: Tensor,
-    gamma: float,
+    gamma: float | Tensor,
     next_q_target: Tensor,
     next_log_prob: Tensor,
     alpha: Tensor | float,

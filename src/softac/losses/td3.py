@@ -26,7 +26,7 @@ def smoothed_target_action(
     return (target_action + noise.clamp(-noise_clip, noise_clip)).clamp(low, high)
 
 
-def target(reward: Tensor, terminated: Tensor, gamma: float, next_q_target: Tensor) -> Tensor:
+def target(reward: Tensor, terminated: Tensor, gamma: float | Tensor, next_q_target: Tensor) -> Tensor:
     """y(r, s', d) = r + γ (1 − d) min_j Q_φtarg,j(s', a'(s')).
 
     Clipped double-Q for TD3 (``next_q_target`` of shape (*lead, 2, B)); DDPG's

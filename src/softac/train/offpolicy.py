@@ -24,9 +24,11 @@ class OffPolicyStep:
         cfg = agent.config
         self.agent = agent
         self.envs, self.owns_envs, self.collector = make_collector(agent, resume)
+        agent.cut_episodes()  # a new collector starts new episodes (n-step tails of old ones end)
         # The step graph computes the next action from the raw next observation; with normalize_obs
         # the statistics must first take it in on the host, so only the update is captured then.
-        graphed = graphs_available(agent.device, cfg.cuda_graph) and not cfg.normalize_obs
+        # n-step returns are assembled on the host (softac.data.nstep): the plain path, too.
+        graphed = graphs_available(agent.device, cfg.cuda_graph) and not cfg.normalize_obs and cfg.n_step == 1
         self.graph = StepGraph(agent, cfg.n_envs) if graphed else None
         self.next_action: np.ndarray | None = None  # computed by the step graph for the next step
 
