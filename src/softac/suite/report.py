@@ -41,7 +41,12 @@ def render(rows: list[dict[str, Any]]) -> str:
     refs = reference()
     lines = ["# softac suite report", ""]
     for env in sorted({e for e, _ in finals}):
-        lines += [f"## {env}", "", "| algorithm | step | seeds | mean | IQM | IQM 95% CI |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"## {env}",
+            "",
+            "| algorithm | step | seeds | mean | IQM | IQM 95% CI |",
+            "|---|---|---|---|---|---|",
+        ]
         for (e, algo), seeds in sorted(finals.items()):
             if e != env:
                 continue

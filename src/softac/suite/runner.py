@@ -32,7 +32,7 @@ def _write_state(out: Path, cell: Cell, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def train_argv(cell: Cell, run_dir: Path, seeds: list[int], budget: int, device: str, threads: int,
