@@ -20,7 +20,16 @@ from typing import Any
 import softac.algos  # noqa: F401  (registers every algorithm)
 from softac import preset_apply, registry
 from softac.cli_args import Parser, add_config_flags, allow_import_flag, flag_name, run_dir_arg, seeds_arg
-from softac.cli_tools import cmd_bench, cmd_compare, cmd_eval, cmd_export, cmd_plot, cmd_presets, cmd_sweep
+from softac.cli_tools import (
+    cmd_bench,
+    cmd_compare,
+    cmd_eval,
+    cmd_export,
+    cmd_plot,
+    cmd_presets,
+    cmd_suite,
+    cmd_sweep,
+)
 from softac.envs import module_of
 from softac.errors import DivergenceError, EnvError, SoftacError
 from softac.io.load import load_agent, restart_agent
@@ -175,6 +184,7 @@ def _print_result(run_dir: Path) -> None:
 COMMANDS = {
     "train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "compare": cmd_compare, "sweep": cmd_sweep,
     "export": cmd_export, "bench": cmd_bench, "presets": cmd_presets,
+    "suite": cmd_suite,
 }  # fmt: skip
 
 

@@ -79,6 +79,12 @@ def cmd_compare(argv: Sequence[str]) -> int:
     return compare_main(argv, Parser)
 
 
+def cmd_suite(argv: Sequence[str]) -> int:
+    from softac.suite.cli import main as suite_main
+
+    return suite_main(argv, Parser)
+
+
 def cmd_sweep(argv: Sequence[str]) -> int:
     from softac.sweep.cli import main as sweep_main
 

@@ -1,0 +1,71 @@
+"""``softac suite NAME --out DIR ...`` and ``softac suite report DIR [--out REPORT_DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from softac.cli_args import seeds_arg
+from softac.errors import SoftacError
+from softac.suite.report import write_report
+from softac.suite.results import write_results
+from softac.suite.runner import run_cells
+from softac.suite.spec import SUITES, expand
+
+
+def _csv(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+def _report(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
+    p = parser_cls(prog="softac suite report", description="Render a suite's results.csv")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="new report directory (default: DIR-report)")
+    a = p.parse_args(argv)
+    out = write_report(a.dir, a.out or a.dir.with_name(a.dir.name + "-report"))
+    print(f"report: {out}")
+    return 0
+
+
+def main(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
+    if argv and argv[0] == "report":
+        return _report(argv[1:], parser_cls)
+    extra: list[str] = []
+    if "--" in argv:
+        i = list(argv).index("--")
+        argv, extra = list(argv[:i]), list(argv[i + 1 :])
+    p = parser_cls(prog="softac suite", description="Run a named benchmark suite; flags after -- go to softac train")
+    p.add_argument("name", help=f"one of {', '.join(SUITES)}")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--algos", type=_csv, default=None)
+    p.add_argument("--envs", type=_csv, default=None)
+    p.add_argument("--seeds", type=seeds_arg, default=tuple(range(10)))
+    p.add_argument("--budget", type=int, default=None, help="steps per run (default: the suite's)")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--resume", action="store_true", help="continue the suite already in --out")
+    a = p.parse_args(argv)
+    cells, skipped = expand(a.name, a.algos, a.envs)
+    budget = a.budget or SUITES[a.name][1]
+    if a.jobs < 1 or budget < 1:
+        raise SoftacError("--jobs and --budget must be positive")
+    asked = {"suite": a.name, "algos": a.algos, "envs": a.envs, "seeds": list(a.seeds), "budget": budget,
+             "device": a.device, "extra": extra, "skipped": skipped}  # fmt: skip
+    spec = a.out / "suite.json"
+    if spec.is_file():
+        if not a.resume:
+            raise SoftacError(f"{a.out} already holds a suite: pass --resume to continue it, or a new --out")
+        saved = json.loads(spec.read_text())
+        if (saved["seeds"], saved["budget"], saved["extra"]) != (asked["seeds"], budget, extra):
+            raise SoftacError(f"{a.out} was run with other seeds/budget/train flags; a resumed suite keeps them")
+    a.out.mkdir(parents=True, exist_ok=True)
+    spec.write_text(json.dumps(asked, indent=1))
+    for key, why in skipped.items():
+        print(f"cell {key}: skipped ({why})")
+    states = run_cells(a.out, cells, list(a.seeds), budget, a.device, a.jobs, extra)
+    write_results(a.out, [c for c in cells if states[c.key].get("status") == "done"], list(a.seeds))
+    failed = [k for k, s in states.items() if s.get("status") != "done"]
+    print(f"results: {a.out / 'results.csv'} ({len(cells) - len(failed)} of {len(cells)} cells done)")
+    return 1 if failed else 0

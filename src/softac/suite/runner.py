@@ -1,0 +1,104 @@
+"""Run a suite's cells: each cell is one ``softac train --seeds`` process (its seeds as learners),
+``jobs`` of them at a time, each with ``cores // jobs`` threads so the machine is never
+oversubscribed. A cell's state lives in ``DIR/cells/<key>.json``; its run in ``DIR/runs/<key>``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from softac.cli_args import flag_name
+from softac.io.rundir import holds_run
+from softac.suite.spec import VARIANTS, Cell
+
+
+def cell_state(out: Path, cell: Cell) -> dict[str, Any]:
+    path = out / "cells" / f"{cell.key}.json"
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {"status": "pending"}
+
+
+def _write_state(out: Path, cell: Cell, state: dict[str, Any]) -> None:
+    path = out / "cells" / f"{cell.key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(path)
+
+
+def train_argv(cell: Cell, run_dir: Path, seeds: list[int], budget: int, device: str, threads: int,
+               extra: list[str]) -> list[str]:  # fmt: skip
+    """The ``softac train`` command of a cell: a fresh run, or ``--resume`` of one already there
+    (resumed exactly from its newest checkpoint, or restarted if it died before the first)."""
+    base = [sys.executable, "-m", "softac.cli", "train", "--no-progress", "--device", device, "--threads", str(threads)]
+    if holds_run(run_dir):
+        return [*base, "--resume", str(run_dir), "--total-steps", str(budget)]
+    algo, overrides = VARIANTS[cell.variant]
+    flags = [x for k, v in overrides.items() for x in (flag_name(k), str(v))]
+    seed_arg = ",".join(str(s) for s in seeds)
+    return [*base, "--algo", algo, "--env", cell.env_id, "--seeds", seed_arg, "--total-steps", str(budget),
+            "--preset", "auto", "--run-dir", str(run_dir), *flags, *extra]  # fmt: skip
+
+
+def run_cell(out: Path, cell: Cell, seeds: list[int], budget: int, device: str, threads: int,
+             extra: list[str]) -> dict[str, Any]:  # fmt: skip
+    run_dir = out / "runs" / cell.key
+    argv = train_argv(cell, run_dir, seeds, budget, device, threads, extra)
+    t0 = time.perf_counter()
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    (out / "logs").mkdir(exist_ok=True)
+    (out / "logs" / f"{cell.key}.log").write_text(proc.stdout + proc.stderr)
+    state: dict[str, Any] = {"status": "done" if proc.returncode == 0 else "failed", "returncode": proc.returncode,
+                             "seconds": round(time.perf_counter() - t0, 1), "run_dir": f"runs/{cell.key}"}  # fmt: skip
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        state["reason"] = lines[-1] if lines else f"softac train exited {proc.returncode}"
+    _write_state(out, cell, state)
+    return state
+
+
+class Bar:
+    """One line per finished cell plus a whole-suite bar; the ETA is the mean time of the cells
+    finished in this call times those left, divided by the jobs in parallel (honest: no guess
+    before the first cell ends)."""
+
+    def __init__(self, total: int, jobs: int) -> None:
+        self.total, self.jobs, self.done, self.t0 = total, jobs, 0, time.perf_counter()
+        self.lock = threading.Lock()
+
+    def finished(self, cell: Cell, state: dict[str, Any]) -> None:
+        with self.lock:
+            self.done += 1
+            took = time.perf_counter() - self.t0
+            left = self.total - self.done
+            eta = took / self.done * left if self.done else float("nan")
+            what = "done" if state["status"] == "done" else f"FAILED: {state.get('reason', '')}"
+            print(f"cell {cell.variant} on {cell.env_id}: {what} ({state['seconds']:.0f} s)", flush=True)
+            filled = int(30 * self.done / max(self.total, 1))
+            print(f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} cells, ETA {eta:.0f} s",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+
+def run_cells(out: Path, cells: list[Cell], seeds: list[int], budget: int, device: str, jobs: int,
+              extra: list[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Run every cell not yet done; returns {cell key: state} of every cell."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    todo = [c for c in cells if cell_state(out, c).get("status") != "done"]
+    bar = Bar(len(todo), jobs)
+
+    def one(cell: Cell) -> None:
+        bar.finished(cell, run_cell(out, cell, seeds, budget, device, threads, extra))
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(one, todo))
+    return {c.key: cell_state(out, c) for c in cells}

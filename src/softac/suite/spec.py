@@ -1,0 +1,87 @@
+"""The named suites and algorithm variants, as data, and the cells a request expands to."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import softac.algos  # noqa: F401  (registers every algorithm)
+from softac import registry
+from softac.errors import SoftacError
+
+MUJOCO = ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5", "Humanoid-v5")
+# name -> (environments, steps per cell, default algorithm variants)
+SUITES: dict[str, tuple[tuple[str, ...], int, tuple[str, ...]]] = {
+    "mujoco-100k": (MUJOCO, 100_000, ("sac", "td3", "crossq", "sac-simba")),
+    "mujoco-300k": (MUJOCO, 300_000, ("sac", "td3", "crossq", "sac-simba")),
+    "mujoco-1m": (MUJOCO, 1_000_000, ("sac",)),
+    "classic": (("Pendulum-v1", "CartPole-v1", "LunarLander-v3"), 50_000, ("sac", "dqn", "ppo")),
+}
+# variant -> (registered algorithm, config overrides): "sac-simba" is SAC with the SimBa network
+# (Lee et al., ICLR 2025) where this build's config has that field.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "sac": ("sac", {}), "td3": ("td3", {}), "ddpg": ("ddpg", {}), "dqn": ("dqn", {}), "ppo": ("ppo", {}),
+    "sac-discrete": ("sac-discrete", {}), "crossq": ("crossq", {}), "sac-simba": ("sac", {"network": "simba"}),
+}  # fmt: skip
+# Environments that need an optional package; a cell without it is skipped with this reason.
+NEEDS = {"LunarLander-v3": ("Box2D", "LunarLander needs Box2D (pip install 'gymnasium[box2d]')")}
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(frozen=True)
+class Cell:
+    variant: str
+    env_id: str
+
+    @property
+    def key(self) -> str:
+        return _SAFE.sub("_", f"{self.variant}__{self.env_id}")
+
+
+def variant_problem(variant: str) -> str | None:
+    """Why ``variant`` cannot run in this build (None: it can)."""
+    algo, overrides = VARIANTS[variant]
+    if algo not in registry.names():
+        return f"algorithm '{algo}' is not registered in this build"
+    fields = {f.name for f in dataclasses.fields(registry.get(algo).config_cls)}
+    missing = sorted(set(overrides) - fields)
+    return f"{algo}'s config has no field {', '.join(missing)} in this build" if missing else None
+
+
+def env_problem(env_id: str) -> str | None:
+    need = NEEDS.get(env_id)
+    if need is not None and importlib.util.find_spec(need[0]) is None:
+        return need[1]
+    return None
+
+
+def _pick(given: list[str] | None, valid: tuple[str, ...] | list[str], what: str) -> list[str]:
+    if not given:
+        return list(valid)
+    bad = [g for g in given if g not in valid]
+    if bad:
+        raise SoftacError(f"unknown {what} {', '.join(bad)}: choose from {', '.join(valid)}")
+    return list(dict.fromkeys(given))
+
+
+def expand(name: str, algos: list[str] | None, envs: list[str] | None) -> tuple[list[Cell], dict[str, str]]:
+    """The cells of suite ``name`` restricted to ``algos``/``envs``, and {cell key: reason} of
+    those skipped because this build or machine cannot run them."""
+    if name not in SUITES:
+        raise SoftacError(f"unknown suite '{name}': choose one of {', '.join(SUITES)}")
+    suite_envs, _, default_algos = SUITES[name]
+    chosen_algos = _pick(algos, tuple(VARIANTS) if algos else default_algos, "algorithm")
+    chosen_envs = _pick(envs, suite_envs, "task")
+    cells, skipped = [], {}
+    for v in chosen_algos:
+        for e in chosen_envs:
+            cell = Cell(v, e)
+            why = variant_problem(v) or env_problem(e)
+            if why is None:
+                cells.append(cell)
+            else:
+                skipped[cell.key] = why
+    return cells, skipped
