@@ -208,10 +208,15 @@ def _spy_steps(agent: Any) -> dict[str, Any]:
     return seen
 
 
+@pytest.mark.parametrize("network", ["mlp", "simba"])
 @pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("cls", [SAC, TD3, DDPG])
-def test_update_isolates_gradients(cls: type, fused: bool) -> None:
-    extra = {"policy_delay": 1} if cls is TD3 else {}
+def test_update_isolates_gradients(cls: type, fused: bool, network: str) -> None:
+    if network == "simba" and fused:
+        pytest.skip("a SimBa network has no fused node")
+    extra: dict[str, Any] = {"policy_delay": 1} if cls is TD3 else {}
+    if network == "simba":
+        extra |= {"network": "simba", "simba_width_actor": 8, "simba_width_critic": 8}
     agent = cls("Pendulum-v1", **{**TINY, "cuda_graph": False}, seed=2, fast_update=fused, **extra)
     for _ in range(3):  # several updates: stale grads from a previous update must not leak either
         fill_buffer(agent, 64, seed=agent.updates)
