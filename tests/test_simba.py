@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import TINY, assert_learners_equal_singles, fill_buffer, seed_rows
+from helpers import TINY, assert_learners_equal_singles, fill_buffer, seed_rows, state_tensors
 from torch import nn
 
 from softac.algos.sac import SAC
@@ -92,3 +92,18 @@ def test_two_stacked_simba_learners_equal_two_single_learners() -> None:
 def test_unknown_network_is_refused() -> None:
     with pytest.raises(SoftacError, match="network must be one of"):
         SAC("Pendulum-v1", **TINY, network="resnet")
+
+
+@pytest.mark.slow  # compilation: ~40-120 s on 2 shared cores
+def test_compiled_simba_update_equals_eager_update() -> None:
+    agents = [SAC("Pendulum-v1", **TINY, **SIMBA, seed=4, compile_update=c, cuda_graph=False) for c in (True, False)]
+    for a in agents:
+        fill_buffer(a, 512)
+    for _ in range(3):
+        ma, mb = (a.update() for a in agents)
+        for key in ma:
+            torch.testing.assert_close(ma[key], mb[key], rtol=1e-4, atol=1e-5, msg=key)
+    sa, sb = (state_tensors(a) for a in agents)
+    for key in sa:
+        torch.testing.assert_close(sa[key], sb[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert not agents[0]._runner.failed
