@@ -287,6 +287,18 @@ class ActorCriticConfig(OffPolicyConfig):
     critic_layer_norm: bool = _f(
         False, "LayerNorm before each hidden ReLU of the critics (as in RLPD/CrossQ-style critics)."
     )
+    network: str = _f("mlp", "Networks: 'mlp' (hidden_sizes) or 'simba' (Lee et al. 2024; docs/networks.md; "
+                      "hidden_sizes unused, pair with --normalize-obs).", choices=("mlp", "simba"))  # fmt: skip
+    simba_blocks_actor: int = _f(1, "SimBa residual blocks of the actor (paper: 1).", "positive")
+    simba_width_actor: int = _f(128, "SimBa width of the actor (paper: 128; blocks expand to 4×).", "positive")
+    simba_blocks_critic: int = _f(2, "SimBa residual blocks of each critic (paper: 2).", "positive")
+    simba_width_critic: int = _f(512, "SimBa width of each critic (paper: 512).", "positive")
+
+    def simba(self, part: str) -> tuple[int, int] | None:
+        """(blocks, width) of the 'actor' or 'critic' SimBa trunk, None for the MLP (``nn.make_trunk``)."""
+        shape = {"actor": (self.simba_blocks_actor, self.simba_width_actor),
+                 "critic": (self.simba_blocks_critic, self.simba_width_critic)}[part]  # fmt: skip
+        return shape if self.network == "simba" else None
 
 
 @dataclass(frozen=True)

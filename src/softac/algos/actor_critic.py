@@ -21,7 +21,7 @@ class ActorCriticAgent(OffPolicyAgent):
         algorithm here orders its draws), their target and their optimizer."""
         cfg, spec = self.config, self.spec
         self.critic = CriticEnsemble(self.learners, cfg.n_critics, spec.obs_dim + spec.act_dim, cfg.hidden_sizes,
-                                     cfg.critic_layer_norm)  # fmt: skip
+                                     cfg.critic_layer_norm, cfg.simba("critic"))  # fmt: skip
         self.critic.net.reset_parameters(self.rng.host, members=cfg.n_critics)
         self.critic.to(self.device)
         self.critic_target = frozen_copy(self.critic)

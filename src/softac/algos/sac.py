@@ -32,7 +32,8 @@ class SAC(ActorCriticAgent):
 
     def _build(self) -> None:
         cfg, spec, n = self.config, self.spec, self.learners
-        self.actor = GaussianActor(n, spec.obs_dim, spec.act_dim, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max)
+        self.actor = GaussianActor(n, spec.obs_dim, spec.act_dim, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max,
+                                   cfg.simba("actor"))  # fmt: skip
         self.actor.trunk.reset_parameters(self.rng.host)
         self.actor.to(self.device)
         self._build_critics()

@@ -50,7 +50,7 @@ class TD3(ActorCriticAgent):
 
     def _build(self) -> None:
         cfg, spec, n = self.config, self.spec, self.learners
-        self.actor = DeterministicActor(n, spec.obs_dim, spec.act_dim, cfg.hidden_sizes)
+        self.actor = DeterministicActor(n, spec.obs_dim, spec.act_dim, cfg.hidden_sizes, cfg.simba("actor"))
         self.actor.trunk.reset_parameters(self.rng.host)
         self.actor.to(self.device)
         self._build_critics()

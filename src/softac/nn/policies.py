@@ -17,10 +17,32 @@ import torch
 from torch import Tensor, nn
 
 from softac.nn.batched import BatchedMLP
+from softac.nn.simba import BatchedSimba
+
+# A SimBa trunk's (blocks, width), or None for the plain MLP of ``hidden``.
+SimbaShape = tuple[int, int] | None
 
 
-def numpy_forward(mlp: BatchedMLP, x: np.ndarray, cache: dict[int, Any]) -> np.ndarray:
+def make_trunk(
+    groups: int,
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int,
+    simba: SimbaShape = None,
+    layer_norm: bool = False,
+    **layer: Any,
+) -> BatchedMLP | BatchedSimba:
+    """The network of an actor or a critic: ``BatchedMLP`` (``layer``: its normalisation options)
+    or, with ``simba=(blocks, width)``, a ``BatchedSimba`` (same interface)."""
+    if simba is None:
+        return BatchedMLP(groups, in_dim, hidden, out_dim, layer_norm=layer_norm, **layer)
+    return BatchedSimba(groups, in_dim, simba[1], simba[0], out_dim)
+
+
+def numpy_forward(mlp: BatchedMLP | BatchedSimba, x: np.ndarray, cache: dict[int, Any]) -> np.ndarray:
     """``mlp`` applied in numpy to float32 ``x`` of shape (G, B, in): x W + b with ReLU between.
+    It covers plain Linear/ReLU stacks only: callers check ``mlp.layer_norm`` is False (always True
+    for a SimBa trunk, whose LayerNorms and skips this function does not compute).
 
     The arrays are views of the parameters (no copy: they always hold the current weights, which
     the optimizers update in place); they are rebuilt when a parameter's memory moved (e.g. after
@@ -41,7 +63,8 @@ def numpy_forward(mlp: BatchedMLP, x: np.ndarray, cache: dict[int, Any]) -> np.n
 class Policy(Protocol):
     """What acting needs of a policy network: its batched trunk and an ``xp``-generic head."""
 
-    trunk: BatchedMLP
+    @property
+    def trunk(self) -> BatchedMLP | BatchedSimba: ...
 
     def head(self, xp: Any, out: Any, noise: Any | None) -> Any: ...
 
@@ -59,10 +82,11 @@ class GaussianActor(nn.Module):
         hidden: Sequence[int],
         log_std_min: float,
         log_std_max: float,
+        simba: SimbaShape = None,
         **layer: Any,
     ) -> None:
         super().__init__()
-        self.trunk = BatchedMLP(learners, obs_dim, hidden, 2 * act_dim, **layer)
+        self.trunk = make_trunk(learners, obs_dim, hidden, 2 * act_dim, simba, **layer)
         self.act_dim = act_dim
         self.log_std_min = log_std_min
         self.log_std_max = log_std_max
@@ -89,9 +113,11 @@ class GaussianActor(nn.Module):
 class DeterministicActor(nn.Module):
     """TD3/DDPG policy: s ↦ μ_θ(s) = tanh(f_θ(s)) in [−1, 1]^dim(A)."""
 
-    def __init__(self, learners: int, obs_dim: int, act_dim: int, hidden: Sequence[int]) -> None:
+    def __init__(
+        self, learners: int, obs_dim: int, act_dim: int, hidden: Sequence[int], simba: SimbaShape = None
+    ) -> None:
         super().__init__()
-        self.trunk = BatchedMLP(learners, obs_dim, hidden, act_dim)
+        self.trunk = make_trunk(learners, obs_dim, hidden, act_dim, simba)
         self.act_dim = act_dim
 
     def forward(self, obs: Tensor, params: list[Tensor] | None = None) -> Tensor:
@@ -110,11 +136,18 @@ class CriticEnsemble(nn.Module):
     the critic input needs no concatenation — output Q values (L, n, B)."""
 
     def __init__(
-        self, learners: int, members: int, in_dim: int, hidden: Sequence[int], layer_norm: bool = False, **layer: Any
+        self,
+        learners: int,
+        members: int,
+        in_dim: int,
+        hidden: Sequence[int],
+        layer_norm: bool = False,
+        simba: SimbaShape = None,
+        **layer: Any,
     ) -> None:
         super().__init__()
         self.learners, self.members = learners, members
-        self.net = BatchedMLP(learners * members, in_dim, hidden, 1, layer_norm=layer_norm, **layer)
+        self.net = make_trunk(learners * members, in_dim, hidden, 1, simba, layer_norm, **layer)
 
     def forward(
         self,
