@@ -36,7 +36,8 @@ def test_every_field_is_allowed_and_values_are_sane(preset: Preset) -> None:
     assert all(isinstance(h, int) and h > 0 for h in p["hidden_sizes"])
     if "buffer_size" in p:
         assert p["batch_size"] <= p["buffer_size"]
-        assert 0.0 < p["tau"] <= 1.0
+        if "tau" in ALLOWED_FIELDS[preset.algo]:  # CrossQ has no target networks, so no τ
+            assert 0.0 < p["tau"] <= 1.0
     if preset.algo == "ppo":
         assert p["minibatch_size"] <= p["n_steps"] * p["n_envs"]
         assert p["activation"] in ("tanh", "relu")

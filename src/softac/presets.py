@@ -133,8 +133,10 @@ _CROSSQ = ("Bhatt et al. 2024 (CrossQ), Appendix: lr 1e-3, Adam β₁ 0.5, polic
            "2048 × 2048 with batch renormalisation (sb3-contrib's CrossQ implements the same; it defaults to "
            "1024-wide critics for speed); 5,000 random steps.")
 _add("crossq", "HalfCheetah-v5 Ant-v5 Hopper-v5 Walker2d-v5 Humanoid-v5", _CROSSQ,
-     "https://arxiv.org/abs/1902.05605", total_steps=1_000_000, learning_starts=5_000, batch_size=256,
-     critic_hidden_sizes=(2048, 2048), hidden_sizes=(256, 256))  # fmt: skip
+     "https://arxiv.org/abs/1902.05605", total_steps=1_000_000, n_envs=1, buffer_size=1_000_000, batch_size=256,
+     gamma=0.99, learning_starts=5_000, hidden_sizes=(256, 256), critic_hidden_sizes=(2048, 2048), n_critics=2,
+     utd_ratio=1.0, actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3, policy_delay=3, adam_beta1=0.5,
+     autotune_alpha=True, alpha_init=1.0)  # fmt: skip
 
 # -- TD3 and DDPG (the zoo gives both the same settings) ------------------------------------------
 for _algo in ("td3", "ddpg"):
