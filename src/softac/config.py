@@ -174,6 +174,12 @@ class BaseConfig:
         "On CUDA, capture the update (replay sampling, noise, losses, backward, Adam, Polyak) in a CUDA "
         "graph and replay it: one launch instead of hundreds. Ignored on the CPU.",
     )
+    tf32: bool = _f(
+        False,
+        "On CUDA, let float32 matrix products use TF32 tensor cores (torch.backends.cuda.matmul.allow_tf32): "
+        "several times faster wide layers (CrossQ's 2048-wide critics) at a 10-bit mantissa per product, as "
+        "JAX's default GPU precision. Process-wide; ignored on the CPU.",
+    )
     skip_nonfinite: bool = _f(
         False, "Drop transitions whose observation or reward is NaN/inf (default: stop with an error)."
     )

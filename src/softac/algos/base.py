@@ -110,6 +110,11 @@ class Agent(abc.ABC):
             )
         self.scaler = action_mapper(self.spec)
         self.device = resolve_device(cfg.device)
+        if cfg.tf32 and self.device.type == "cuda":
+            # Process-wide: torch has no per-module switch, so another agent in this process gets TF32
+            # too. `softac train` and the suite run one configuration per process.
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         apply_threads(cfg.threads)
         tune_allocator()
         check_fits(self.memory_estimate(), self.device, self.memory_reserved())
