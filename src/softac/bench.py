@@ -13,6 +13,7 @@ exploration σ 0.1 (TD3), both at their default torch thread settings.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -67,13 +68,19 @@ def run_softac(algo: str, env_id: str, warmup: int, steps: int, extra: dict[str,
     }
 
 
-def make_sb3(algo: str, env_id: str, learning_starts: int, seed: int | None = None, device: str = "cpu") -> Any:
+def make_sb3(algo: str, env_id: str, learning_starts: int, seed: int | None = None, device: str = "cpu",
+             lib: str = "sb3") -> Any:  # fmt: skip
     """An SB3 model with softac's defaults (the only settings that differ from SB3's own are the
-    TD3/DDPG learning rate and network, 1e-3 and 400×300 in SB3)."""
+    TD3/DDPG learning rate and network, 1e-3 and 400×300 in SB3). ``lib="sbx"``: the same model
+    from SBX (Stable-Baselines-Jax, ``pip install sbx-rl``), which mirrors SB3's API on JAX."""
     import gymnasium as gym
     import numpy as np
-    from stable_baselines3 import DDPG, SAC, TD3
     from stable_baselines3.common.noise import NormalActionNoise
+
+    if lib == "sbx":
+        from sbx import DDPG, SAC, TD3
+    else:
+        from stable_baselines3 import DDPG, SAC, TD3
 
     if algo not in SB3_ALGOS:
         raise SoftacError(f"no Stable-Baselines3 counterpart of {algo} in softac bench; pass --no-sb3")
@@ -92,7 +99,7 @@ def make_sb3(algo: str, env_id: str, learning_starts: int, seed: int | None = No
     return TD3("MlpPolicy", env, action_noise=noise, policy_delay=2, **common)
 
 
-def run_sb3(algo: str, env_id: str, warmup: int, steps: int, device: str) -> dict[str, Any]:
+def run_sb3(algo: str, env_id: str, warmup: int, steps: int, device: str, lib: str = "sb3") -> dict[str, Any]:
     from stable_baselines3.common.callbacks import BaseCallback
 
     class Timer(BaseCallback):
@@ -101,16 +108,18 @@ def run_sb3(algo: str, env_id: str, warmup: int, steps: int, device: str) -> dic
             self.t0 = 0.0
             self.elapsed = 0.0
 
+        # As softac's side: the first PRE_UPDATES steps with updates are not timed (SBX's JIT
+        # compilation of its update happens there; SB3 has no such cost but is timed alike).
         def _on_step(self) -> bool:
-            if self.num_timesteps == warmup:
+            if self.num_timesteps == warmup + PRE_UPDATES:
                 self.t0 = time.perf_counter()
-            elif self.num_timesteps == warmup + steps:
+            elif self.num_timesteps == warmup + PRE_UPDATES + steps:
                 self.elapsed = time.perf_counter() - self.t0
             return True
 
-    model = make_sb3(algo, env_id, warmup, device=device)
+    model = make_sb3(algo, env_id, warmup, device=device, lib=lib)
     timer = Timer()
-    model.learn(warmup + steps + 1, callback=timer)
+    model.learn(warmup + PRE_UPDATES + steps + 1, callback=timer)
     buf = model.replay_buffer
     fields = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
     nbytes = sum(getattr(buf, k).nbytes for k in fields)
@@ -123,7 +132,7 @@ class Variant:
     """One column of the table: a library, its options, and where its code comes from."""
 
     label: str
-    library: str  # "softac", "sb3" or "cli" (whole `softac train` processes, softac.bench_cli)
+    library: str  # "softac", "sb3", "sbx" or "cli" (whole `softac train` processes, softac.bench_cli)
     options: dict[str, Any] = field(default_factory=dict)  # softac config fields
     device: str = "cpu"  # SB3's device (softac's is in options)
     src: str | None = None  # PYTHONPATH for another softac checkout
@@ -143,7 +152,7 @@ def measure(variant: Variant, algo: str, env_id: str, warmup: int, steps: int, t
         env["PYTHONPATH"] = variant.src + os.pathsep + env.get("PYTHONPATH", "")
     if variant.library == "cli":
         return measure_cli(algo, env_id, warmup, steps, variant.options, env, timeout)
-    if variant.library == "sb3":
+    if variant.library in ("sb3", "sbx"):
         cmd += ["--sb3-device", variant.device]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, timeout=timeout)
     for line in proc.stdout.splitlines():
@@ -157,15 +166,14 @@ def _worker(args: argparse.Namespace) -> int:
     if args.worker == "softac":
         out = run_softac(args.algo, args.env, args.warmup, args.steps, extra)
     else:
-        out = run_sb3(args.algo, args.env, args.warmup, args.steps, args.sb3_device)
+        out = run_sb3(args.algo, args.env, args.warmup, args.steps, args.sb3_device, lib=args.worker)
     print("RESULT " + json.dumps(out), flush=True)
     return 0
 
 
 def report(variants: list[Variant]) -> None:
-    """Medians, peak RSS and the ratio of medians to the SB3 column (when there is one)."""
-    sb3 = next((v for v in variants if v.library == "sb3" and v.results), None)
-    sb3_med = statistics.median(r["steps_per_s"] for r in sb3.results) if sb3 else None
+    """Medians, peak RSS and the ratio of medians to the SB3 and SBX columns (when there are)."""
+    refs = [v for v in variants if v.library in ("sb3", "sbx") and v.results]
     for v in variants:
         if not v.results:
             continue
@@ -178,9 +186,10 @@ def report(variants: list[Variant]) -> None:
             first = statistics.median(r["first_updates_s"] for r in v.results)
             line += f"   (untimed first {PRE_UPDATES} updates: {first:.1f} s)"
         print(line)
-        if sb3_med and v is not sb3:
-            ratios = [a["steps_per_s"] / b["steps_per_s"] for a, b in zip(v.results, sb3.results, strict=False)]  # type: ignore[union-attr]
-            print(f"{v.label}/SB3 ratio of medians: {med / sb3_med:.2f}   "
+        for ref in refs if v.library not in ("sb3", "sbx") else []:
+            ref_med = statistics.median(r["steps_per_s"] for r in ref.results)
+            ratios = [a["steps_per_s"] / b["steps_per_s"] for a, b in zip(v.results, ref.results, strict=False)]
+            print(f"{v.label}/{ref.label} ratio of medians: {med / ref_med:.2f}   "
                   f"median of per-round ratios: {statistics.median(ratios):.2f}")  # fmt: skip
 
 
@@ -202,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-options", default="{}", metavar="JSON",
                    help="config fields for the baseline only, over softac's (e.g. its default against this "
                    "softac's --compile-update: '{\"compile_update\": false}')")  # fmt: skip
-    p.add_argument("--worker", choices=["softac", "sb3"], help=argparse.SUPPRESS)
+    p.add_argument("--no-sbx", action="store_true", help="skip the SBX (JAX) column even where sbx-rl is installed")
+    p.add_argument("--worker", choices=["softac", "sb3", "sbx"], help=argparse.SUPPRESS)
     p.add_argument("--sb3-device", default="cpu", help=argparse.SUPPRESS)
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -245,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.algo not in SB3_ALGOS:
                 raise SoftacError(f"no Stable-Baselines3 counterpart of {args.algo} in softac bench; pass --no-sb3")
             variants.append(Variant("SB3", "sb3", device=args.device or "cpu"))
+    if not args.no_sbx and args.algo in SB3_ALGOS and importlib.util.find_spec("sbx") is not None:
+        # Optional and not in any extra (JAX is large): the column appears where `pip install sbx-rl` ran.
+        variants.append(Variant("SBX", "sbx", device=args.device or "cpu"))
     print(f"{args.algo.upper()} on {args.env}: {args.warmup} warm-up steps, then {args.steps} timed steps "
           f"(1 update each), {args.rounds} alternating rounds")  # fmt: skip
     print(f"{'round':>5} " + " ".join(f"{v.label + ' steps/s':>18}" for v in variants))
