@@ -7,7 +7,8 @@ from torch import Tensor
 
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.config import ActorCriticConfig
-from softac.data.replay import Batch
+from softac.data.per import PrioritizedReplay
+from softac.data.replay import Batch, ReplayBuffer
 from softac.losses import common
 from softac.nn import CriticEnsemble
 from softac.optim import adam, frozen_copy
@@ -30,5 +31,17 @@ class ActorCriticAgent(OffPolicyAgent):
     def _critic_loss(self, params: list[Tensor], batch: Batch, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Σ_j E[(Q_φj(s, a) − y)²] as a function of the critics' parameters φ."""
         q = self.critic(batch.obs_act, params=params)
-        loss = common.critic_loss(q, y)
-        return loss, {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=(-2, -1))}
+        loss = common.critic_loss(q, y, batch.weight)  # weighted by w with prioritized replay
+        metrics = {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=(-2, -1))}
+        if batch.weight is not None:  # the new priorities' |δ|, taken off by OffPolicyAgent.update
+            metrics["per/td"] = common.td_priority(q.detach(), y)
+        return loss, metrics
+
+    def _replay(self, discount_column: bool) -> ReplayBuffer:
+        """With ``per``: prioritized replay (``softac.data.per``); the plain buffer otherwise."""
+        cfg, spec = self.config, self.spec
+        if not cfg.per:
+            return super()._replay(discount_column)
+        return PrioritizedReplay(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device,
+                                 discount_column=discount_column, alpha=cfg.per_alpha, beta=cfg.per_beta,
+                                 eps=cfg.per_eps)  # fmt: skip

@@ -22,6 +22,7 @@ from softac.algos.base import Agent
 from softac.collector import Transitions
 from softac.config import OffPolicyConfig
 from softac.data.nstep import NStepAccumulator, Row
+from softac.data.per import PrioritizedReplay
 from softac.data.replay import ReplayBuffer
 from softac.envs import learner_observations
 from softac.errors import SoftacError
@@ -44,8 +45,7 @@ class OffPolicyAgent(Agent):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         cfg, spec = self.config, self.spec
-        self.buffer = ReplayBuffer(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device,
-                                   discount_column=cfg.n_step > 1)  # fmt: skip
+        self.buffer = self._replay(discount_column=cfg.n_step > 1)
         # n-step returns accumulate on the host where transitions enter the buffer; None for n = 1,
         # whose rows (and speed) stay exactly those of one-step TD.
         self.nstep = (
@@ -75,6 +75,12 @@ class OffPolicyAgent(Agent):
     @abc.abstractmethod
     def _compute(self, draws: Any, phase: Hashable) -> dict[str, Tensor]:
         """The update itself, in place; metrics as tensors of shape (L,)."""
+
+    def _replay(self, discount_column: bool) -> ReplayBuffer:
+        """The replay buffer (an algorithm with prioritized replay returns a ``PrioritizedReplay``)."""
+        cfg, spec = self.config, self.spec
+        return ReplayBuffer(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device,
+                            discount_column=discount_column)  # fmt: skip
 
     def update_phase(self, index: int) -> Hashable:
         """Which variant update number ``index`` (counting from 0) is, decided on the host from the
@@ -191,8 +197,8 @@ class OffPolicyAgent(Agent):
 
     def data_targets(self, k: int) -> dict[str, Tensor]:
         if self.nstep is not None:
-            return {"storage": self.buffer.storage[k], **self.nstep.targets(k)}
-        return {"storage": self.buffer.storage[k]}
+            return {**self.buffer.targets(k), **self.nstep.targets(k)}
+        return self.buffer.targets(k)
 
     def load_data_meta(self, k: int, meta: dict[str, Any]) -> None:
         size, cursor = meta["size"], meta["cursor"]
@@ -230,6 +236,11 @@ class OffPolicyAgent(Agent):
         sync). Runs eagerly, compiled, or from a CUDA graph, as configured."""
         if int(self.buffer.size.min()) == 0:
             raise SoftacError("cannot update from an empty replay buffer: collect transitions first")
+        per = self.buffer if isinstance(self.buffer, PrioritizedReplay) else None
+        if per is not None:  # prioritized replay: β for this update, then the new priorities
+            per.anneal(self.env_steps / self.config.total_steps)
         metrics = self._runners()[1](self.update_phase(self.updates))
+        if per is not None:
+            metrics = per.prioritize(metrics)
         self.updates += 1
         return metrics
