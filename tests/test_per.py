@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import TINY, TINY_FLAGS, assert_bit_identical, assert_learners_equal_singles, state_tensors
 
-from softac import DDPG, DQN, SAC, TD3, cli
+from softac import DDPG, DQN, SAC, TD3, CrossQ, DiscreteSAC, cli
 from softac.data.per import PrioritizedReplay, SumTree
 from softac.data.replay import ReplayBuffer
 from softac.errors import SoftacError
@@ -40,15 +40,28 @@ def _set_priorities(buf: PrioritizedReplay, td: np.ndarray) -> None:
     td[:] = td.astype(np.float32)  # the |δ| the buffer saw (a float32 loss output), for the checks
 
 
-def test_sum_tree_sums_after_updates() -> None:
+@pytest.mark.parametrize("host", [True, False], ids=["numpy", "torch"])
+def test_sum_tree_sums_after_updates(host: bool) -> None:
     """Every internal node is the sum of its children after batches of updates (duplicates
-    included), and a rebuild from the leaves alone reproduces the tree bit for bit."""
+    included), and a rebuild from the leaves alone reproduces the tree bit for bit; the numpy
+    (CPU) and torch (device) paths build the same tree and find the same rows."""
     gen = torch.Generator().manual_seed(0)
-    tree = SumTree(3, 11, CPU)  # 16 leaves, 11 used
+    tree, other = SumTree(3, 11, CPU, host=host), SumTree(3, 11, CPU, host=not host)  # 16 leaves, 11 used
     assert tree.depth == 4 and tree.leaves == 16
     for _ in range(5):
         idx = torch.randint(0, 11, (3, 7), generator=gen)
-        tree.set(idx, torch.rand((3, 7), generator=gen, dtype=torch.float64))
+        values = torch.rand((3, 7), generator=gen, dtype=torch.float64)
+        tree.set(idx, values)
+        other.set(idx, values)
+        tree.set(idx[1:2, :2], values[1:2, :2] * 3, k=1)
+        other.set(idx[1:2, :2], values[1:2, :2] * 3, k=1)
+    assert torch.equal(tree.nodes, other.nodes)
+    target = torch.rand((3, 1000), generator=gen, dtype=torch.float64) * tree.total()
+    found = tree.find(target)
+    assert torch.equal(found, other.find(target))
+    # by hand: row i holds the masses [Σ_{j<i} leaf_j, Σ_{j≤i} leaf_j)
+    cum = tree.nodes[:, 16:].cumsum(dim=1)
+    assert bool(((cum.gather(1, found) - tree.value(found) <= target + 1e-12) & (target < cum.gather(1, found))).all())
     nodes = tree.nodes.numpy().copy()
     for n in range(1, 16):
         np.testing.assert_allclose(nodes[:, n], nodes[:, 2 * n] + nodes[:, 2 * n + 1], rtol=1e-15)
@@ -157,6 +170,37 @@ def test_an_update_writes_the_td_errors_of_its_rows() -> None:
     torch.testing.assert_close(metrics["loss/critic"][0].double(), loss, rtol=1e-5, atol=1e-6)
 
 
+def test_dqn_update_writes_the_td_errors_of_its_rows() -> None:
+    """DQN (Huber loss): the sampled rows' new leaves are (|δ| + ε)^α with δ = Q(s, a) − (r + γ (1 − d)
+    max_a' Q_targ(s', a')) from copies of the networks before the update, and the loss is E[w · H(δ)]."""
+    agent = DQN("CartPole-v1", **TINY, per=True, double_q=False, learning_starts=100, total_steps=120,
+                utd_ratio=1.0, eval_freq=10_000)  # fmt: skip
+    agent.learn(progress=False)
+    q_net, q_t = copy.deepcopy(agent.q), copy.deepcopy(agent.q_target)
+    leaves = agent.buffer.tree.nodes[0, agent.buffer.tree.leaves :].clone()
+    metrics = agent.update()
+    rows = agent.buffer.storage[0, agent.buffer.index[0]]
+    o = agent.spec.obs_dim
+    s, a, r, d, s2 = rows[:, :o], rows[:, o].long(), rows[:, o + 1], rows[:, o + 2], rows[:, o + 3 :]
+    with torch.no_grad():
+        y = r + agent.config.gamma * (1 - d) * q_t(s2[None])[0].max(dim=-1).values
+        delta = q_net(s[None])[0].gather(1, a[:, None])[:, 0] - y
+    torch.testing.assert_close(agent.buffer.tree.value(agent.buffer.index)[0],
+                               (delta.abs().double() + 1e-6) ** 0.6, rtol=1e-5, atol=1e-7)  # fmt: skip
+    prob = leaves[agent.buffer.index[0]] / leaves.sum()
+    w = (120 * prob) ** -1.0  # β = 1 at t = total_steps
+    huber = torch.where(delta.abs() <= 1, 0.5 * delta.square(), delta.abs() - 0.5).double()
+    torch.testing.assert_close(metrics["loss/critic"][0].double(), (w / w.max() * huber).mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_discrete_sac_trains_with_priorities() -> None:
+    agent = DiscreteSAC("CartPole-v1", **TINY, per=True, learning_starts=100, total_steps=160, eval_freq=10_000)
+    agent.learn(progress=False)
+    assert agent.updates > 0 and isinstance(agent.buffer, PrioritizedReplay)
+    leaves = agent.buffer.tree.nodes[0, agent.buffer.tree.leaves : agent.buffer.tree.leaves + 160]
+    assert bool((leaves > 0).all()) and float(agent.buffer.max_priority[0]) != 1.0
+
+
 def test_stacked_learners_equal_single_runs() -> None:
     kw = {**TINY, "per": True, "learning_starts": 150, "total_steps": 200, "eval_freq": 10_000}
     stacked = SAC("Pendulum-v1", **kw, seeds=[3, 7])
@@ -221,6 +265,6 @@ def test_off_by_default_and_refusals() -> None:
     for name, bad in (("per_alpha", -0.1), ("per_beta", 1.5), ("per_eps", 0.0)):
         with pytest.raises(SoftacError, match=name):
             SAC("Pendulum-v1", **TINY, per=True, **{name: bad})
-    # algorithms whose critic loss does not take importance weights have no such field
+    # CrossQ's critic loss takes no importance weights: it has no such field
     with pytest.raises(SoftacError, match="per"):
-        DQN("CartPole-v1", **TINY, per=True)
+        CrossQ("Pendulum-v1", **TINY, per=True)

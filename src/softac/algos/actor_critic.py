@@ -1,5 +1,6 @@
 """What SAC, TD3 and DDPG share: an ensemble of critics Q_φj(s, a), its Polyak-averaged target,
-its optimizer and its loss. Each algorithm adds its actor and its target y."""
+its optimizer and its loss (importance-weighted with prioritized replay). Each algorithm adds its
+actor and its target y."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from torch import Tensor
 
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.config import ActorCriticConfig
-from softac.data.per import PrioritizedReplay
-from softac.data.replay import Batch, ReplayBuffer
+from softac.data.replay import Batch
 from softac.losses import common
 from softac.nn import CriticEnsemble
 from softac.optim import adam, frozen_copy
@@ -36,12 +36,3 @@ class ActorCriticAgent(OffPolicyAgent):
         if batch.weight is not None:  # the new priorities' |δ|, taken off by OffPolicyAgent.update
             metrics["per/td"] = common.td_priority(q.detach(), y)
         return loss, metrics
-
-    def _replay(self, discount_column: bool) -> ReplayBuffer:
-        """With ``per``: prioritized replay (``softac.data.per``); the plain buffer otherwise."""
-        cfg, spec = self.config, self.spec
-        if not cfg.per:
-            return super()._replay(discount_column)
-        return PrioritizedReplay(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device,
-                                 discount_column=discount_column, alpha=cfg.per_alpha, beta=cfg.per_beta,
-                                 eps=cfg.per_eps)  # fmt: skip

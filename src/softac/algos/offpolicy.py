@@ -20,7 +20,7 @@ from torch import Tensor
 from softac.accel.runner import Update, make_runners
 from softac.algos.base import Agent
 from softac.collector import Transitions
-from softac.config import OffPolicyConfig
+from softac.config import OffPolicyConfig, PrioritizedReplayConfig
 from softac.data.nstep import NStepAccumulator, Row
 from softac.data.per import PrioritizedReplay
 from softac.data.replay import ReplayBuffer
@@ -77,10 +77,14 @@ class OffPolicyAgent(Agent):
         """The update itself, in place; metrics as tensors of shape (L,)."""
 
     def _replay(self, discount_column: bool) -> ReplayBuffer:
-        """The replay buffer (an algorithm with prioritized replay returns a ``PrioritizedReplay``)."""
+        """The replay buffer: prioritized (``softac.data.per``) with ``per``, whose algorithms' critic
+        losses take ``Batch.weight`` and return |δ| as the metric ``per/td``; plain otherwise."""
         cfg, spec = self.config, self.spec
-        return ReplayBuffer(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device,
-                            discount_column=discount_column)  # fmt: skip
+        args = (self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device)
+        if isinstance(cfg, PrioritizedReplayConfig) and cfg.per:
+            return PrioritizedReplay(*args, discount_column=discount_column, alpha=cfg.per_alpha, beta=cfg.per_beta,
+                                     eps=cfg.per_eps)  # fmt: skip
+        return ReplayBuffer(*args, discount_column=discount_column)
 
     def update_phase(self, index: int) -> Hashable:
         """Which variant update number ``index`` (counting from 0) is, decided on the host from the
@@ -95,7 +99,10 @@ class OffPolicyAgent(Agent):
         # Only the rows this run fills are touched (torch.empty reserves, pages come as rows are
         # written): a 1M buffer for a 20k-step run must not be refused on a small machine.
         rows = min(self.config.buffer_size, self.config.total_steps)
-        return {"replay buffer": self._buffer_bytes(rows), **super().memory_estimate()}
+        out = {"replay buffer": self._buffer_bytes(rows), **super().memory_estimate()}
+        if isinstance(self.config, PrioritizedReplayConfig) and self.config.per:  # zeroed up front: all of it
+            out["priority tree"] = self.learners * 16 * (1 << max(1, (self.config.buffer_size - 1).bit_length()))
+        return out
 
     def memory_reserved(self) -> dict[str, int]:
         return {"replay buffer": self._buffer_bytes(self.config.buffer_size)}

@@ -41,10 +41,19 @@ from softac.rng import LearnerRNG
 
 
 class SumTree:
-    def __init__(self, learners: int, capacity: int, device: torch.device) -> None:
+    """The flat sum trees of L learners. On the CPU the same operations run in numpy on the same
+    memory (``host=True``): a descent or an update is ~100 tiny operations, and numpy's cost per
+    operation is a few times smaller than torch's dispatch (measured: docs/replay.md). Both paths
+    do the same float64 additions in the same order, so they give the same tree bit for bit
+    (``tests/test_per.py``)."""
+
+    def __init__(self, learners: int, capacity: int, device: torch.device, host: bool | None = None) -> None:
         self.depth = max(1, (capacity - 1).bit_length())
         self.leaves = 1 << self.depth  # P ≥ capacity
         self.nodes = torch.zeros((learners, 2 * self.leaves), dtype=torch.float64, device=device)
+        host = device.type == "cpu" if host is None else host
+        self._flat = self.nodes.numpy().reshape(-1) if host else None  # shares the tensor's memory
+        self._rows = np.arange(learners, dtype=np.int64)[:, None] * (2 * self.leaves)  # row offsets in _flat
 
     def total(self) -> Tensor:
         """Σ_i p_i^α per learner, shape (L, 1)."""
@@ -55,24 +64,48 @@ class SumTree:
         return self.nodes.gather(1, idx + self.leaves)
 
     def set(self, idx: Tensor, values: Tensor, k: int | None = None) -> None:
-        """Leaves ``idx`` (L, m) ← ``values``, then their ancestors, level by level (only learner
-        k's row of the tree with ``k``: idx and values then have one row)."""
+        """Leaves ``idx`` (L, m) ← ``values``, then their ancestors, level by level, each node the sum
+        of its two children (only learner k's row of the tree with ``k``: idx and values then have
+        one row)."""
+        if self._flat is not None:
+            self._set_host(self._flat, idx.numpy(), values.numpy(), self._rows if k is None else self._rows[k : k + 1])
+            return
         nodes = self.nodes if k is None else self.nodes[k : k + 1]
         node = idx + self.leaves
         nodes.scatter_(1, node, values)
         for _ in range(self.depth):
             node = node >> 1
-            left = nodes.gather(1, node << 1)
-            nodes.scatter_(1, node, left + nodes.gather(1, (node << 1) + 1))
+            child = node << 1
+            nodes.scatter_(1, node, nodes.gather(1, child) + nodes.gather(1, child + 1))
 
     def find(self, target: Tensor) -> Tensor:
         """For masses ``target`` (L, B) in [0, total): the row whose prefix-sum interval holds each."""
+        if self._flat is not None:
+            return torch.from_numpy(self._find_host(self._flat, target.numpy()))
         node = torch.ones(target.shape, dtype=torch.int64, device=target.device)
         for _ in range(self.depth):
             node = node << 1
             left = self.nodes.gather(1, node)
             right = target >= left
             target = torch.where(right, target - left, target)
+            node = node + right
+        return node - self.leaves
+
+    def _set_host(self, flat: np.ndarray, idx: np.ndarray, values: np.ndarray, off: np.ndarray) -> None:
+        node = idx + self.leaves
+        flat[node + off] = values
+        for _ in range(self.depth):
+            node = node >> 1
+            child = (node << 1) + off
+            flat[node + off] = flat[child] + flat[child + 1]
+
+    def _find_host(self, flat: np.ndarray, target: np.ndarray) -> np.ndarray:
+        node = np.ones(target.shape, dtype=np.int64)
+        for _ in range(self.depth):
+            node = node << 1
+            left = flat[node + self._rows]
+            right = target >= left
+            target = np.where(right, target - left, target)
             node = node + right
         return node - self.leaves
 
@@ -100,29 +133,33 @@ class PrioritizedReplay(ReplayBuffer):
         self.index = torch.zeros((self.learners, 0), dtype=torch.int64, device=self.device)  # the last sample's rows
 
     # -- new rows get p_max^α ---------------------------------------------------------------
-    def _fresh(self, start: Tensor, n: int, k: int | None = None) -> None:
-        idx = torch.arange(n, device=self.device).add(start).remainder_(self.capacity)
-        rows = slice(None) if k is None else slice(k, k + 1)
-        values = self.max_priority[rows].pow(self.alpha)
-        idx = idx.expand(values.shape[0], n) if idx.dim() == 1 else idx
-        self.tree.set(idx, values.expand(idx.shape).contiguous(), k)
+    def _fresh(self, idx: Tensor, k: int | None = None) -> None:
+        """Rows ``idx`` (L, n) (learner k's, (1, n), with ``k``) ← p_max^α of their learner."""
+        top = self.max_priority if k is None else self.max_priority[k : k + 1]
+        self.tree.set(idx, top.pow(self.alpha).expand(idx.shape).contiguous(), k)
+
+    def _written(self, start: np.ndarray, n: int) -> Tensor:
+        """The rows n writes from host positions ``start`` (r, 1) fill: (r, n) on the device."""
+        return torch.from_numpy((start + np.arange(n)) % self.capacity).to(self.device)
 
     def add(self, k: int, rows: np.ndarray) -> None:
-        start, n = int(self.cursor[k]), rows.shape[0]
+        start, n = self.cursor[k : k + 1, None].copy(), rows.shape[0]
         super().add(k, rows)
         if n:
-            self._fresh(torch.tensor(start, device=self.device), n, k)
+            self._fresh(self._written(start, n), k)
 
     def add_all(self, rows: np.ndarray) -> None:
         # The rows' positions before the write; the per-learner path (``add``) already set them,
         # and setting them again to the same value changes nothing.
-        start = torch.from_numpy(self.cursor.copy()).to(self.device).unsqueeze(1)
+        start, n = self.cursor[:, None].copy(), rows.shape[1]
         super().add_all(rows)
-        if rows.shape[1]:
-            self._fresh(start, rows.shape[1])
+        if n:
+            self._fresh(self._written(start, n))
 
     def append_device(self, rows: Tensor) -> None:
-        self._fresh(self.cursor_t.expand(self.learners, 1), rows.shape[1])
+        n = rows.shape[1]
+        idx = torch.arange(n, device=self.device).add_(self.cursor_t).remainder_(self.capacity)
+        self._fresh(idx.expand(self.learners, n))
         super().append_device(rows)
 
     # -- sampling and priorities -----------------------------------------------------------
