@@ -211,6 +211,11 @@ def test_stacked_learners_equal_single_runs() -> None:
         assert single.updates == 50
         torch.testing.assert_close(stacked.buffer.tree.nodes[k], single.buffer.tree.nodes[0], rtol=1e-4, atol=1e-6)
     assert_learners_equal_singles(stacked, singles, 1e-4, 1e-5)
+    for _ in range(5):  # and the rows each learner draws are its single run's, exactly
+        stacked.update()
+        for k, single in enumerate(singles):
+            single.update()
+            assert torch.equal(stacked.buffer.index[k], single.buffer.index[0])
 
 
 def test_cli_flag_trains_with_n_step_rows(tmp_path: Path) -> None:
