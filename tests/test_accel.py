@@ -27,6 +27,7 @@ UPDATE_CASES: list[tuple[type, dict[str, Any]]] = [
     (SAC, {"n_critics": 3, "hidden_sizes": (24, 16, 8)}),
     (SAC, {"log_std_min": -1.0, "log_std_max": -0.5}),  # a clamp that bites: its gradient mask matters
     (SAC, {"n_step": 3}),  # the per-row discount γ^m of n-step rows
+    (SAC, {"per": True}),  # prioritized replay: weighted loss, sampling from the tree, new priorities
     (TD3, {"policy_delay": 2}),
     (TD3, {"n_critics": 3, "policy_delay": 1}),
     (SAC, {"network": "simba", "simba_width_actor": 8, "simba_width_critic": 8, "simba_blocks_critic": 2}),
@@ -35,6 +36,7 @@ UPDATE_CASES: list[tuple[type, dict[str, Any]]] = [
     (DQN, DQN_SYNC_CLIP),
     (DQN, {"utd_ratio": 1.0, "target_update_interval": 2, "tau": 0.5, "double_q": True, "loss": "mse",
            "max_grad_norm": 0.0}),
+    (DQN, {"utd_ratio": 1.0, "per": True}),
     (DiscreteSAC, {}),
     (DiscreteSAC, {"autotune_alpha": False, "alpha": 0.3, "n_critics": 3, "target_update_interval": 2}),
     # CrossQ: batch-renormalised networks with running statistics (state the losses return); a

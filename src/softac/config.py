@@ -283,7 +283,19 @@ class OffPolicyConfig(BaseConfig):
 
 
 @dataclass(frozen=True)
-class ActorCriticConfig(OffPolicyConfig):
+class PrioritizedReplayConfig(OffPolicyConfig):
+    """Prioritized replay (Schaul et al. 2016, proportional; ``softac.data.per``, docs/replay.md), for the
+    algorithms whose TD loss takes importance weights (SAC, TD3, DDPG, discrete SAC, DQN; not CrossQ)."""
+
+    per: bool = _f(False, "Prioritized experience replay: sample rows by priority |δ|+ε, weight by importance.")
+    per_alpha: float = _f(0.6, "PER priority exponent α: P(i) ∝ p_i^α (0: uniform).", "non-negative")
+    per_beta: float = _f(0.4, "PER importance exponent β₀ in [0, 1], annealed linearly to 1 over total_steps.",
+                         "probability")  # fmt: skip
+    per_eps: float = _f(1e-6, "PER ε in p = |δ| + ε (keeps every row drawable).", "positive")
+
+
+@dataclass(frozen=True)
+class ActorCriticConfig(PrioritizedReplayConfig):
     """An actor and an ensemble of critics with Polyak-averaged targets (SAC, TD3, DDPG)."""
 
     tau: float = _f(0.005, "Polyak coefficient τ = 1 − ρ in (0, 1]: φ_targ ← (1 − τ) φ_targ + τ φ.", "fraction")

@@ -1,5 +1,6 @@
 """What SAC, TD3 and DDPG share: an ensemble of critics Q_φj(s, a), its Polyak-averaged target,
-its optimizer and its loss. Each algorithm adds its actor and its target y."""
+its optimizer and its loss (importance-weighted with prioritized replay). Each algorithm adds its
+actor and its target y."""
 
 from __future__ import annotations
 
@@ -30,5 +31,8 @@ class ActorCriticAgent(OffPolicyAgent):
     def _critic_loss(self, params: list[Tensor], batch: Batch, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Σ_j E[(Q_φj(s, a) − y)²] as a function of the critics' parameters φ."""
         q = self.critic(batch.obs_act, params=params)
-        loss = common.critic_loss(q, y)
-        return loss, {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=(-2, -1))}
+        loss = common.critic_loss(q, y, batch.weight)  # weighted by w with prioritized replay
+        metrics = {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=(-2, -1))}
+        if batch.weight is not None:  # the new priorities' |δ|, taken off by OffPolicyAgent.update
+            metrics["per/td"] = common.td_priority(q.detach(), y)
+        return loss, metrics

@@ -24,6 +24,7 @@ from softac.algos.temperature import actor_optimizer_with_temperature
 from softac.config import ActorCriticConfig, _f
 from softac.data.replay import Batch
 from softac.distributions import categorical_entropy
+from softac.losses import common
 from softac.losses import discrete_sac as L
 from softac.losses.dqn import chosen_q
 from softac.nn import CategoricalActor, DiscreteCriticEnsemble
@@ -120,8 +121,11 @@ class DiscreteSAC(OffPolicyAgent):
         q_all = self.critic(batch.obs, params=params)  # (L, n, B, |A|)
         lead, members, rows, _ = q_all.shape
         q = chosen_q(q_all, batch.action[..., 0].unsqueeze(1).expand(lead, members, rows))
-        loss = L.critic_loss(q, y)
-        return loss, {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=(-2, -1))}
+        loss = L.critic_loss(q, y, batch.weight)
+        metrics = {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=(-2, -1))}
+        if batch.weight is not None:  # prioritized replay's new priorities |δ| (OffPolicyAgent.update)
+            metrics["per/td"] = common.td_priority(q.detach(), y)
+        return loss, metrics
 
     def _actor_loss(
         self, params: list[Tensor], batch: Batch, q_pi: Tensor, alpha: Tensor

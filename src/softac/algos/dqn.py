@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.algos.schedule import target_update_due
-from softac.config import OffPolicyConfig, _f
+from softac.config import PrioritizedReplayConfig, _f
 from softac.data.replay import Batch
 from softac.losses import dqn as L
 from softac.nn import QNetwork
@@ -27,7 +27,7 @@ from softac.registry import AlgoInfo, register
 
 
 @dataclass(frozen=True)
-class DQNConfig(OffPolicyConfig):
+class DQNConfig(PrioritizedReplayConfig):
     """DQN settings; defaults from Stable-Baselines3's ``DQN`` (2.x)."""
 
     hidden_sizes: tuple[int, ...] = _f((64, 64), "Hidden layer widths of the Q-network (SB3: 64×64).")
@@ -148,8 +148,11 @@ class DQN(OffPolicyAgent):
     def _loss(self, params: list[Tensor], batch: Batch, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """E[ℓ(Q_φ(s, a) − y)] (ℓ: Huber or squared error) as a function of the Q-network's φ."""
         q = L.chosen_q(self.q(batch.obs, params=params), batch.action[..., 0])
-        loss = L.td_loss(q, y, "mse" if self.config.loss == "mse" else "huber")
-        return loss, {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=-1)}
+        loss = L.td_loss(q, y, "mse" if self.config.loss == "mse" else "huber", batch.weight)
+        metrics = {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=-1)}
+        if batch.weight is not None:  # prioritized replay's new priorities |δ| (OffPolicyAgent.update)
+            metrics["per/td"] = (q.detach() - y).abs()
+        return loss, metrics
 
 
 register(AlgoInfo("dqn", DQNConfig, DQN, ("Discrete",), "off-policy", "DQN and Double DQN (discrete actions)"))

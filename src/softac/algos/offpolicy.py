@@ -20,8 +20,9 @@ from torch import Tensor
 from softac.accel.runner import Update, make_runners
 from softac.algos.base import Agent
 from softac.collector import Transitions
-from softac.config import OffPolicyConfig
+from softac.config import OffPolicyConfig, PrioritizedReplayConfig
 from softac.data.nstep import NStepAccumulator, Row
+from softac.data.per import PrioritizedReplay
 from softac.data.replay import ReplayBuffer
 from softac.envs import learner_observations
 from softac.errors import SoftacError
@@ -44,8 +45,7 @@ class OffPolicyAgent(Agent):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         cfg, spec = self.config, self.spec
-        self.buffer = ReplayBuffer(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device,
-                                   discount_column=cfg.n_step > 1)  # fmt: skip
+        self.buffer = self._replay(discount_column=cfg.n_step > 1)
         # n-step returns accumulate on the host where transitions enter the buffer; None for n = 1,
         # whose rows (and speed) stay exactly those of one-step TD.
         self.nstep = (
@@ -76,6 +76,16 @@ class OffPolicyAgent(Agent):
     def _compute(self, draws: Any, phase: Hashable) -> dict[str, Tensor]:
         """The update itself, in place; metrics as tensors of shape (L,)."""
 
+    def _replay(self, discount_column: bool) -> ReplayBuffer:
+        """The replay buffer: prioritized (``softac.data.per``) with ``per``, whose algorithms' critic
+        losses take ``Batch.weight`` and return |δ| as the metric ``per/td``; plain otherwise."""
+        cfg, spec = self.config, self.spec
+        args = (self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device)
+        if isinstance(cfg, PrioritizedReplayConfig) and cfg.per:
+            return PrioritizedReplay(*args, discount_column=discount_column, alpha=cfg.per_alpha, beta=cfg.per_beta,
+                                     eps=cfg.per_eps)  # fmt: skip
+        return ReplayBuffer(*args, discount_column=discount_column)
+
     def update_phase(self, index: int) -> Hashable:
         """Which variant update number ``index`` (counting from 0) is, decided on the host from the
         counter alone (so a resumed run and a graph of several updates agree)."""
@@ -89,7 +99,10 @@ class OffPolicyAgent(Agent):
         # Only the rows this run fills are touched (torch.empty reserves, pages come as rows are
         # written): a 1M buffer for a 20k-step run must not be refused on a small machine.
         rows = min(self.config.buffer_size, self.config.total_steps)
-        return {"replay buffer": self._buffer_bytes(rows), **super().memory_estimate()}
+        out = {"replay buffer": self._buffer_bytes(rows), **super().memory_estimate()}
+        if isinstance(self.config, PrioritizedReplayConfig) and self.config.per:  # zeroed up front: all of it
+            out["priority tree"] = self.learners * 16 * (1 << max(1, (self.config.buffer_size - 1).bit_length()))
+        return out
 
     def memory_reserved(self) -> dict[str, int]:
         return {"replay buffer": self._buffer_bytes(self.config.buffer_size)}
@@ -191,8 +204,8 @@ class OffPolicyAgent(Agent):
 
     def data_targets(self, k: int) -> dict[str, Tensor]:
         if self.nstep is not None:
-            return {"storage": self.buffer.storage[k], **self.nstep.targets(k)}
-        return {"storage": self.buffer.storage[k]}
+            return {**self.buffer.targets(k), **self.nstep.targets(k)}
+        return self.buffer.targets(k)
 
     def load_data_meta(self, k: int, meta: dict[str, Any]) -> None:
         size, cursor = meta["size"], meta["cursor"]
@@ -230,6 +243,11 @@ class OffPolicyAgent(Agent):
         sync). Runs eagerly, compiled, or from a CUDA graph, as configured."""
         if int(self.buffer.size.min()) == 0:
             raise SoftacError("cannot update from an empty replay buffer: collect transitions first")
+        per = self.buffer if isinstance(self.buffer, PrioritizedReplay) else None
+        if per is not None:  # prioritized replay: β for this update, then the new priorities
+            per.anneal(self.env_steps / self.config.total_steps)
         metrics = self._runners()[1](self.update_phase(self.updates))
+        if per is not None:
+            metrics = per.prioritize(metrics)
         self.updates += 1
         return metrics

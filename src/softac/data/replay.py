@@ -39,6 +39,8 @@ class Batch:
     next_obs: Tensor  # (L, B, obs_dim)
     # (L, B) γ^m per row with n-step returns (``softac.data.nstep``); None: the config's γ
     discount: Tensor | None = None
+    # (L, B) importance weights of prioritized replay (``softac.data.per``); None: uniform sampling
+    weight: Tensor | None = None
 
     def gamma(self, default: float) -> float | Tensor:
         """The discount to bootstrap each row with: the stored γ^m, or γ for 1-step rows. The one
@@ -47,6 +49,8 @@ class Batch:
 
 
 class ReplayBuffer:
+    prioritized = False  # ``softac.data.per.PrioritizedReplay`` keeps priorities of its rows
+
     def __init__(
         self,
         learners: int,
@@ -164,8 +168,13 @@ class ReplayBuffer:
         if self._u is None or self._u.shape[1] != batch_size:
             self._u = torch.empty((self.learners, batch_size), dtype=torch.float64, device=self.device)
         u = rng.uniform_(self._u)
-        idx = (u * self.size_t).long().add_(self._offsets).view(-1)
-        rows = self.storage.view(-1, self.row).index_select(0, idx).view(self.learners, batch_size, self.row)
+        return self.gather((u * self.size_t).long())
+
+    def gather(self, idx: Tensor) -> Batch:
+        """The rows ``idx`` (L, B) of each learner's region (``idx`` is consumed), normalised."""
+        learners, batch_size = idx.shape
+        flat = idx.add_(self._offsets).view(-1)
+        rows = self.storage.view(-1, self.row).index_select(0, flat).view(learners, batch_size, self.row)
         if self.normaliser is not None:  # the gathered copy, never the stored raw observations
             s, s2 = self._slices[1], self._slices[5]
             rows[..., s] = self.normaliser.normalise(rows[..., s])
@@ -181,6 +190,10 @@ class ReplayBuffer:
     def state_tensors(self, k: int) -> dict[str, Tensor]:
         """Learner k's filled rows (a view: saving streams it without a copy)."""
         return {"storage": self.storage[k, : int(self.size[k])]}
+
+    def targets(self, k: int) -> dict[str, Tensor]:
+        """What a checkpoint's tensors of ``state_tensors`` are loaded into (whole regions)."""
+        return {"storage": self.storage[k]}
 
     def load_rows(self, k: int, start: int, rows: Tensor) -> None:
         self.storage[k, start : start + rows.shape[0]].copy_(rows)

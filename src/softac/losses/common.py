@@ -23,11 +23,22 @@ def bootstrap(reward: Tensor, terminated: Tensor, gamma: float | Tensor, next_va
     return reward + gamma * (1.0 - terminated) * next_value
 
 
-def critic_loss(q: Tensor, target: Tensor) -> Tensor:
+def critic_loss(q: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
     """Σ_i L(φ_i, D) with L(φ_i, D) = E[(Q_φi(s, a) − y(r, s', d))²].
 
     ``q`` has shape (*lead, n_critics, B) and ``target`` (*lead, B). Summing the per-critic MSEs
     gives each critic exactly the gradient of its own loss (their parameters are disjoint), so one
     backward pass and one optimizer step serve the whole ensemble. Returns shape ``*lead``.
+    With prioritized replay's importance weights ``weight`` (*lead, B): E[w · (Q_φi − y)²].
     """
-    return (q - target.unsqueeze(-2)).square().mean(dim=-1).sum(dim=-1)
+    err = (q - target.unsqueeze(-2)).square()
+    if weight is not None:
+        err = err * weight.unsqueeze(-2)
+    return err.mean(dim=-1).sum(dim=-1)
+
+
+def td_priority(q: Tensor, target: Tensor) -> Tensor:
+    """|δ| = max_i |Q_φi(s, a) − y| over the ensemble, (*lead, B): prioritized replay's new
+    priorities. The max (as Fujimoto et al. 2020's LAP code for TD3): a row that surprises any
+    critic is replayed, and with one critic (DDPG) it is that critic's |δ|."""
+    return (q - target.unsqueeze(-2)).abs().amax(dim=-2)

@@ -19,6 +19,7 @@ import math
 from torch import Tensor
 
 from softac.distributions import categorical_log_probs
+from softac.losses import common
 from softac.losses.common import bootstrap
 
 __all__ = [
@@ -92,14 +93,15 @@ def soft_target(
     return bootstrap(reward, terminated, gamma, soft_state_value(next_q_target, next_logits, alpha))
 
 
-def critic_loss(q_taken: Tensor, target: Tensor) -> Tensor:
+def critic_loss(q_taken: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
     """Σ_j E_B[(Q_φj(s, a) − y)²] on the actions a taken, per learner.
 
     ``q_taken``: (*lead, n_critics, B), e.g. ``dqn.chosen_q(q_all, actions.unsqueeze(-2))``;
     ``target``: (*lead, B). The sum over critics gives each critic the gradient of its own MSE
-    (disjoint parameters), as ``common.critic_loss`` does for continuous SAC.
+    (disjoint parameters), as ``common.critic_loss`` does for continuous SAC (and, like it, weights
+    each row by prioritized replay's ``weight`` (*lead, B) when given).
     """
-    return (q_taken - target.unsqueeze(-2)).square().mean(dim=-1).sum(dim=-1)
+    return common.critic_loss(q_taken, target, weight)
 
 
 def actor_loss(logits: Tensor, q_values: Tensor, alpha: Tensor | float) -> Tensor:

@@ -54,26 +54,32 @@ def double_target(
     return bootstrap(reward, terminated, gamma, chosen_q(next_q_target, greedy))
 
 
-def huber_loss(q: Tensor, target: Tensor, delta: float = 1.0) -> Tensor:
+def huber_loss(q: Tensor, target: Tensor, delta: float = 1.0, weight: Tensor | None = None) -> Tensor:
     """E_B[H_δ(Q(s, a) − y)], H_δ(x) = x²/2 if |x| ≤ δ else δ(|x| − δ/2), per learner.
 
     With δ = 1 this is smooth L1, SB3's DQN loss; Mnih et al. (2015, Methods) clip the error
     term's gradient to [−1, 1], which is exactly the gradient of H_1.
     """
-    return F.huber_loss(q, target, reduction="none", delta=delta).mean(dim=-1)
+    return _weighted_mean(F.huber_loss(q, target, reduction="none", delta=delta), weight)
 
 
-def mse_loss(q: Tensor, target: Tensor) -> Tensor:
+def mse_loss(q: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
     """E_B[(Q(s, a) − y)²], per learner (CleanRL's DQN loss)."""
-    return (q - target).square().mean(dim=-1)
+    return _weighted_mean((q - target).square(), weight)
 
 
-def td_loss(q: Tensor, target: Tensor, kind: Literal["huber", "mse"] = "huber") -> Tensor:
-    """The TD loss selected by name (a config's ``loss`` field): ``huber`` (δ = 1) or ``mse``."""
+def _weighted_mean(err: Tensor, weight: Tensor | None) -> Tensor:
+    """E_B[err], or E_B[w · err] with prioritized replay's importance weights w (*lead, B)."""
+    return (err if weight is None else err * weight).mean(dim=-1)
+
+
+def td_loss(q: Tensor, target: Tensor, kind: Literal["huber", "mse"] = "huber", weight: Tensor | None = None) -> Tensor:
+    """The TD loss selected by name (a config's ``loss`` field): ``huber`` (δ = 1) or ``mse``,
+    each weighted per row by ``weight`` when given (prioritized replay)."""
     if kind == "huber":
-        return huber_loss(q, target)
+        return huber_loss(q, target, weight=weight)
     if kind == "mse":
-        return mse_loss(q, target)
+        return mse_loss(q, target, weight)
     raise ValueError(f"unknown TD loss {kind!r}: expected 'huber' or 'mse'")
 
 
