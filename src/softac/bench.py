@@ -13,6 +13,7 @@ exploration σ 0.1 (TD3), both at their default torch thread settings.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -77,10 +78,9 @@ def make_sb3(algo: str, env_id: str, learning_starts: int, seed: int | None = No
     import numpy as np
     from stable_baselines3.common.noise import NormalActionNoise
 
-    if lib == "sbx":
-        from sbx import DDPG, SAC, TD3
-    else:
-        from stable_baselines3 import DDPG, SAC, TD3
+    # By name: sbx is optional and in no extra (JAX is large), so neither mypy nor an import may need it.
+    mod = importlib.import_module("sbx" if lib == "sbx" else "stable_baselines3")
+    DDPG, SAC, TD3 = mod.DDPG, mod.SAC, mod.TD3
 
     if algo not in SB3_ALGOS:
         raise SoftacError(f"no Stable-Baselines3 counterpart of {algo} in softac bench; pass --no-sb3")
