@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=1000, help="random-action steps before timing (default 1000)")
     p.add_argument("--steps", type=int, default=1500, help="timed steps with updates per run (default 1500)")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
-    p.add_argument("--no-sb3", action="store_true", help="measure softac only")
+    p.add_argument("--no-sb3", action="store_true", help="measure softac only (no SB3 and no SBX column)")
     p.add_argument("--no-cli", action="store_true",
                    help="skip the `softac train` column (two whole processes per round, the difference)")  # fmt: skip
     p.add_argument("--softac-options", default="{}", help='extra softac config as JSON, e.g. \'{"threads": 1}\'')
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.algo not in SB3_ALGOS:
                 raise SoftacError(f"no Stable-Baselines3 counterpart of {args.algo} in softac bench; pass --no-sb3")
             variants.append(Variant("SB3", "sb3", device=args.device or "cpu"))
-    if not args.no_sbx and args.algo in SB3_ALGOS and importlib.util.find_spec("sbx") is not None:
+    if not (args.no_sbx or args.no_sb3) and args.algo in SB3_ALGOS and importlib.util.find_spec("sbx") is not None:
         # Optional and not in any extra (JAX is large): the column appears where `pip install sbx-rl` ran.
         variants.append(Variant("SBX", "sbx", device=args.device or "cpu"))
     print(f"{args.algo.upper()} on {args.env}: {args.warmup} warm-up steps, then {args.steps} timed steps "
