@@ -5,6 +5,7 @@ the right thing, and ``softac sweep`` refuses before Ray starts what ``softac tr
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -19,11 +20,13 @@ import pytest
 import torch
 from helpers import TINY, TINY_FLAGS, popen_cli, state_tensors
 
-from softac import PPO, SAC, SoftacError
+from softac import PPO, SAC, SoftacError, cli
 from softac.io.files import read_tensors, write_safetensors
 from softac.io.load import load_agent
 from softac.io.rundir import list_checkpoints
 from softac.logging import read_progress
+from softac.sweep.cli import prepare
+from softac.sweep.trial import run_one
 from softac.train import Interrupted
 
 # The progress.csv columns that are the run's results (not its timing).
@@ -208,3 +211,88 @@ def test_the_advice_for_unbounded_actions_works_with_this_gymnasium() -> None:
     )
     agent = SAC(wrapped, **TINY)
     assert agent.spec.action_high.tolist() == [2.0]
+
+
+# -- softac sweep ---------------------------------------------------------------------------------
+SWEEP_TINY = [
+    "--total-steps", "300", "--learning-starts", "200", "--hidden-sizes", "32", "32", "--batch-size", "64",
+    "--buffer-size", "4000", "--eval-freq", "300", "--eval-episodes", "1", "--checkpoint-freq", "300",
+    "--device", "cpu", "--no-progress",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--algo", "dqn"], "Pendulum-v1 has a Box action space, which dqn does not support"),
+    (["--grid", "buffer_size=1e12"], "setting buffer_size=1e12: the replay buffer would need"),
+    (["--search", "optuna", "--space", "buffer_size=int:1000:1000000000000"], "the replay buffer would need"),
+    (["--env-kwargs", "max_episode_steps=-1"], "max_episode_steps must be a positive"),
+    (["--env-kwargs", '{"max_episode_steps": 0}'], "max_episode_steps must be a positive"),
+    (["--seeds", "0-99999999999999999999"], "at most 4096 seeds"),
+    (["--gpus-per-trial", "1"], "this machine has none"),
+])  # fmt: skip
+def test_sweep_refuses_before_ray_what_train_refuses(args: list[str], needle: str, tmp_path: Path, capsys: Any) -> None:
+    ray = pytest.importorskip("ray")
+    if "--gpus-per-trial" in args and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert not ray.is_initialized()
+    out = tmp_path / "sweep"
+    code = cli.main(["sweep", "--env", "Pendulum-v1", "--out", str(out), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
+    assert not ray.is_initialized() and not out.exists()  # Ray never started, nothing written
+
+
+def test_sweep_takes_a_module_env_id_as_train_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--env module:EnvId`` typed by the user imports the module (as `softac train` does); its
+    trials resume from their checkpoints; ``--resume`` of the sweep needs ``--allow-import``."""
+    (tmp_path / "hostile_envs.py").write_text(
+        "import gymnasium\n"
+        "gymnasium.register('HostilePendulum-v0', entry_point='gymnasium.envs.classic_control:PendulumEnv',"
+        " max_episode_steps=200)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pytest.importorskip("ray")
+    from softac.sweep.runner import grid_trials  # imports Ray (does not start it)
+
+    env_id = "hostile_envs:HostilePendulum-v0"
+    argv = ["--env", env_id, "--env-kwargs", "g=9.5", "--out", str(tmp_path / "sweep"), *SWEEP_TINY]
+    spec, out, _ = prepare(argv, argparse.ArgumentParser)
+    assert spec.envs == [env_id] and spec.given_values()["env_kwargs"] == {"g": 9.5}
+    trial = grid_trials(spec, out)[0]
+    first = run_one("sac", trial["values"], Path(trial["run_dir"]))
+    assert first["error"] is None and first["state"] == "fresh"
+    more = run_one("sac", {**trial["values"], "total_steps": 400}, Path(trial["run_dir"]))
+    assert more["error"] is None and (more["state"], more["resumed_from"]) == ("resume", 300)
+    agent = SAC.load(trial["run_dir"], allow_import=["hostile_envs"])
+    assert agent.env_steps == 400 and agent.updates > 0 and agent.config.env_kwargs == (("g", 9.5),)
+    with pytest.raises(SoftacError, match="would import the Python module 'hostile_envs'"):
+        prepare(["--resume", str(out)], argparse.ArgumentParser)
+    prepare(["--resume", str(out), "--allow-import", "hostile_envs"], argparse.ArgumentParser)
+
+
+def test_sigterm_ends_a_sweep_with_one_line_and_143(tmp_path: Path) -> None:
+    """Starts a real local Ray (slow): SIGTERM while Ray Tune runs the sweep (before: exit 1 and Ray's
+    stack dump, as Ray's own handler calls sys.exit)."""
+    pytest.importorskip("ray")
+    out = tmp_path / "sweep"
+    proc = popen_cli(
+        "sweep", "--env", "Pendulum-v1", "--out", str(out), *SWEEP_TINY[2:], "--total-steps", "1000000",
+        "--no-compile-update", "--cpus-per-trial", "1",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        # Tune's experiment directory: Ray has started and Tune runs (its trial may still be starting)
+        while not (out / ".tune").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    lines = [line for line in err.splitlines() if line.strip() and "trial/s" not in line]  # the bar's redraws
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and lines[-1] == (
+        f"softac: sweep interrupted by SIGTERM; continue it with: softac sweep --resume {out}"
+    ), err

@@ -11,7 +11,7 @@ from typing import Any
 
 from softac.envs import check_import_allowed
 from softac.errors import SoftacError
-from softac.sweep.precheck import SweepTerminated, catch_sigterm, precheck
+from softac.sweep.precheck import SweepTerminated, catch_sigterm, precheck, terminated
 from softac.sweep.spec import (
     AXES,
     SPEC_FILE,
@@ -78,7 +78,8 @@ def build_parser(parser_class: type[argparse.ArgumentParser], algo: str) -> argp
         if hint is bool or hint == (bool | None):
             group.add_argument(_flag(name), action=argparse.BooleanOptionalAction, **kw)
         else:
-            group.add_argument(_flag(name), nargs="+" if hint == tuple[int, ...] else None, metavar="V", **kw)
+            many = hint == tuple[int, ...] or name == "env_kwargs"  # widths; KEY=VALUE pairs
+            group.add_argument(_flag(name), nargs="+" if many else None, metavar="V", **kw)
     return p
 
 
@@ -86,7 +87,8 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     config: dict[str, str] = {}
     for key, value in vars(args).items():
         if key.startswith("cfg_"):
-            config[key[4:]] = "x".join(value) if isinstance(value, list) else str(value).lower() if isinstance(
+            joint = " " if key == "cfg_env_kwargs" else "x"  # KEY=VALUE pairs; widths as 64x64
+            config[key[4:]] = joint.join(value) if isinstance(value, list) else str(value).lower() if isinstance(
                 value, bool) else value  # fmt: skip
     grid: dict[str, list[str]] = {}
     for text in args.grid:
@@ -185,7 +187,7 @@ def _main(argv: Sequence[str], parser_class: type[argparse.ArgumentParser]) -> i
     try:
         result = run_sweep(spec, out, address=args.address, progress=not args.no_progress)
     except KeyboardInterrupt as exc:
-        name, code = ("SIGTERM", 143) if isinstance(exc, SweepTerminated) else ("SIGINT", 130)
+        name, code = ("SIGTERM", 143) if terminated(exc) else ("SIGINT", 130)
         print(f"softac: sweep interrupted by {name}; continue it with: softac sweep --resume {out}", file=sys.stderr)
         return code
     print(f"summary: {out / 'summary.csv'}, figure: {out / 'summary.png'}")

@@ -21,8 +21,18 @@ class SweepTerminated(KeyboardInterrupt):
     trials keep their checkpoints; ``--resume`` continues the sweep)."""
 
 
+_received: list[int] = []  # the SIGTERMs this process received
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
     raise SweepTerminated
+
+
+def terminated(exc: BaseException) -> bool:
+    """The KeyboardInterrupt came from SIGTERM. Why a record and not only the type: Ray Tune may
+    catch the exception and raise a plain KeyboardInterrupt of its own in its place."""
+    return isinstance(exc, SweepTerminated) or bool(_received)
 
 
 def catch_sigterm() -> Any:

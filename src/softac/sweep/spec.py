@@ -62,6 +62,8 @@ def parse_value(algo: str, name: str, text: str) -> Any:
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise SoftacError(f"unknown {algo} config field '{name}'{hint}")
     hint, raw = types[name], text.strip()
+    if name == "env_kwargs":
+        return _env_kwargs(raw)
     try:
         if hint is bool or hint == (bool | None):
             if hint is not bool and raw.lower() == "none":
@@ -85,6 +87,30 @@ def parse_value(algo: str, name: str, text: str) -> Any:
         kind = {bool: "true or false", bool | None: "true, false or none", int: "an integer",
                 tuple[int, ...]: "widths like 64x64"}.get(hint, "a number")  # fmt: skip
         raise SoftacError(f"invalid value for {name}: {text!r} (expected {kind})") from None
+
+
+def _env_kwargs(text: str) -> dict[str, Any]:
+    """``--env-kwargs`` as `softac train` reads it (KEY=VALUE ..., VALUE as JSON if it parses, else
+    a string), or one JSON object. Issue 22: the text went to the config as it was, so no sweep could
+    give environment arguments. The config checks the keys and values."""
+    if text.startswith("{"):
+        try:
+            value = loads_json(text)
+        except ValueError as exc:
+            raise SoftacError(f"invalid value for env_kwargs: {exc}") from None
+        if not isinstance(value, dict):
+            raise SoftacError(f"invalid value for env_kwargs: {text!r} (expected KEY=VALUE ... or a JSON object)")
+        return value
+    out: dict[str, Any] = {}
+    for pair in text.split():
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise SoftacError(f"invalid value for env_kwargs: {pair!r} (expected KEY=VALUE)")
+        try:
+            out[key] = loads_json(raw)
+        except ValueError:
+            out[key] = raw
+    return out
 
 
 def parse_seeds(text: str) -> list[int]:
