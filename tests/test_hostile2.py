@@ -118,6 +118,19 @@ def test_sigterm_during_an_evaluation_saves_the_training_state_and_the_owed_eval
     assert _results(run) == _results(tmp_path / "straight")
 
 
+def test_a_signal_during_the_final_evaluation_leaves_it_to_the_resume(tmp_path: Path, capsys: Any) -> None:
+    _SignalInEvaluation.steps = 0
+    run = tmp_path / "run"
+    agent = SAC("Pendulum-v1", **TINY, learning_starts=150, total_steps=200, eval_freq=200,
+                eval_env=lambda: _SignalInEvaluation(50))  # fmt: skip
+    with pytest.raises(Interrupted):
+        agent.learn(run_dir=run, progress=False)
+    assert agent.updates > 0 and _results(run) == []
+    assert cli.main(["train", "--resume", str(run), "--no-progress"]) == 0, capsys.readouterr().err
+    assert [r[0] for r in _results(run)] == ["200"]  # the run is at its budget, and the evaluation was done
+    assert SAC.load(run).resume_state[0]["pending_evaluation"] is False  # type: ignore[index]
+
+
 def test_sigterm_during_an_evaluation_that_never_ends_exits_at_once(tmp_path: Path) -> None:
     """An evaluation episode of 10⁹ steps: SIGTERM must not wait for it (a scheduler's grace period
     ends in SIGKILL). The run can be nowhere but in that evaluation at step 300."""
