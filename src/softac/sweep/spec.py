@@ -32,6 +32,7 @@ from softac.errors import SoftacError
 from softac.io.files import loads_json
 from softac.preset_apply import resolve as resolve_preset
 from softac.runtime import MAX_LEARNERS, MAX_SEED
+from softac.sweep.values import check_env, env_kwargs_value
 
 SPEC_FILE = "sweep.json"
 SPEC_VERSION = 1
@@ -63,7 +64,7 @@ def parse_value(algo: str, name: str, text: str) -> Any:
         raise SoftacError(f"unknown {algo} config field '{name}'{hint}")
     hint, raw = types[name], text.strip()
     if name == "env_kwargs":
-        return _env_kwargs(raw)
+        return env_kwargs_value(raw)
     try:
         if hint is bool or hint == (bool | None):
             if hint is not bool and raw.lower() == "none":
@@ -87,30 +88,6 @@ def parse_value(algo: str, name: str, text: str) -> Any:
         kind = {bool: "true or false", bool | None: "true, false or none", int: "an integer",
                 tuple[int, ...]: "widths like 64x64"}.get(hint, "a number")  # fmt: skip
         raise SoftacError(f"invalid value for {name}: {text!r} (expected {kind})") from None
-
-
-def _env_kwargs(text: str) -> dict[str, Any]:
-    """``--env-kwargs`` as `softac train` reads it (KEY=VALUE ..., VALUE as JSON if it parses, else
-    a string), or one JSON object. Issue 22: the text went to the config as it was, so no sweep could
-    give environment arguments. The config checks the keys and values."""
-    if text.startswith("{"):
-        try:
-            value = loads_json(text)
-        except ValueError as exc:
-            raise SoftacError(f"invalid value for env_kwargs: {exc}") from None
-        if not isinstance(value, dict):
-            raise SoftacError(f"invalid value for env_kwargs: {text!r} (expected KEY=VALUE ... or a JSON object)")
-        return value
-    out: dict[str, Any] = {}
-    for pair in text.split():
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise SoftacError(f"invalid value for env_kwargs: {pair!r} (expected KEY=VALUE)")
-        try:
-            out[key] = loads_json(raw)
-        except ValueError:
-            out[key] = raw
-    return out
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -240,29 +217,6 @@ class SweepSpec:
             return cls(**data)
         except TypeError as exc:
             raise SoftacError(f"sweep.json is not a softac sweep specification ({exc})") from None
-
-
-def check_env(algo: str, env_id: str) -> None:
-    """The environment can be made, its spaces are supported and the algorithm takes its action
-    space, as `softac train` checks at once. Built as train builds it: a ``module:EnvId`` the user
-    typed imports its module (issue 22: sweep refused it, looking the id up without the import),
-    and ``--algo dqn`` on Pendulum failed only inside a Ray trial."""
-    from softac.envs import env_spec, make_env
-
-    if not isinstance(env_id, str):
-        raise SoftacError(f"environment id must be a string, got {env_id!r}")
-    env = make_env(env_id)
-    try:
-        kind = env_spec(env, env_id).action_kind
-    finally:
-        env.close()
-    spaces = registry.get(algo).action_spaces
-    if kind not in spaces:
-        others = [n for n in registry.for_action_space(kind) if n != algo]
-        hint = f": use --algo {' or '.join(others)}" if others else ""
-        raise SoftacError(
-            f"{env_id} has a {kind} action space, which {algo} does not support (it needs {' or '.join(spaces)}){hint}"
-        )
 
 
 def space_bounds(algo: str, name: str, text: str) -> list[Any]:

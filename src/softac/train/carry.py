@@ -1,13 +1,17 @@
 """What carries over into a training call: the live training step a previous ``learn()`` left on
-the agent, and the checkpoint's resume section (checked: issue 22)."""
+the agent, the checkpoint's resume section (checked: issue 22), and the notes that tell the user
+how the run continues."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from softac.errors import SoftacError
+from softac.io.state import read_state
 from softac.protocols import AgentLike
 
 # Where a finished ``learn()`` leaves its training step (environments, their current observations,
@@ -64,3 +68,27 @@ def wall_time(resume: list[dict[str, Any]] | None) -> float:
     if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not np.isfinite(wall):
         raise SoftacError(f"the checkpoint's resume.wall_time_s is {wall!r}, not a number; it is corrupted")
     return float(wall)
+
+
+def notices(agent: AgentLike, run_dir: Path | None) -> None:
+    """One line each for what the user should know before a run starts (issue 16, items 11, 12)."""
+    note = agent.env_source.notice()
+    if note is not None and run_dir is not None:
+        print(note, file=sys.stderr)
+    if live_step(agent) is not None:  # a second learn(): it continues the live environments
+        return
+    if agent.loaded_from is not None and not read_state(agent.loaded_from)["data"]["included"]:
+        # Issue 22: such a checkpoint resumed with an empty buffer and no word. Decision: allowed
+        # (save(include_buffer=False) is how a small checkpoint is made), with one line.
+        print(
+            f"softac: note: {agent.loaded_from} holds no training data (saved without its replay buffer/rollout); "
+            "the run continues from an empty buffer, so it is not identical to an uninterrupted one",
+            file=sys.stderr,
+        )
+    resume = agent.resume_state or []
+    if any(not r.get("collector", {}).get("at_episode_boundary", True) for r in resume):
+        print(
+            f"softac: note: the checkpoint at step {agent.env_steps} was taken mid-episode; the unfinished episodes "
+            "restart from a reset, so the run continues correctly but not bit-identically to an uninterrupted one",
+            file=sys.stderr,
+        )

@@ -26,12 +26,12 @@ from softac.errors import DivergenceError, EnvError, SoftacError, WriteError
 from softac.evaluate import EVAL_SEED_OFFSET, EvaluationStopped, evaluate
 from softac.io.lock import RunLock
 from softac.io.rundir import learner_dirs, list_checkpoints, prune_checkpoints, seed_layout, step_checkpoint_path
-from softac.io.state import check_finite, read_state, save_checkpoint
+from softac.io.state import check_finite, save_checkpoint
 from softac.logging import ProgressBar, RunLogger, csv_fields
 from softac.plot import plot_runs
 from softac.protocols import AgentLike
 from softac.stats import write_summary
-from softac.train.carry import LIVE, live_step, pending_evaluation, recent_returns, take_live_step, wall_time
+from softac.train.carry import LIVE, notices, pending_evaluation, recent_returns, take_live_step, wall_time
 from softac.train.offpolicy import OffPolicyStep
 from softac.train.onpolicy import OnPolicyStep
 from softac.train.outputs import prepare
@@ -217,30 +217,6 @@ class _Run:
             self.agent.env_source.release(env)
 
 
-def _notices(agent: AgentLike, run_dir: Path | None) -> None:
-    """One line each for what the user should know before a run starts (issue 16, items 11, 12)."""
-    note = agent.env_source.notice()
-    if note is not None and run_dir is not None:
-        print(note, file=sys.stderr)
-    if live_step(agent) is not None:  # a second learn(): it continues the live environments
-        return
-    if agent.loaded_from is not None and not read_state(agent.loaded_from)["data"]["included"]:
-        # Issue 22: such a checkpoint resumed with an empty buffer and no word. Decision: allowed
-        # (save(include_buffer=False) is how a small checkpoint is made), with one line.
-        print(
-            f"softac: note: {agent.loaded_from} holds no training data (saved without its replay buffer/rollout); "
-            "the run continues from an empty buffer, so it is not identical to an uninterrupted one",
-            file=sys.stderr,
-        )
-    resume = agent.resume_state or []
-    if any(not r.get("collector", {}).get("at_episode_boundary", True) for r in resume):
-        print(
-            f"softac: note: the checkpoint at step {agent.env_steps} was taken mid-episode; the unfinished episodes "
-            "restart from a reset, so the run continues correctly but not bit-identically to an uninterrupted one",
-            file=sys.stderr,
-        )
-
-
 def _where(agent: AgentLike, run_dir: Path | None) -> str:
     """What an error line says about the run's state on disk, read from the disk at that moment."""
     if run_dir is None:
@@ -257,7 +233,7 @@ def train(agent: AgentLike, run_dir: Path | None, progress: bool = True, overwri
         raise SoftacError(f"the run is already at step {agent.env_steps}; pass a larger --total-steps to extend it")
     lock = RunLock(run_dir).acquire() if run_dir is not None else None
     try:
-        _notices(agent, run_dir)
+        notices(agent, run_dir)
         _train(agent, run_dir, progress, overwrite)
     except DivergenceError as exc:
         raise DivergenceError(
