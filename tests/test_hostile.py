@@ -188,7 +188,7 @@ def test_every_learner_of_a_batched_run_is_verified(batched_run: Path, tmp_path:
         (lambda s: s["files"].pop("buffer.safetensors"), "does not match its 'data' record"),
         (lambda s: s["counters"].update(updates=2**63), "invalid 'counters.updates'"),
         (lambda s: s["counters"].update(episodes=10**6), "inconsistent counters"),
-        (lambda s: s.update(version="3"), "format version '3'"),
+        (lambda s: s.update(version="3"), r"'version' field of the wrong type .*'3', a str"),
     ],
 )
 def test_state_json_is_checked_completely(run_copy: Path, edit: Any, needle: str) -> None:
@@ -209,10 +209,15 @@ def test_a_tensor_of_another_dtype_is_refused_not_cast(run_copy: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
-def test_a_fifo_as_checkpoint_file_is_not_called_missing(run_copy: Path) -> None:
-    model = list_checkpoints(run_copy)[-1] / "model.safetensors"
-    model.unlink()
-    os.mkfifo(model)
+@pytest.mark.parametrize("name", ["model.safetensors", "buffer.safetensors"])
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_a_fifo_as_checkpoint_file_is_not_called_missing(run_copy: Path, name: str, kind: str) -> None:
+    path = list_checkpoints(run_copy)[-1] / name
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
     with pytest.raises(SoftacError, match="not a regular file"):
         load_agent(run_copy)
 
@@ -361,12 +366,32 @@ def test_train_return_mean_after_resume_equals_the_uninterrupted_run(tmp_path: P
     assert len(column(run)) == 2 and column(resumed) == column(run)
 
 
+def _set_rng(resume: dict[str, Any], rng: Any) -> None:
+    resume["collector"]["rng"] = rng
+
+
 @pytest.mark.parametrize(("edit", "needle"), [
-    (lambda r: r.update(collector="x"), "invalid 'resume.collector'"),
-    (lambda r: r.update(wall_time_s="abc"), "resume.wall_time_s is 'abc'"),
-    (lambda r: r.update(recent_returns=["x"]), "recent_returns is not a list of finite numbers"),
+    (lambda r: r.update(collector="x"), "invalid 'resume.collector' in state.json ('x')"),
+    (lambda r: r.update(wall_time_s="abc"), "invalid 'resume.wall_time_s' in state.json ('abc')"),
+    (lambda r: r.update(recent_returns=["x"]), "invalid 'resume.recent_returns'"),
+    (lambda r: r["collector"]["rng"][0]["state"].update(state=2**200), "invalid 'resume.collector.rng'"),
+    (lambda r: _set_rng(r, []), "invalid 'resume.collector.rng' in state.json ([])"),
+    (lambda r: _set_rng(r, [{"bit_generator": "os.system"}]), "invalid 'resume.collector.rng'"),
+    (lambda r: r["collector"].update(at_episode_boundary="yes"), "invalid 'resume.collector.at_episode_boundary'"),
+    (lambda r: r.update(pending_evaluation=1), "invalid 'resume.pending_evaluation'"),
 ])  # fmt: skip
 def test_invalid_resume_fields_are_one_line(run_copy: Path, edit: Any, needle: str, capsys: Any) -> None:
+    """Refused when the checkpoint is read (before: a traceback when the run resumed)."""
     _rewrite_state(list_checkpoints(run_copy)[-1], lambda s: edit(s["resume"]))
     code, err = _main(capsys, "train", "--resume", str(run_copy), "--total-steps", "600", "--no-progress")
-    assert code == 2 and needle in err, err
+    assert code == 2 and needle in err and "use an earlier checkpoint" in err and len(err.splitlines()) == 1, err
+
+
+def test_a_malformed_rng_host_tensor_is_one_line(run_copy: Path, capsys: Any) -> None:
+    ckpt = list_checkpoints(run_copy)[-1]
+    tensors = {n: t.clone() for n, t in read_tensors(ckpt / "model.safetensors").items()}
+    tensors["rng/host"] = torch.zeros(3, dtype=torch.uint8)
+    digest = write_safetensors(ckpt / "model.safetensors", tensors)
+    _rewrite_state(ckpt, lambda s: s["files"].update({"model.safetensors": digest}))
+    code, err = _main(capsys, "train", "--resume", str(run_copy), "--total-steps", "600", "--no-progress")
+    assert code == 2 and "random-number state is invalid" in err and len(err.splitlines()) == 1, err

@@ -37,6 +37,7 @@ from softac.io.lock import RunLock
 from softac.io.rundir import NoCheckpoint, batched_seeds, holds_run
 from softac.logging import read_progress
 from softac.train import Interrupted
+from softac.train.carry import pending_evaluation
 
 # Fields that only say how to run, not what is learned: these may change when a run is resumed.
 RUN_FIELDS = {
@@ -159,7 +160,8 @@ def _resume_locked(
         # Only the run being restarted may be replaced: --run-dir elsewhere must be empty or new.
         overwrite = run_dir.resolve() == args.resume.resolve()
     agent.config = agent.config.replace(**given)
-    if agent.env_steps >= agent.config.total_steps:
+    # A signal during the final evaluation leaves it owed: the resume does it (softac.train.carry).
+    if agent.env_steps >= agent.config.total_steps and not pending_evaluation(agent.resume_state):
         print(f"softac: {args.resume} is already at step {agent.env_steps} of {agent.config.total_steps}: nothing "
               "to do (pass a larger --total-steps to extend it)", file=sys.stderr)  # fmt: skip
         return None

@@ -100,8 +100,9 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
     if not (np.all(np.isfinite(act.low)) and np.all(np.isfinite(act.high))):
         raise SoftacError(
             f"{env_id} has an action space with infinite bounds ({act.low} .. {act.high}); "
-            "a squashed policy needs finite bounds: wrap the env with gymnasium.wrappers.ClipAction "
-            "or RescaleAction"
+            "a squashed policy needs finite bounds: give the environment a bounded Box action space, e.g. "
+            "gymnasium.wrappers.TransformAction(env, lambda a: a, gymnasium.spaces.Box(low, high)) "
+            "(ClipAction and RescaleAction keep infinite bounds in Gymnasium 1.x)"
         )
     if np.any(act.high <= act.low):
         raise SoftacError(f"{env_id} has an action space with high <= low in some dimension")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -14,6 +14,10 @@ from softac.errors import EnvError, SoftacError
 from softac.protocols import AgentLike
 
 EVAL_SEED_OFFSET = 100_000
+
+
+class EvaluationStopped(Exception):
+    """``stop()`` said to abandon the evaluation (a signal arrived during it): nothing was logged."""
 
 
 def _call(env: gym.Env, name: str, method: str, episode: int, *args: Any, **kwargs: Any) -> Any:
@@ -30,7 +34,12 @@ def _call(env: gym.Env, name: str, method: str, episode: int, *args: Any, **kwar
 
 
 def evaluate(
-    agent: AgentLike, envs: Sequence[gym.Env], episodes: int, seeds: Sequence[int], skip_nonfinite: bool = False
+    agent: AgentLike,
+    envs: Sequence[gym.Env],
+    episodes: int,
+    seeds: Sequence[int],
+    skip_nonfinite: bool = False,
+    stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """Returns (L, episodes) of the deterministic policy (tanh(μ) for SAC, μ for TD3), learner k on
     ``envs[k]``.
@@ -43,6 +52,10 @@ def evaluate(
     progress.csv would look like a result. With ``skip_nonfinite`` (the user's choice to drop such
     transitions in training) it ends that episode instead, its return the sum of the finite
     rewards before it, and a warning line says how many episodes ended so.
+
+    ``stop`` is asked before every step; when it says so the evaluation is abandoned
+    (:class:`EvaluationStopped`). Why: an episode that never ends (a huge ``max_episode_steps``)
+    kept a SIGTERM'd trainer waiting until the scheduler's SIGKILL (issue 22).
     """
     n = len(envs)
     returns = np.zeros((n, episodes))
@@ -55,6 +68,8 @@ def evaluate(
     current = np.stack(obs)
     cut = 0
     while (done_eps < episodes).any():
+        if stop is not None and stop():
+            raise EvaluationStopped
         actions = agent.act(current[:, None], deterministic=True)[:, 0]
         for k, env in enumerate(envs):
             if done_eps[k] >= episodes:

@@ -70,9 +70,12 @@ def _build(
         config = config.replace(env_kwargs=())
     agent: AgentLike = info.agent_cls(env, config=config, seeds=seeds)
     if (agent.spec.obs_dim, agent.spec.act_dim) != (state["obs_dim"], state["act_dim"]):
+        # Issue 22: with env= given, the line named the checkpoint's environment twice ("made for 3,
+        # but Pendulum-v1 now has 2"); it names the one given, and the one the run was made on.
+        now = f"the environment given ({agent.config.env_id})" if env is not None else f"{config.env_id} now"
         raise SoftacError(
-            f"checkpoint {ckpt} was made for observations of size {state['obs_dim']} and actions of size "
-            f"{state['act_dim']}, but {config.env_id} now has {agent.spec.obs_dim} and {agent.spec.act_dim}"
+            f"checkpoint {ckpt} was made on {state['env_id']} (observations of size {state['obs_dim']}, actions "
+            f"of size {state['act_dim']}), but {now} has {agent.spec.obs_dim} and {agent.spec.act_dim}"
         )
     return agent
 

@@ -30,6 +30,7 @@ from safetensors import safe_open
 from torch import Tensor
 
 from softac.errors import SoftacError, WriteError
+from softac.io.checks import check_data_counters, check_resume
 from softac.io.files import DTYPE_NAMES, fsync_dir, loads_json, read_tensors, refuse_foreign, write_safetensors
 from softac.io.rundir import STATE
 from softac.protocols import AgentLike, state_tensors
@@ -162,7 +163,13 @@ def read_state(ckpt: Path) -> dict[str, Any]:
             f"{ckpt} was written by softac 0.2 before environment sources were recorded (checkpoint format 2); "
             f"this softac reads format {VERSION}: retrain, or evaluate it with that softac"
         )
-    if state.get("version") != VERSION:
+    version = state.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):  # issue 22: "3" read "version '3'; reads 3"
+        raise SoftacError(
+            f"{ckpt} has a 'version' field of the wrong type in {STATE} ({version!r}, a {type(version).__name__}; "
+            f"it must be the integer {VERSION}); it is corrupted"
+        )
+    if version != VERSION:
         raise SoftacError(f"{ckpt} has checkpoint format version {state.get('version')!r}; this softac reads {VERSION}")
     required: dict[str, type | tuple[type, ...]] = {
         "algo": str, "env_id": str, "config": dict, "files": dict, "obs_dim": int, "act_dim": int,
@@ -179,15 +186,14 @@ def read_state(ckpt: Path) -> dict[str, Any]:
             # Bounded: a counter of 2**63 or more overflowed int64 tensors later (issue 22).
             if not ok or (not isinstance(item, bool) and not 0 <= item <= _MAX_COUNTER):
                 raise SoftacError(f"checkpoint {ckpt} has an invalid '{key}.{sub}' in {STATE}: {item!r}")
-    resume = state["resume"]
-    if "collector" in resume and not isinstance(resume["collector"], dict):
-        raise SoftacError(f"checkpoint {ckpt} has an invalid 'resume.collector' in {STATE}: {resume['collector']!r}")
+    check_resume(ckpt, state["resume"], state["config"].get("n_envs"))
     c = state["counters"]
     if c["updates"] > _MAX_COUNTER or c["episodes"] > c["env_steps"]:
         raise SoftacError(
             f"checkpoint {ckpt} has inconsistent counters in {STATE} (env_steps {c['env_steps']}, "
             f"episodes {c['episodes']}): more episodes than steps; it is corrupted"
         )
+    check_data_counters(ckpt, state)
     return state
 
 
@@ -244,6 +250,13 @@ def _load_data(agent: AgentLike, k: int, path: Path, meta: dict[str, Any]) -> No
                 for start in range(0, shape[0], step):
                     stop = min(shape[0], start + step)
                     dst[start:stop].copy_(src[start:stop])
+                    # Issue 22: NaN rows trained into NaN weights, reported as a divergence. Nothing
+                    # non-finite is ever stored (such steps are refused or dropped by the collector).
+                    if dst.is_floating_point() and not bool(torch.isfinite(dst[start:stop]).all()):
+                        raise SoftacError(
+                            f"{path}: stored {name} holds NaN/inf values (rows {start}-{stop - 1}); the buffer file "
+                            "is corrupted: use an earlier checkpoint"
+                        )
     except SoftacError:
         raise
     except Exception as exc:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from softac.envs import check_import_allowed
 from softac.errors import SoftacError
+from softac.sweep.precheck import SweepTerminated, catch_sigterm, precheck, terminated
 from softac.sweep.spec import (
     AXES,
     SPEC_FILE,
@@ -22,7 +25,9 @@ from softac.sweep.spec import (
 
 INSTALL = 'softac sweep runs on Ray Tune, which is not installed: pip install "softac[ray]"'
 # Flags that say where and how to run, not what: they may change on --resume.
-RUN_FLAGS = {"address", "cpus_per_trial", "gpus_per_trial", "max_failures", "no_progress", "debug", "resume"}
+RUN_FLAGS = {
+    "address", "cpus_per_trial", "gpus_per_trial", "max_failures", "no_progress", "debug", "resume", "allow_import",
+}  # fmt: skip
 
 
 def _flag(name: str) -> str:
@@ -61,6 +66,8 @@ def build_parser(parser_class: type[argparse.ArgumentParser], algo: str) -> argp
     a("--preset", choices=["auto", "none"], default="auto", help="auto (default): each run starts from the preset "
       "of --algo on its environment, as `softac train` does (`softac presets` lists them), the config flags and "
       "the grid overriding it; none: the config's plain defaults")  # fmt: skip
+    a("--allow-import", action="append", default=[], metavar="MODULE", help="with --resume: allow the module:EnvId "
+      "environments sweep.json names to import MODULE (loading never imports a module a file names)")  # fmt: skip
     a("--no-progress", action="store_true", help="no progress bar (one line per finished trial stays)")
     a("--debug", action="store_true", help="show tracebacks")
     group = p.add_argument_group("config fields, applied to every trial (values as for --grid)")
@@ -71,7 +78,8 @@ def build_parser(parser_class: type[argparse.ArgumentParser], algo: str) -> argp
         if hint is bool or hint == (bool | None):
             group.add_argument(_flag(name), action=argparse.BooleanOptionalAction, **kw)
         else:
-            group.add_argument(_flag(name), nargs="+" if hint == tuple[int, ...] else None, metavar="V", **kw)
+            many = hint == tuple[int, ...] or name == "env_kwargs"  # widths; KEY=VALUE pairs
+            group.add_argument(_flag(name), nargs="+" if many else None, metavar="V", **kw)
     return p
 
 
@@ -79,7 +87,8 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     config: dict[str, str] = {}
     for key, value in vars(args).items():
         if key.startswith("cfg_"):
-            config[key[4:]] = "x".join(value) if isinstance(value, list) else str(value).lower() if isinstance(
+            joint = " " if key == "cfg_env_kwargs" else "x"  # KEY=VALUE pairs; widths as 64x64
+            config[key[4:]] = joint.join(value) if isinstance(value, list) else str(value).lower() if isinstance(
                 value, bool) else value  # fmt: skip
     grid: dict[str, list[str]] = {}
     for text in args.grid:
@@ -126,6 +135,9 @@ def prepare(argv: Sequence[str], parser_class: type[argparse.ArgumentParser]) ->
     if known.resume is not None:
         spec = read_spec(known.resume)
         args = build_parser(parser_class, spec.algo).parse_args(argv)
+        for env_id in spec.envs:  # before anything builds one: gymnasium imports a module:EnvId's module
+            if isinstance(env_id, str):  # anything else is refused by validate()
+                check_import_allowed(env_id, args.allow_import, str(known.resume / SPEC_FILE))
         locked = sorted(_given(argv) - RUN_FLAGS)
         if locked:
             flags = ", ".join(_flag(k) for k in locked)
@@ -135,6 +147,7 @@ def prepare(argv: Sequence[str], parser_class: type[argparse.ArgumentParser]) ->
             if name in given:
                 setattr(spec, name, getattr(args, name))
         spec.validate()
+        precheck(spec, local=args.address is None)
         write_json_atomic(known.resume / SPEC_FILE, spec.to_json())
         return spec, known.resume, args
     config_class(known.algo)
@@ -143,6 +156,7 @@ def prepare(argv: Sequence[str], parser_class: type[argparse.ArgumentParser]) ->
         raise SoftacError("give the sweep directory with --out SWEEP (or --resume SWEEP)")
     spec = spec_from_args(args)
     spec.validate()
+    precheck(spec, local=args.address is None)
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         what = "holds a sweep: continue it with --resume" if (args.out / SPEC_FILE).exists() else "is not empty"
         raise SoftacError(f"{args.out} {what}; choose a new --out")
@@ -152,6 +166,17 @@ def prepare(argv: Sequence[str], parser_class: type[argparse.ArgumentParser]) ->
 
 
 def main(argv: Sequence[str], parser_class: type[argparse.ArgumentParser]) -> int:
+    previous = catch_sigterm()
+    try:
+        return _main(argv, parser_class)
+    except SweepTerminated:  # before the sweep started (checking, building the trials' agents)
+        print("softac: sweep interrupted by SIGTERM before it started; nothing ran", file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str], parser_class: type[argparse.ArgumentParser]) -> int:
     try:
         import ray  # noqa: F401  (only to tell early that it is missing)
     except ImportError:
@@ -161,9 +186,10 @@ def main(argv: Sequence[str], parser_class: type[argparse.ArgumentParser]) -> in
 
     try:
         result = run_sweep(spec, out, address=args.address, progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print(f"softac: sweep interrupted; continue it with: softac sweep --resume {out}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        name, code = ("SIGTERM", 143) if terminated(exc) else ("SIGINT", 130)
+        print(f"softac: sweep interrupted by {name}; continue it with: softac sweep --resume {out}", file=sys.stderr)
+        return code
     print(f"summary: {out / 'summary.csv'}, figure: {out / 'summary.png'}")
     if result["best"] is not None:
         best = result["best"]

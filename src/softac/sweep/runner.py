@@ -31,6 +31,8 @@ import ray
 from ray import tune
 from tqdm import tqdm
 
+from softac.errors import SoftacError
+from softac.sweep.precheck import catch_sigterm
 from softac.sweep.search import run_search, study_state, trial_dir
 from softac.sweep.spec import SweepSpec
 from softac.sweep.summary import env_dir, write_sweep_summary
@@ -106,7 +108,10 @@ def _connect(address: str | None, cpus: int | None = None) -> bool:
         ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False,
                  logging_level=logging.ERROR, log_to_driver=False)  # fmt: skip
     else:
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        try:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        except ConnectionError as exc:  # no cluster there: a traceback before
+            raise SoftacError(f"cannot reach the Ray cluster at --address {address}: {exc}") from None
     return True
 
 
@@ -132,6 +137,7 @@ def run_sweep(
               f"{len(spec.seeds)} seed(s)); {done} already finished, {len(todo)} to run")  # fmt: skip
     reporter = _Progress(total, done, progress, spec, out)
     started = _connect(address) if (search or todo) else False
+    catch_sigterm()  # after ray.init, which installs its own SIGTERM handler
     try:
         run_config = tune.RunConfig(
             name=f"{'search' if search else 'grid'}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(out / ".tune"),

@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import softac.algos  # noqa: F401  (registers every algorithm)
 from softac import registry
 from softac.errors import SoftacError
 from softac.io.files import loads_json
 from softac.preset_apply import resolve as resolve_preset
+from softac.runtime import MAX_LEARNERS, MAX_SEED
+from softac.sweep.values import check_env, env_kwargs_value
 
 SPEC_FILE = "sweep.json"
 SPEC_VERSION = 1
@@ -63,6 +63,8 @@ def parse_value(algo: str, name: str, text: str) -> Any:
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise SoftacError(f"unknown {algo} config field '{name}'{hint}")
     hint, raw = types[name], text.strip()
+    if name == "env_kwargs":
+        return env_kwargs_value(raw)
     try:
         if hint is bool or hint == (bool | None):
             if hint is not bool and raw.lower() == "none":
@@ -96,6 +98,9 @@ def parse_seeds(text: str) -> list[int]:
         if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
             raise SoftacError(f"invalid --seeds '{text}': use a range like 0-4 or a list like 0,3,9")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        # Issue 22: 0-99999999999999999999 built the list until memory ran out; same bounds as train's.
+        if hi > MAX_SEED or len(seeds) + hi - lo + 1 > MAX_LEARNERS:
+            raise SoftacError(f"--seeds '{text}': at most {MAX_LEARNERS} seeds, each in [0, {MAX_SEED}]")
         seeds.extend(range(lo, hi + 1))
     if len(set(seeds)) != len(seeds):
         raise SoftacError(f"--seeds '{text}' names a seed twice")
@@ -167,26 +172,20 @@ class SweepSpec:
                 raise SoftacError(f"{where}: {exc}") from None
 
     def validate(self) -> None:
-        """Every problem a trial would hit at its start, found now (before Ray starts)."""
-        import gymnasium as gym
-
+        """Every problem a trial would hit at its start that does not depend on the machine, found
+        now (before Ray starts); ``softac.sweep.precheck`` builds the trials' agents on top."""
         config_class(self.algo)
         if not self.envs:
             raise SoftacError("give at least one --env")
         if not self.seeds:
             raise SoftacError("give at least one seed with --seeds")
         for env_id in self.envs:
-            try:
-                gym.spec(env_id)
-            except Exception as exc:  # gymnasium raises several error types for an unknown id
-                raise SoftacError(f"unknown environment '{env_id}': {exc}") from None
+            check_env(self.algo, env_id)
         if self.preset not in ("auto", "none"):
             raise SoftacError(f"--preset must be auto or none, got {self.preset!r}")
         finite = all(math.isfinite(v) for v in (self.cpus_per_trial, self.gpus_per_trial))  # nan passed `<= 0`
         if not finite or self.cpus_per_trial <= 0 or self.gpus_per_trial < 0 or self.max_failures < 0:
             raise SoftacError("--cpus-per-trial must be positive, --gpus-per-trial and --max-failures non-negative")
-        if self.gpus_per_trial > 0 and not torch.cuda.is_available():  # Ray waited for ever for a GPU
-            raise SoftacError("--gpus-per-trial asks for a GPU, but this machine has none: use --gpus-per-trial 0")
         for name, texts in self.grid.items():
             if not texts or any(not t.strip() for t in texts):
                 raise SoftacError(f"--grid {name} has an empty value; give VALUES separated by commas")

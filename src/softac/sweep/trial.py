@@ -22,6 +22,7 @@ from typing import Any
 
 import softac.algos  # noqa: F401  (registers every algorithm)
 from softac import registry
+from softac.envs import module_of
 from softac.errors import DivergenceError, SoftacError
 from softac.io.rundir import list_checkpoints
 from softac.preset_apply import resolve as resolve_preset
@@ -117,7 +118,9 @@ def run_one(
     stop = threading.Event()
     try:
         if state == "resume":
-            agent = registry.get(algo).agent_cls.load(run_dir)
+            # The sweep's own id (the user typed it, or allowed it on --resume): a module:EnvId may import.
+            module = module_of(values["env_id"])
+            agent = registry.get(algo).agent_cls.load(run_dir, allow_import=[module] if module else [])
             if agent.config.env_id != values["env_id"] or agent.config.seed != values["seed"]:
                 raise SoftacError(f"{run_dir} holds another run ({agent.config.env_id}, seed {agent.config.seed})")
             _kill_watch(run_dir, stop)

@@ -23,14 +23,15 @@ from torch import Tensor
 
 from softac.accel.runner import note_auto_compile
 from softac.errors import DivergenceError, EnvError, SoftacError, WriteError
-from softac.evaluate import EVAL_SEED_OFFSET, evaluate
+from softac.evaluate import EVAL_SEED_OFFSET, EvaluationStopped, evaluate
 from softac.io.lock import RunLock
 from softac.io.rundir import learner_dirs, list_checkpoints, prune_checkpoints, seed_layout, step_checkpoint_path
-from softac.io.state import check_finite, read_state, save_checkpoint
+from softac.io.state import check_finite, save_checkpoint
 from softac.logging import ProgressBar, RunLogger, csv_fields
 from softac.plot import plot_runs
 from softac.protocols import AgentLike
 from softac.stats import write_summary
+from softac.train.carry import LIVE, notices, pending_evaluation, recent_returns, take_live_step, wall_time
 from softac.train.offpolicy import OffPolicyStep
 from softac.train.onpolicy import OnPolicyStep
 from softac.train.outputs import prepare
@@ -50,16 +51,6 @@ def _who(agent: AgentLike, k: int) -> str:
     return f" (seed {agent.seeds[k]})" if agent.learners > 1 else ""
 
 
-def _recent_returns(resume: dict[str, Any]) -> list[float]:
-    """A checkpoint's returns since its last evaluation: a list of finite numbers, or refused."""
-    value = resume.get("recent_returns", [])
-    if not isinstance(value, list) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value
-    ):
-        raise SoftacError("the checkpoint's resume.recent_returns is not a list of finite numbers; it is corrupted")
-    return [float(v) for v in value]
-
-
 class _Run:
     """One call of ``train``: the loop's state and the things it does at its cadences."""
 
@@ -69,15 +60,16 @@ class _Run:
         resume = agent.resume_state
         # The training returns since the last evaluation are part of the exact state (issue 22:
         # train_return_mean differed after kill and resume although the weights were identical).
-        self.recent: list[list[float]] = [_recent_returns(r) for r in (resume or [{}] * agent.learners)]
-        wall = (resume or [{}])[0].get("wall_time_s", 0.0)
-        if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not np.isfinite(wall):
-            raise SoftacError(f"the checkpoint's resume.wall_time_s is {wall!r}, not a number; it is corrupted")
-        self.wall_offset = float(wall)
+        self.recent: list[list[float]] = [recent_returns(r) for r in (resume or [{}] * agent.learners)]
+        self.wall_offset = wall_time(resume)
+        self.pending_eval = pending_evaluation(resume)
+        self.guard: SignalGuard | None = None
         # The environments first, then the run directory: an environment that cannot be built
         # refuses the run before anything is written.
+        self.step = take_live_step(agent)
         try:
-            self.step = FAMILY_STEPS[agent.family](agent, resume)
+            if self.step is None:
+                self.step = FAMILY_STEPS[agent.family](agent, resume)
         except (KeyError, TypeError, ValueError, OverflowError, IndexError, AttributeError) as exc:
             if not resume:
                 raise
@@ -110,8 +102,8 @@ class _Run:
         return self.wall_offset + time.perf_counter() - self.t_start
 
     def snapshot(self) -> list[dict[str, Any]]:
-        return [{**self.step.state(k), "wall_time_s": self.wall(), "recent_returns": list(self.recent[k])}
-                for k in range(self.agent.learners)]  # fmt: skip
+        return [{**self.step.state(k), "wall_time_s": self.wall(), "recent_returns": list(self.recent[k]),
+                 "pending_evaluation": self.pending_eval} for k in range(self.agent.learners)]  # fmt: skip
 
     def checkpoint(self) -> Path | None:
         agent = self.agent
@@ -149,7 +141,19 @@ class _Run:
     def evaluate(self, step: int) -> None:
         agent, cfg = self.agent, self.agent.config
         seeds = [s + EVAL_SEED_OFFSET for s in agent.seeds]
-        returns = evaluate(agent, self.eval_envs, cfg.eval_episodes, seeds, cfg.skip_nonfinite)
+        guard = self.guard
+        # Why a checkpoint of the training state and a flag, not a wait: an evaluation that never ends
+        # (a huge max_episode_steps) kept a SIGTERM'd run waiting until the scheduler's SIGKILL. The
+        # checkpoint says the evaluation at this step is still owed; a resume does it first, so its
+        # progress.csv equals an uninterrupted run's.
+        self.pending_eval = True
+        try:
+            returns = evaluate(agent, self.eval_envs, cfg.eval_episodes, seeds, cfg.skip_nonfinite,
+                               stop=None if guard is None else lambda: guard.signum is not None)  # fmt: skip
+        except EvaluationStopped:
+            assert guard is not None and guard.signum is not None
+            raise Interrupted(guard.signum, self.checkpoint()) from None
+        self.pending_eval = False
         self.bar.note("eval", float(returns.mean()))
         for k, logger in enumerate(self.loggers):
             recent = self.recent[k]
@@ -164,6 +168,10 @@ class _Run:
 
     def loop(self, guard: SignalGuard) -> None:
         agent, cfg = self.agent, self.agent.config
+        self.guard = guard
+        if self.pending_eval:  # owed by the checkpoint a signal took during an evaluation
+            self.evaluate(agent.env_steps)
+            self.checkpoint()
         while agent.env_steps < cfg.total_steps:
             if guard.signum is not None:
                 raise Interrupted(guard.signum, self.checkpoint())
@@ -194,36 +202,19 @@ class _Run:
         # AsyncVectorEnv refuses every call.
         agent.resume_state = self.snapshot()
 
-    def close(self) -> None:
+    def close(self, keep_step: bool = False) -> None:
+        """``keep_step``: leave the training step (its live environments) on the agent for the next
+        ``learn()`` (see ``LIVE``); only after the loop ended between two steps."""
         for logger in self.loggers:
             logger.close()
         if hasattr(self, "bar"):
             self.bar.close()
-        self.step.close()
+        if keep_step:
+            setattr(self.agent, LIVE, (self.step, self.agent.env_steps, self.agent.resume_state))
+        elif self.step is not None:
+            self.step.close()
         for env in self.eval_envs:
             self.agent.env_source.release(env)
-
-
-def _notices(agent: AgentLike, run_dir: Path | None) -> None:
-    """One line each for what the user should know before a run starts (issue 16, items 11, 12)."""
-    note = agent.env_source.notice()
-    if note is not None and run_dir is not None:
-        print(note, file=sys.stderr)
-    if agent.loaded_from is not None and not read_state(agent.loaded_from)["data"]["included"]:
-        # Issue 22: such a checkpoint resumed with an empty buffer and no word. Decision: allowed
-        # (save(include_buffer=False) is how a small checkpoint is made), with one line.
-        print(
-            f"softac: note: {agent.loaded_from} holds no training data (saved without its replay buffer/rollout); "
-            "the run continues from an empty buffer, so it is not identical to an uninterrupted one",
-            file=sys.stderr,
-        )
-    resume = agent.resume_state or []
-    if any(not r.get("collector", {}).get("at_episode_boundary", True) for r in resume):
-        print(
-            f"softac: note: the checkpoint at step {agent.env_steps} was taken mid-episode; the unfinished episodes "
-            "restart from a reset, so the run continues correctly but not bit-identically to an uninterrupted one",
-            file=sys.stderr,
-        )
 
 
 def _where(agent: AgentLike, run_dir: Path | None) -> str:
@@ -238,11 +229,11 @@ def train(agent: AgentLike, run_dir: Path | None, progress: bool = True, overwri
     """Train ``agent`` to its config's ``total_steps``, writing ``run_dir`` if given (locked
     against a second process for the whole call, see ``softac.io.lock``). A failure names the
     last good checkpoint, which it never touches."""
-    if agent.env_steps >= agent.config.total_steps:
+    if agent.env_steps >= agent.config.total_steps and not pending_evaluation(agent.resume_state):
         raise SoftacError(f"the run is already at step {agent.env_steps}; pass a larger --total-steps to extend it")
     lock = RunLock(run_dir).acquire() if run_dir is not None else None
     try:
-        _notices(agent, run_dir)
+        notices(agent, run_dir)
         _train(agent, run_dir, progress, overwrite)
     except DivergenceError as exc:
         raise DivergenceError(
@@ -260,11 +251,16 @@ def train(agent: AgentLike, run_dir: Path | None, progress: bool = True, overwri
 def _train(agent: AgentLike, run_dir: Path | None, progress: bool, overwrite: bool) -> None:
     run = _Run(agent, run_dir, progress, overwrite)
     guard = SignalGuard()
+    ended_between_steps = False
     try:
         run.loop(guard)
+        ended_between_steps = True
+    except Interrupted:
+        ended_between_steps = True  # raised between two steps (or in an evaluation): the envs are whole
+        raise
     finally:
         guard.restore()
-        run.close()
+        run.close(keep_step=ended_between_steps)
     if run_dir is not None:
         _figures(run_dir, run.dirs)
 

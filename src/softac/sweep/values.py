@@ -1,0 +1,57 @@
+"""Sweep inputs checked as `softac train` checks them: an environment id (built, its spaces against
+the algorithm) and ``--env-kwargs`` text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from softac import registry
+from softac.errors import SoftacError
+from softac.io.files import loads_json
+
+
+def env_kwargs_value(text: str) -> dict[str, Any]:
+    """``--env-kwargs`` as `softac train` reads it (KEY=VALUE ..., VALUE as JSON if it parses, else
+    a string), or one JSON object. Issue 22: the text went to the config as it was, so no sweep could
+    give environment arguments. The config checks the keys and values."""
+    if text.startswith("{"):
+        try:
+            value = loads_json(text)
+        except ValueError as exc:
+            raise SoftacError(f"invalid value for env_kwargs: {exc}") from None
+        if not isinstance(value, dict):
+            raise SoftacError(f"invalid value for env_kwargs: {text!r} (expected KEY=VALUE ... or a JSON object)")
+        return value
+    out: dict[str, Any] = {}
+    for pair in text.split():
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise SoftacError(f"invalid value for env_kwargs: {pair!r} (expected KEY=VALUE)")
+        try:
+            out[key] = loads_json(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def check_env(algo: str, env_id: str) -> None:
+    """The environment can be made, its spaces are supported and the algorithm takes its action
+    space, as `softac train` checks at once. Built as train builds it: a ``module:EnvId`` the user
+    typed imports its module (issue 22: sweep refused it, looking the id up without the import),
+    and ``--algo dqn`` on Pendulum failed only inside a Ray trial."""
+    from softac.envs import env_spec, make_env
+
+    if not isinstance(env_id, str):
+        raise SoftacError(f"environment id must be a string, got {env_id!r}")
+    env = make_env(env_id)
+    try:
+        kind = env_spec(env, env_id).action_kind
+    finally:
+        env.close()
+    spaces = registry.get(algo).action_spaces
+    if kind not in spaces:
+        others = [n for n in registry.for_action_space(kind) if n != algo]
+        hint = f": use --algo {' or '.join(others)}" if others else ""
+        raise SoftacError(
+            f"{env_id} has a {kind} action space, which {algo} does not support (it needs {' or '.join(spaces)}){hint}"
+        )
