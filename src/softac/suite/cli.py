@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,10 +23,13 @@ def _csv(text: str) -> list[str]:
 def _report(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
     p = parser_cls(prog="softac suite report", description="Render a suite's results.csv")
     p.add_argument("dir", type=Path)
-    p.add_argument("--out", type=Path, default=None, help="new report directory (default: DIR-report)")
+    p.add_argument("--out", type=Path, default=None, help="report directory of its own (default: DIR/report)")
+    p.add_argument("--markdown", action="store_true", help="also print the README table (table.md) to stdout")
     a = p.parse_args(argv)
-    out = write_report(a.dir, a.out or a.dir.with_name(a.dir.name + "-report"))
-    print(f"report: {out}")
+    out = write_report(a.dir, a.out)
+    if a.markdown:
+        print((out.parent / "table.md").read_text(), end="")
+    print(f"report: {out}", file=sys.stderr if a.markdown else sys.stdout)
     return 0
 
 
