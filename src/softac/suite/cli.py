@@ -7,17 +7,27 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from softac.cli_args import seeds_arg
 from softac.errors import SoftacError
 from softac.suite.report import write_report
 from softac.suite.results import write_results
-from softac.suite.runner import run_cells
+from softac.suite.runner import run_cells, threads
 from softac.suite.spec import SUITES, expand
 
 
 def _csv(text: str) -> list[str]:
     return [t for t in text.split(",") if t]
+
+
+def ray_cells(address: str) -> Any:
+    """``softac.suite.ray_cells``, imported only for --ray: Ray is an optional extra and slow to import."""
+    try:
+        from softac.suite import ray_cells as module
+    except ImportError:
+        raise SoftacError(f"--ray {address} needs Ray Tune: pip install 'softac[ray]'") from None
+    return module
 
 
 def _report(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
@@ -50,6 +60,8 @@ def main(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--resume", action="store_true", help="continue the suite already in --out")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the cells as Ray Tune trials on this cluster ('local': a new instance here)")  # fmt: skip
     a = p.parse_args(argv)
     cells, skipped = expand(a.name, a.algos, a.envs)
     budget = a.budget or SUITES[a.name][1]
@@ -68,7 +80,11 @@ def main(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
     spec.write_text(json.dumps(asked, indent=1))
     for key, why in skipped.items():
         print(f"cell {key}: skipped ({why})")
-    states = run_cells(a.out, cells, list(a.seeds), budget, a.device, a.jobs, extra)
+    if a.ray is None:
+        states = run_cells(a.out, cells, list(a.seeds), budget, a.device, a.jobs, extra)
+    else:
+        states = ray_cells(a.ray).run_cells_ray(a.out, cells, list(a.seeds), budget, a.device, threads(a.jobs),
+                                                extra, a.ray)  # fmt: skip
     write_results(a.out, [c for c in cells if states[c.key].get("status") == "done"], list(a.seeds))
     failed = [k for k, s in states.items() if s.get("status") != "done"]
     print(f"results: {a.out / 'results.csv'} ({len(cells) - len(failed)} of {len(cells)} cells done)")
