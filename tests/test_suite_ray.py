@@ -26,7 +26,7 @@ def test_suite_cells_as_local_ray_trials(tmp_path: Path, capsys: pytest.CaptureF
     assert "cell sac on Pendulum-v1: done" in text and "cell td3 on Pendulum-v1: done" in text
     for key in ("sac__Pendulum-v1", "td3__Pendulum-v1"):
         assert json.loads((out / "cells" / f"{key}.json").read_text())["status"] == "done"
-        rows = list(csv.DictReader((out / "runs" / key / "progress.csv").open()))
+        rows = list(csv.DictReader((out / "runs" / key / "seed_0" / "progress.csv").open()))
         assert [int(r["step"]) for r in rows] == [200, 400] and int(rows[-1]["updates"]) > 0  # updates reached
     with (out / "results.csv").open() as f:
         results = list(csv.DictReader(f))

@@ -29,12 +29,17 @@ def _trainable(config: dict[str, Any], out: str, seeds: list[int], budget: int, 
 
 
 class _Lines(tune.Callback):
-    """The suite's own progress: a line per finished cell and the whole-suite bar."""
+    """The suite's own progress: a line per finished cell and the whole-suite bar. Tune pickles its
+    callbacks with the experiment, so the Bar (which holds a lock) is made on first use."""
 
-    def __init__(self, out: Path, bar: Bar) -> None:
-        self.out, self.bar = out, bar
+    def __init__(self, out: Path, total: int) -> None:
+        self.out, self.total, self.t0 = out, total, time.perf_counter()
+        self.bar: Bar | None = None
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if self.bar is None:
+            self.bar = Bar(self.total, 1)
+            self.bar.t0 = self.t0
         cell = Cell(**trial.config["cell"])
         self.bar.finished(cell, cell_state(self.out, cell) | {"seconds": (trial.last_result or {}).get("seconds", 0.0)})
 
@@ -57,7 +62,7 @@ def run_cells_ray(out: Path, cells: list[Cell], seeds: list[int], budget: int, d
                 storage_path=str(out / ".tune"),
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-                callbacks=[_Lines(out, Bar(len(todo), 1))],
+                callbacks=[_Lines(out, len(todo))],
             )
             tune.Tuner(
                 trainable, param_space={"cell": tune.grid_search([dataclasses.asdict(c) for c in todo])},
