@@ -26,7 +26,7 @@ TRAIN = ["--learning-starts", "100", "--eval-freq", "200", "--eval-episodes", "1
 
 def _suite(out: Path, algos: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "softac.cli", "suite", "classic", "--out", str(out), "--algos", algos, "--envs",
-            "Pendulum-v1", "--seeds", "0,1", "--budget", "600", "--jobs", "1", *extra, "--", *TRAIN]  # fmt: skip
+            "Pendulum-v1", "--seeds", "0,1", "--budget", "600", "--threads", "1", *extra, "--", *TRAIN]  # fmt: skip
 
 
 def _rows(out: Path, algo: str) -> list[dict[str, str]]:

@@ -59,14 +59,16 @@ def main(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
     p.add_argument("--budget", type=int, default=None, help="steps per run (default: the suite's)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per cell (default: cores // --jobs; 1 is faster for small nets)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue the suite already in --out")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run the cells as Ray Tune trials on this cluster ('local': a new instance here)")  # fmt: skip
     a = p.parse_args(argv)
     cells, skipped = expand(a.name, a.algos, a.envs)
     budget = a.budget or SUITES[a.name][1]
-    if a.jobs < 1 or budget < 1:
-        raise SoftacError("--jobs and --budget must be positive")
+    if a.jobs < 1 or budget < 1 or (a.threads is not None and a.threads < 1):
+        raise SoftacError("--jobs, --budget and --threads must be positive")
     asked = {"suite": a.name, "algos": a.algos, "envs": a.envs, "seeds": list(a.seeds), "budget": budget,
              "device": a.device, "extra": extra, "skipped": skipped}  # fmt: skip
     spec = a.out / "suite.json"
@@ -81,10 +83,10 @@ def main(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
     for key, why in skipped.items():
         print(f"cell {key}: skipped ({why})")
     if a.ray is None:
-        states = run_cells(a.out, cells, list(a.seeds), budget, a.device, a.jobs, extra)
+        states = run_cells(a.out, cells, list(a.seeds), budget, a.device, a.jobs, extra, a.threads)
     else:
-        states = ray_cells(a.ray).run_cells_ray(a.out, cells, list(a.seeds), budget, a.device, threads(a.jobs),
-                                                extra, a.ray)  # fmt: skip
+        states = ray_cells(a.ray).run_cells_ray(a.out, cells, list(a.seeds), budget, a.device,
+                                                a.threads or threads(a.jobs), extra, a.ray)  # fmt: skip
     write_results(a.out, [c for c in cells if states[c.key].get("status") == "done"], list(a.seeds))
     failed = [k for k, s in states.items() if s.get("status") != "done"]
     print(f"results: {a.out / 'results.csv'} ({len(cells) - len(failed)} of {len(cells)} cells done)")

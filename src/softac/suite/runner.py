@@ -112,13 +112,14 @@ class Bar:
 
 
 def run_cells(out: Path, cells: list[Cell], seeds: list[int], budget: int, device: str, jobs: int,
-              extra: list[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Run every cell not yet done; returns {cell key: state} of every cell."""
+              extra: list[str], n_threads: int | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Run every cell not yet done (``n_threads`` each; default ``threads(jobs)``); returns
+    {cell key: state} of every cell."""
     todo = [c for c in cells if cell_state(out, c).get("status") != "done"]
     bar = Bar(len(todo), jobs)
 
     def one(cell: Cell) -> None:
-        bar.finished(cell, run_cell(out, cell, seeds, budget, device, threads(jobs), extra))
+        bar.finished(cell, run_cell(out, cell, seeds, budget, device, n_threads or threads(jobs), extra))
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(one, todo))
