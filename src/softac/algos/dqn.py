@@ -2,10 +2,13 @@
 acting and the update, written once with autograd. The math is in ``losses/dqn.py``.
 
 Defaults are Stable-Baselines3's (2.x) DQN defaults, the values rl-zoo3 leaves implicit; where a
-setting has another name in SB3 the field's help says how it maps. softac's schedule differs from
-SB3's in one respect: SB3 does a burst of ``gradient_steps`` every ``train_freq`` env steps,
-softac spreads the same number of updates evenly (``utd_ratio`` = gradient_steps / train_freq,
-one update every 1/utd steps). With gradient_steps = 1, the common case, the two coincide.
+setting has another name in SB3 the field's help says how it maps. By default softac spreads
+SB3's burst of ``gradient_steps`` every ``train_freq`` env steps evenly (``utd_ratio`` =
+gradient_steps / train_freq, one update every 1/utd steps); with gradient_steps = 1, the common
+case, the two coincide. ``burst_every`` = train_freq keeps SB3's burst instead, which matters when
+the target is copied more often than the network changes (rl-zoo3's CartPole: 128 updates every
+256 steps, target copied every 10 steps, i.e. each burst regresses on a target frozen at the
+previous burst's end, a fitted-Q iteration).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from softac.algos.offpolicy import OffPolicyAgent
 from softac.algos.schedule import target_update_due
 from softac.config import PrioritizedReplayConfig, _f
 from softac.data.replay import Batch
+from softac.errors import SoftacError
 from softac.losses import dqn as L
 from softac.nn import QNetwork
 from softac.optim import adam, frozen_copy, polyak_update
@@ -63,6 +67,11 @@ class DQNConfig(PrioritizedReplayConfig):
         10.0, "Clip each learner's gradient to this global L2 norm before the step (SB3: 10; 0: no clipping, "
         "as CleanRL).", "non-negative",
     )  # fmt: skip
+    burst_every: int = _f(
+        1, "1: updates spread evenly, one every 1/utd_ratio env steps. K > 1: SB3's train_freq K, a burst of "
+        "utd_ratio·K gradient steps (SB3's gradient_steps) every K env steps once past learning_starts.",
+        "positive",
+    )  # fmt: skip
     double_q: bool = _f(
         False, "Double DQN target (van Hasselt et al. 2016): the online network picks argmax_a' Q(s', a'), "
         "the target network evaluates it (SB3's DQN has none: off).",
@@ -71,6 +80,18 @@ class DQNConfig(PrioritizedReplayConfig):
         "huber", "TD loss: 'huber' (δ = 1, SB3's smooth L1, the gradient clipping of Mnih et al.) or 'mse' "
         "(CleanRL).", choices=("huber", "mse"),
     )  # fmt: skip
+
+    def validate(self) -> None:
+        super().validate()
+        burst = self.utd_ratio * self.burst_every
+        if self.burst_every > 1 and (burst < 1 or abs(burst - round(burst)) > 1e-9):
+            raise SoftacError(f"with burst_every {self.burst_every}, utd_ratio · burst_every (the gradient steps of "
+                              f"each burst) must be a whole number ≥ 1, got {burst:g}")  # fmt: skip
+
+    @property
+    def burst_size(self) -> int:
+        """Gradient steps per burst (SB3's gradient_steps) when ``burst_every`` > 1."""
+        return round(self.utd_ratio * self.burst_every)
 
 
 class DQN(OffPolicyAgent):
@@ -115,10 +136,27 @@ class DQN(OffPolicyAgent):
         explore = (u[..., :1] < self._epsilon).float()
         return torch.cat([explore, (u[..., 1:] * n_actions).floor_().clamp_(max=n_actions - 1)], dim=-1)
 
+    def updates_due(self) -> int:
+        """Bursts: burst_size updates at each multiple of burst_every env steps past learning_starts
+        (SB3 trains after a rollout of train_freq steps once num_timesteps > learning_starts)."""
+        cfg = self.config
+        if cfg.burst_every <= 1:
+            return super().updates_due()
+        bursts = max(0, self.env_steps // cfg.burst_every - cfg.learning_starts // cfg.burst_every)
+        return max(0, bursts * cfg.burst_size - self.updates)
+
     def update_phase(self, index: int) -> Hashable:
         """Whether the target network is updated after update ``index`` (every target_update_interval
-        env steps; ``softac.algos.schedule``)."""
+        env steps; ``softac.algos.schedule``). Bursts: SB3 copies during the rollout between bursts,
+        when the network does not change, so copying after a burst's last update is the same
+        whenever a multiple of the interval lies in the rollout (e, e + burst_every] that follows."""
         cfg = self.config
+        if cfg.burst_every > 1:
+            k, g = cfg.burst_every, cfg.burst_size
+            if index % g != g - 1:
+                return False
+            e = k * (cfg.learning_starts // k + 1 + index // g)
+            return (e + k) // cfg.target_update_interval > e // cfg.target_update_interval
         return target_update_due(index, cfg.target_update_interval, cfg.learning_starts, cfg.utd_ratio, cfg.n_envs)
 
     def _draw(self, phase: Hashable) -> Batch:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from softac.cli_args import flag_name
-from softac.io.rundir import holds_run
+from softac.io.rundir import holds_run, list_checkpoints
 from softac.suite.spec import VARIANTS, Cell
 
 
@@ -35,12 +35,29 @@ def _write_state(out: Path, cell: Cell, state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def _set_aside_if_unresumable(run_dir: Path, seeds: list[int]) -> bool:
+    """A batched cell killed while its learners wrote their first checkpoints (one after another)
+    has checkpoints on some seeds and none that every seed reached: ``softac train --resume``
+    refuses it, and there is nothing to resume exactly. Move it aside (nothing deleted) so the
+    cell starts again from step 0, as a single run without a checkpoint does; True if moved."""
+    if len(seeds) < 2:
+        return False
+    names = [{p.name for p in list_checkpoints(run_dir / f"seed_{s}")} for s in seeds]
+    if set.intersection(*names) or not any(names):
+        return False
+    n = 0
+    while run_dir.with_name(f"{run_dir.name}.unresumable-{n}").exists():
+        n += 1
+    run_dir.rename(run_dir.with_name(f"{run_dir.name}.unresumable-{n}"))
+    return True
+
+
 def train_argv(cell: Cell, run_dir: Path, seeds: list[int], budget: int, device: str, threads: int,
                extra: list[str]) -> list[str]:  # fmt: skip
     """The ``softac train`` command of a cell: a fresh run, or ``--resume`` of one already there
     (resumed exactly from its newest checkpoint, or restarted if it died before the first)."""
     base = [sys.executable, "-m", "softac.cli", "train", "--no-progress", "--device", device, "--threads", str(threads)]
-    if holds_run(run_dir):
+    if holds_run(run_dir) and not _set_aside_if_unresumable(run_dir, seeds):
         return [*base, "--resume", str(run_dir), "--total-steps", str(budget)]
     algo, overrides = VARIANTS[cell.variant]
     flags = [x for k, v in overrides.items() for x in (flag_name(k), str(v))]
@@ -67,6 +84,11 @@ def run_cell(out: Path, cell: Cell, seeds: list[int], budget: int, device: str, 
     return state
 
 
+def threads(jobs: int) -> int:
+    """Threads per cell so that ``jobs`` cells in parallel do not oversubscribe this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 class Bar:
     """One line per finished cell plus a whole-suite bar; the ETA is the mean time of the cells
     finished in this call times those left, divided by the jobs in parallel (honest: no guess
@@ -90,14 +112,14 @@ class Bar:
 
 
 def run_cells(out: Path, cells: list[Cell], seeds: list[int], budget: int, device: str, jobs: int,
-              extra: list[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Run every cell not yet done; returns {cell key: state} of every cell."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+              extra: list[str], n_threads: int | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Run every cell not yet done (``n_threads`` each; default ``threads(jobs)``); returns
+    {cell key: state} of every cell."""
     todo = [c for c in cells if cell_state(out, c).get("status") != "done"]
     bar = Bar(len(todo), jobs)
 
     def one(cell: Cell) -> None:
-        bar.finished(cell, run_cell(out, cell, seeds, budget, device, threads, extra))
+        bar.finished(cell, run_cell(out, cell, seeds, budget, device, n_threads or threads(jobs), extra))
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(one, todo))
