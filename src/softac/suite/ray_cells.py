@@ -17,7 +17,7 @@ from ray import tune
 
 from softac.suite.runner import Bar, cell_state, run_cell
 from softac.suite.spec import Cell
-from softac.sweep.runner import _connect  # the sweep's: "local" never attaches to a stray cluster
+from softac.sweep.runner import connect_ray  # the sweep's connection: "local" never attaches to a stray cluster
 
 MAX_FAILURES = 2  # a trial whose worker died is started again and resumes its cell's run
 
@@ -51,7 +51,7 @@ def run_cells_ray(out: Path, cells: list[Cell], seeds: list[int], budget: int, d
     out = Path(out).resolve()
     todo = [c for c in cells if cell_state(out, c).get("status") != "done"]
     if todo:
-        started = _connect(None if address == "local" else address)
+        started = connect_ray(None if address == "local" else address)
         try:
             cost: dict[str, float] = {"cpu": threads, "gpu": 1 if device.startswith("cuda") else 0}
             fn = tune.with_parameters(_trainable, out=str(out), seeds=seeds, budget=budget, device=device,

@@ -99,7 +99,7 @@ class _Progress(tune.Callback):
         self.bar.update(1)
 
 
-def _connect(address: str | None, cpus: int | None = None) -> bool:
+def connect_ray(address: str | None, cpus: int | None = None) -> bool:
     """Start a local Ray instance (or join a cluster); True when this call started it."""
     if ray.is_initialized():
         return False
@@ -136,7 +136,7 @@ def run_sweep(
         print(f"softac sweep: {total} runs ({len(spec.envs)} environment(s) × {len(spec.settings())} setting(s) × "
               f"{len(spec.seeds)} seed(s)); {done} already finished, {len(todo)} to run")  # fmt: skip
     reporter = _Progress(total, done, progress, spec, out)
-    started = _connect(address) if (search or todo) else False
+    started = connect_ray(address) if (search or todo) else False
     catch_sigterm()  # after ray.init, which installs its own SIGTERM handler
     try:
         run_config = tune.RunConfig(
