@@ -139,3 +139,22 @@ def test_unknown_names_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "Pendulum-v1" in capsys.readouterr().err
     with pytest.raises(SoftacError, match="unknown algorithm"):
         expand("classic", ["nosuch"], None)
+
+
+def test_report_at_a_step_reads_every_cell_there_and_names_those_short_of_it(tmp_path: Path) -> None:
+    """--step S: each seed's return at S (not its last), cells that stopped before S left out and
+    named (a suite stopped at a deadline must not show a 50k figure as if it were 100k)."""
+    d = tmp_path / "r"
+    d.mkdir()
+    lines = ["algorithm,env,seed,step,return"]
+    lines += [f"sac,Hopper-v5,{s},{k * 1000},{10 * k + s}" for s in range(3) for k in (1, 2, 3)]
+    lines += [f"td3,Hopper-v5,{s},{k * 1000},{5 * k}" for s in range(3) for k in (1,)]
+    (d / "results.csv").write_text("\n".join(lines) + "\n")
+    out = write_report(d, tmp_path / "rep", figures=False, step=2000)
+    text = out.read_text()
+    assert "left out, short of it: td3 on Hopper-v5 (reached 1000)" in text
+    table = (tmp_path / "rep" / "table.md").read_text()
+    assert "softac td3" not in table and "| Hopper-v5 | 2000 |" in table
+    assert "21.0" in table  # the IQM of 20, 21, 22 (the step-2000 returns), not of the step-3000 ones
+    with pytest.raises(SoftacError, match="no cell .* reached step 5000"):
+        write_report(d, tmp_path / "rep2", figures=False, step=5000)

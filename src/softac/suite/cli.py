@@ -35,8 +35,12 @@ def _report(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> i
     p.add_argument("dir", type=Path)
     p.add_argument("--out", type=Path, default=None, help="report directory of its own (default: DIR/report)")
     p.add_argument("--markdown", action="store_true", help="also print the README table (table.md) to stdout")
+    p.add_argument("--step", type=int, default=None,
+                   help="read every cell at this step (cells short of it are left out and named)")  # fmt: skip
     a = p.parse_args(argv)
-    out = write_report(a.dir, a.out)
+    if a.step is not None and a.step <= 0:
+        raise SoftacError(f"--step must be a positive number of environment steps, got {a.step}")
+    out = write_report(a.dir, a.out, step=a.step)
     if a.markdown:
         print((out.parent / "table.md").read_text(), end="")
     print(f"report: {out}", file=sys.stderr if a.markdown else sys.stdout)

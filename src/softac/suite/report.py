@@ -132,7 +132,20 @@ def write_figures(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
     return made
 
 
-def write_report(results_dir: Path, report_dir: Path | None = None, figures: bool = True) -> Path:
+def at_step(rows: list[dict[str, Any]], step: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows up to ``step``, for a table at one budget (a suite stopped early, or a 1M suite read at
+    100k); cells that did not reach ``step`` are left out and named, never shown at a smaller step."""
+    reached: dict[tuple[str, str], int] = {}
+    for r in rows:
+        key = (r["env"], r["algorithm"])
+        reached[key] = max(reached.get(key, 0), r["step"])
+    short = sorted(k for k, s in reached.items() if s < step)
+    kept = [r for r in rows if r["step"] <= step and (r["env"], r["algorithm"]) not in short]
+    return kept, [f"{algo} on {env} (reached {reached[(env, algo)]})" for env, algo in short]
+
+
+def write_report(results_dir: Path, report_dir: Path | None = None, figures: bool = True,
+                 step: int | None = None) -> Path:  # fmt: skip
     report_dir = report_dir if report_dir is not None else results_dir / "report"
     path = results_dir / "results.csv"
     if not path.is_file():
@@ -147,11 +160,20 @@ def write_report(results_dir: Path, report_dir: Path | None = None, figures: boo
         raise SoftacError(str(exc)) from None
     if not rows:
         raise SoftacError(f"{path} has no rows yet: no cell has finished")
+    short: list[str] = []
+    if step is not None:
+        rows, short = at_step(rows, step)
+        if not rows:
+            raise SoftacError(f"no cell in {path} reached step {step}")
     S.rliable()  # the clear "install softac[suite]" line before anything is written
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / MARKER).write_text("written by softac suite report\n")
     made = write_figures(rows, report_dir) if figures else {}
     (report_dir / "table.md").write_text(readme_table(rows))
     out = report_dir / "report.md"
-    out.write_text(render(rows, made))
+    text = render(rows, made)
+    if step is not None:
+        note = f"Read at step {step}" + (f"; left out, short of it: {', '.join(short)}." if short else ".")
+        text = text.replace("\n\n", f"\n\n{note}\n\n", 1)
+    out.write_text(text)
     return out
