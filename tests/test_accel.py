@@ -21,6 +21,8 @@ from softac.nn import fused as fused_mod
 # DQN: an update every step and a target copy after every 4th (both phases), clipping that bites
 DQN_SYNC_CLIP: dict[str, Any] = {"utd_ratio": 1.0, "target_update_interval": 4, "max_grad_norm": 0.1}
 CROSSQ_SMALL: dict[str, Any] = {"critic_hidden_sizes": (32, 32), "renorm_warmup": 2}
+# Distributional critics: 11 atoms on [−5, 5] (fill_buffer's rewards are N(0, 1), so targets clip at both ends)
+DIST_SMALL: dict[str, Any] = {"dist_bins": 11, "dist_v_min": -5.0, "dist_v_max": 5.0}
 UPDATE_CASES: list[tuple[type, dict[str, Any]]] = [
     (SAC, {}),
     (SAC, {"autotune_alpha": False, "alpha": 0.3}),
@@ -32,6 +34,10 @@ UPDATE_CASES: list[tuple[type, dict[str, Any]]] = [
     (TD3, {"n_critics": 3, "policy_delay": 1}),
     (SAC, {"network": "simba", "simba_width_actor": 8, "simba_width_critic": 8, "simba_blocks_critic": 2}),
     (TD3, {"network": "simba", "simba_width_actor": 8, "simba_width_critic": 8, "policy_delay": 2}),
+    (SAC, {"critic_dist": "c51", "n_step": 3, **DIST_SMALL}),  # C51 with the entropy shift and per-row γ^m
+    (TD3, {"critic_dist": "hl_gauss", "policy_delay": 2, **DIST_SMALL}),
+    (SAC, {"critic_dist": "two_hot", "network": "simba", "simba_width_actor": 8, "simba_width_critic": 8,
+           **DIST_SMALL}),
     (DDPG, {}),
     (DQN, DQN_SYNC_CLIP),
     (DQN, {"utd_ratio": 1.0, "target_update_interval": 2, "tau": 0.5, "double_q": True, "loss": "mse",
@@ -48,6 +54,11 @@ UPDATE_CASES: list[tuple[type, dict[str, Any]]] = [
 DISCRETE = (DQN, DiscreteSAC)
 CASE_IDS = [f"{cls.__name__}-{'-'.join(f'{k}={v}' for k, v in extra.items()) or 'default'}"
             for cls, extra in UPDATE_CASES]  # fmt: skip
+
+
+def _table_ids(cases: list[tuple[type, dict[str, Any]]]) -> list[str]:
+    """The algorithm's name, and the distributional target where a row has one."""
+    return [cls.__name__ + (f"-{extra['critic_dist']}" if "critic_dist" in extra else "") for cls, extra in cases]
 
 
 def _env(cls: type) -> str:
@@ -188,18 +199,18 @@ def test_fused_update_does_only_the_products_the_equations_need(cls: type) -> No
 
 
 # -- torch.compile ---------------------------------------------------------------------------------
-COMPILE_EXTRA: dict[type, dict[str, Any]] = {
-    SAC: {}, TD3: {"policy_delay": 2}, DQN: DQN_SYNC_CLIP, DiscreteSAC: {"target_update_interval": 2},
-    CrossQ: {**CROSSQ_SMALL, "policy_delay": 2},
-}
+COMPILE_CASES: list[tuple[type, dict[str, Any]]] = [
+    (SAC, {}), (TD3, {"policy_delay": 2}), (DQN, DQN_SYNC_CLIP), (DiscreteSAC, {"target_update_interval": 2}),
+    (CrossQ, {**CROSSQ_SMALL, "policy_delay": 2}),
+    (SAC, {"critic_dist": "hl_gauss", **DIST_SMALL}), (TD3, {"critic_dist": "c51", "policy_delay": 2, **DIST_SMALL}),
+]
 
 
-@pytest.mark.parametrize("cls", [SAC, TD3, DQN, DiscreteSAC, CrossQ])
-def test_compiled_update_equals_eager_update(cls: type) -> None:
+@pytest.mark.parametrize(("cls", "extra"), COMPILE_CASES, ids=_table_ids(COMPILE_CASES))
+def test_compiled_update_equals_eager_update(cls: type, extra: dict[str, Any]) -> None:
     """Both variants of an update with a host-decided phase are compiled and checked: TD3's with
     and without the delayed actor step, DQN's and discrete SAC's with and without the target
     update (DQN's with gradient clipping that bites)."""
-    extra = COMPILE_EXTRA[cls]
     compiled = _agent(cls, compile_update=True, cuda_graph=False, **extra)
     eager = _agent(cls, compile_update=False, cuda_graph=False, **extra)
     _paired_updates(compiled, eager, 4, rtol=1e-4, atol=1e-5)
@@ -281,18 +292,18 @@ def test_cuda_graph_update_equals_eager_update(cls: type, extra: dict[str, Any])
 
 
 # -- the learner axis ------------------------------------------------------------------------------
-STACK_EXTRA: dict[type, dict[str, Any]] = {
-    SAC: {}, TD3: {}, DiscreteSAC: {}, CrossQ: CROSSQ_SMALL,
+STACK_CASES: list[tuple[type, dict[str, Any]]] = [
+    (SAC, {}), (TD3, {}), (DiscreteSAC, {}), (CrossQ, CROSSQ_SMALL),
     # gradient clipping is per learner: a norm that bites, and target copies within the 200 updates
-    DQN: {"max_grad_norm": 0.5, "target_update_interval": 120, "exploration_final_eps": 0.5},
-}
+    (DQN, {"max_grad_norm": 0.5, "target_update_interval": 120, "exploration_final_eps": 0.5}),
+    (SAC, {"critic_dist": "hl_gauss", **DIST_SMALL}), (TD3, {"critic_dist": "c51", **DIST_SMALL}),
+]
 
 
-@pytest.mark.parametrize("cls", [SAC, TD3, DQN, DiscreteSAC, CrossQ])
-def test_two_stacked_learners_equal_two_single_learners(cls: type) -> None:
+@pytest.mark.parametrize(("cls", "extra"), STACK_CASES, ids=_table_ids(STACK_CASES))
+def test_two_stacked_learners_equal_two_single_learners(cls: type, extra: dict[str, Any]) -> None:
     """One agent with seeds (3, 7) against SAC(seed=3) and SAC(seed=7) on the same replay data:
     initial weights, replay samples, noise, every update and the exploration actions agree."""
-    extra = STACK_EXTRA[cls]
     stacked = cls(_env(cls), **TINY, **extra, seeds=[3, 7])
     singles = [cls(_env(cls), **{**TINY, **extra, "seed": s}) for s in (3, 7)]
     fill_buffer(stacked, 512)

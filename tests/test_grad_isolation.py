@@ -21,6 +21,7 @@ from softac.data.replay import Batch
 from softac.distributions import squashed_gaussian_rsample
 from softac.losses import common
 from softac.losses import discrete_sac as LDS
+from softac.losses import distributional as D
 from softac.losses import dqn as LD
 from softac.losses import sac as LS
 from softac.losses import td3 as LT
@@ -178,6 +179,7 @@ SIMBA_SMALL: dict[str, Any] = {"network": "simba", "simba_width_actor": 8, "simb
 ISOLATION_CASES: list[tuple[type, dict[str, Any]]] = [
     (SAC, {}), (TD3, {"policy_delay": 1}), (DDPG, {}), (SAC, {"n_step": 3}),
     (SAC, SIMBA_SMALL), (TD3, {"policy_delay": 1, **SIMBA_SMALL}), (DDPG, SIMBA_SMALL),
+    (SAC, {"critic_dist": "c51"}), (TD3, {"policy_delay": 1, "critic_dist": "hl_gauss"}),
 ]  # fmt: skip
 ISOLATION_IDS = [f"{cls.__name__}-{extra}" for cls, extra in ISOLATION_CASES]
 
@@ -190,7 +192,8 @@ def test_losses_built_inside_update_reach_only_their_parameters(
     agent = cls("Pendulum-v1", **{**TINY, "cuda_graph": False}, seed=2, fast_update=fused, **extra)
     # the critic loss is the shared one (losses.common), the others the algorithm's own
     names = ["critic_loss", "actor_loss", "temperature_loss"] if cls is SAC else ["critic_loss", "actor_loss"]
-    watched = [(common if name == "critic_loss" else LS if cls is SAC else LT, name) for name in names]
+    critic = D if "critic_dist" in extra else common  # a distributional critic's loss is its own
+    watched = [(critic if name == "critic_loss" else LS if cls is SAC else LT, name) for name in names]
     reach = _watch_losses(agent, watched, monkeypatch)
     fill_buffer(agent, 256)
     agent.update()

@@ -213,6 +213,28 @@ class ActorCriticConfig(PrioritizedReplayConfig):
     simba_blocks_critic: int = _f(2, "SimBa residual blocks of each critic (paper: 2).", "positive")
     simba_width_critic: int = _f(512, "SimBa width of each critic (paper: 512).", "positive")
 
+    # Distributional critics (docs/networks.md). Defaults: FastTD3 (Seo et al. 2025, fast_td3/hyperparams.py:
+    # 101 atoms on [−250, 250]); SimbaV2 uses 101 on [−5, 5] after scaling rewards, which softac does not.
+    critic_dist: str = _f("none", "Critic output: 'none' (a scalar Q) or logits over dist_bins atoms trained by "
+                          "cross-entropy to a 'c51', 'hl_gauss' or 'two_hot' target (docs/networks.md).",
+                          choices=("none", "c51", "hl_gauss", "two_hot"))  # fmt: skip
+    dist_bins: int = _f(101, "Atoms of the distributional critic's support (FastTD3, SimbaV2: 101).", "positive")
+    dist_v_min: float = _f(-250.0, "Lowest atom; [v_min, v_max] must hold the task's discounted returns "
+                           "(FastTD3: -250).")  # fmt: skip
+    dist_v_max: float = _f(250.0, "Highest atom (FastTD3: 250).")
+    hl_gauss_sigma: float = _f(0.75, "HL-Gauss σ as a fraction of the bin width (Farebrother et al. 2024: 0.75).",
+                               "positive")  # fmt: skip
+
+    def validate(self) -> None:
+        super().validate()
+        if self.dist_bins < 2 or not self.dist_v_min < self.dist_v_max:
+            raise SoftacError(f"the distributional critic needs dist_bins >= 2 and dist_v_min < dist_v_max, got "
+                              f"{self.dist_bins} atoms on [{self.dist_v_min}, {self.dist_v_max}]")  # fmt: skip
+        if self.per and self.critic_dist != "none":
+            # PER's priority |δ| and importance weight are defined here on a scalar TD error; their
+            # distributional forms (a per-row cross-entropy as priority) are not implemented yet.
+            raise SoftacError(f"--per cannot be combined with --critic-dist {self.critic_dist} yet: choose one")
+
     def simba(self, part: str) -> tuple[int, int] | None:
         """(blocks, width) of the 'actor' or 'critic' SimBa trunk, None for the MLP (``nn.make_trunk``)."""
         shape = {"actor": (self.simba_blocks_actor, self.simba_width_actor),

@@ -1,6 +1,10 @@
 """What SAC, TD3 and DDPG share: an ensemble of critics Q_φj(s, a), its Polyak-averaged target,
 its optimizer and its loss (importance-weighted with prioritized replay). Each algorithm adds its
-actor and its target y."""
+actor and its target y.
+
+With ``critic_dist`` (docs/networks.md) each critic outputs logits over a fixed support instead of
+a scalar: Q is their expected value wherever a value is needed (targets, the actor), the target
+becomes a histogram (``losses.distributional.target_histogram``) and the loss a cross-entropy."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from softac.algos.offpolicy import OffPolicyAgent
 from softac.config import ActorCriticConfig
 from softac.data.replay import Batch
 from softac.losses import common
+from softac.losses import distributional as D
 from softac.nn import CriticEnsemble
 from softac.optim import adam, frozen_copy
 
@@ -21,18 +26,38 @@ class ActorCriticAgent(OffPolicyAgent):
         """The critics (initialised from the learners' streams after the actor, as every
         algorithm here orders its draws), their target and their optimizer."""
         cfg, spec = self.config, self.spec
+        dist = cfg.critic_dist != "none"
         self.critic = CriticEnsemble(self.learners, cfg.n_critics, spec.obs_dim + spec.act_dim, cfg.hidden_sizes,
-                                     cfg.critic_layer_norm, cfg.simba("critic"))  # fmt: skip
+                                     cfg.critic_layer_norm, cfg.simba("critic"),
+                                     bins=cfg.dist_bins if dist else 1)  # fmt: skip
         self.critic.net.reset_parameters(self.rng.host, members=cfg.n_critics)
         self.critic.to(self.device)
         self.critic_target = frozen_copy(self.critic)
         self.critic_opt = adam(self.critic.net.params(), cfg.critic_lr, self.device)
+        # The support z_k: a constant of the config (not state: never checkpointed, never updated).
+        self.atoms = D.support(cfg.dist_v_min, cfg.dist_v_max, cfg.dist_bins).to(self.device) if dist else None
+
+    def _values(self, critic_out: Tensor) -> Tensor:
+        """Q values (L, n, B) from the critics' output: itself, or Σ_k softmax(ℓ)_k z_k."""
+        return critic_out if self.atoms is None else D.expected_value(critic_out, self.atoms)
+
+    def _dist_target(self, batch: Batch, next_logits: Tensor, shift: Tensor | float) -> Tensor:
+        """The histogram target of ``critic_dist`` from the target critics' logits at (s', a') (SAC's
+        ``shift`` α log π(ã'|s'), TD3's 0): ``losses.distributional.target_histogram``."""
+        cfg = self.config
+        assert self.atoms is not None
+        sigma = cfg.hl_gauss_sigma * (cfg.dist_v_max - cfg.dist_v_min) / (cfg.dist_bins - 1)
+        return D.target_histogram(cfg.critic_dist, batch.reward, batch.terminated, batch.gamma(cfg.gamma), next_logits,
+                                  self.atoms, shift, sigma)  # fmt: skip
 
     def _critic_loss(self, params: list[Tensor], batch: Batch, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Σ_j E[(Q_φj(s, a) − y)²] as a function of the critics' parameters φ."""
-        q = self.critic(batch.obs_act, params=params)
-        loss = common.critic_loss(q, y, batch.weight)  # weighted by w with prioritized replay
-        metrics = {"loss/critic": loss.detach(), "q/mean": q.detach().mean(dim=(-2, -1))}
+        """Σ_j E[(Q_φj(s, a) − y)²] as a function of the critics' parameters φ (weighted by w with
+        prioritized replay); distributional: Σ_j E[−Σ_k p_k log softmax(ℓ_φj(s, a))_k] to the target
+        histogram p (the config refuses it together with prioritized replay)."""
+        out = self.critic(batch.obs_act, params=params)
+        loss = common.critic_loss(out, y, batch.weight) if self.atoms is None else D.critic_loss(out, y)
+        q = self._values(out.detach())
+        metrics = {"loss/critic": loss.detach(), "q/mean": q.mean(dim=(-2, -1))}
         if batch.weight is not None:  # the new priorities' |δ|, taken off by OffPolicyAgent.update
-            metrics["per/td"] = common.td_priority(q.detach(), y)
+            metrics["per/td"] = common.td_priority(q, y)
         return loss, metrics

@@ -74,7 +74,10 @@ class SAC(ActorCriticAgent):
             next_mean, next_log_std = self.actor(batch.next_obs)
             next_action, next_log_prob = squashed_gaussian_rsample(next_mean, next_log_std, noise[:, 0])
             next_q = self.critic_target(torch.cat([batch.next_obs, next_action], dim=-1))
-            y = L.soft_target(batch.reward, batch.terminated, gamma, next_q, next_log_prob, alpha)
+            if self.atoms is None:
+                y = L.soft_target(batch.reward, batch.terminated, gamma, next_q, next_log_prob, alpha)
+            else:  # a histogram: every atom shifted by the entropy term α log π(ã'|s')
+                y = self._dist_target(batch, next_q, alpha.unsqueeze(-1) * next_log_prob)
         metrics = self.gradient_step(self.critic_opt, self._critic_loss, batch, y)
         metrics |= self.gradient_step(self.actor_opt, self._actor_loss, batch, noise[:, 1], alpha)
         polyak_update(self.critic_target.parameters(), self.critic.parameters(), self.config.tau)
@@ -90,7 +93,7 @@ class SAC(ActorCriticAgent):
         n = len(self.actor.trunk.params())
         mean, log_std = self.actor(batch.obs, params=params[:n])
         action, log_prob = squashed_gaussian_rsample(mean, log_std, noise)
-        q_pi = self.critic(torch.cat([batch.obs, action], dim=-1), detach_params=True)
+        q_pi = self._values(self.critic(torch.cat([batch.obs, action], dim=-1), detach_params=True))
         loss = L.actor_loss(q_pi, log_prob, alpha)
         metrics = {"loss/actor": loss.detach(), "policy/entropy": -log_prob.detach().mean(dim=-1), "alpha": alpha}
         if self.config.autotune_alpha:

@@ -102,7 +102,10 @@ class TD3(ActorCriticAgent):
             if noise is not None:
                 next_action = L.smoothed_target_action(next_action, noise * cfg.target_noise, cfg.target_noise_clip)
             next_q = self.critic_target(torch.cat([batch.next_obs, next_action], dim=-1))
-            y = L.target(batch.reward, batch.terminated, batch.gamma(cfg.gamma), next_q)
+            if self.atoms is None:
+                y = L.target(batch.reward, batch.terminated, batch.gamma(cfg.gamma), next_q)
+            else:  # a histogram from the member with the smallest expected value
+                y = self._dist_target(batch, next_q, 0.0)
         metrics = self.gradient_step(self.critic_opt, self._critic_loss, batch, y)
         # Delayed policy and target updates: every policy_delay-th critic update (DDPG: every one).
         if phase:
@@ -114,9 +117,10 @@ class TD3(ActorCriticAgent):
         return metrics
 
     def _actor_loss(self, params: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        """−E[Q_φ1(s, μ_θ(s))] as a function of θ, the critic's weights detached (Q_φ1 alone is evaluated)."""
+        """−E[Q_φ1(s, μ_θ(s))] as a function of θ, the critic's weights detached (Q_φ1 alone is evaluated;
+        distributional: its expected value — TD3's actor loss unchanged, only the critic differs)."""
         obs_act = torch.cat([batch.obs, self.actor(batch.obs, params=params)], dim=-1)
-        q_pi = self.critic(obs_act, detach_params=True, members=1)
+        q_pi = self._values(self.critic(obs_act, detach_params=True, members=1))
         loss = L.actor_loss(q_pi[:, 0])
         return loss, {"loss/actor": loss.detach()}
 

@@ -133,7 +133,9 @@ class CriticEnsemble(nn.Module):
     """n independent Q functions Q_φj(s, a) per learner, held as one batched MLP of L·n groups.
 
     Input ``obs_act`` (L, B, obs_dim + act_dim) — the replay buffer stores s and a side by side, so
-    the critic input needs no concatenation — output Q values (L, n, B)."""
+    the critic input needs no concatenation — output Q values (L, n, B); a distributional critic
+    (``bins`` = K > 1) outputs logits (L, n, B, K) over its support instead (the last layer K wide;
+    the fused CPU node and ``torch.compile`` take any output width)."""
 
     def __init__(
         self,
@@ -143,11 +145,12 @@ class CriticEnsemble(nn.Module):
         hidden: Sequence[int],
         layer_norm: bool = False,
         simba: SimbaShape = None,
+        bins: int = 1,
         **layer: Any,
     ) -> None:
         super().__init__()
-        self.learners, self.members = learners, members
-        self.net = make_trunk(learners * members, in_dim, hidden, 1, simba, layer_norm, **layer)
+        self.learners, self.members, self.bins = learners, members, bins
+        self.net = make_trunk(learners * members, in_dim, hidden, bins, simba, layer_norm, **layer)
 
     def forward(
         self,
@@ -157,7 +160,8 @@ class CriticEnsemble(nn.Module):
         members: int | None = None,
         stats: list[tuple[Tensor, Tensor]] | None = None,
     ) -> Tensor:
-        """Q values (L, m, B) of the first ``members`` critics of each learner (default: all).
+        """Q values (L, m, B) — logits (L, m, B, K) with ``bins`` K > 1 — of the first ``members``
+        critics of each learner (default: all).
         TD3's actor loss needs only Q_φ1: ``members=1`` skips the other critics' forward and
         backward passes rather than computing them and discarding the values."""
         lead, rows, width = obs_act.shape
@@ -172,4 +176,6 @@ class CriticEnsemble(nn.Module):
         # small copy otherwise.
         x = obs_act.unsqueeze(1).expand(lead, m, rows, width).reshape(lead * m, rows, width)
         q = self.net(x, detach_params=detach_params, params=params, stats=stats)
+        if self.bins > 1:
+            return q.view(lead, m, rows, self.bins)
         return q.squeeze(-1).view(lead, m, rows)
