@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from softac.algos.offpolicy import OffPolicyAgent
-from softac.algos.temperature import SoftActorConfig, actor_optimizer_with_temperature
+from softac.algos.temperature import SoftActor, SoftActorConfig, actor_optimizer_with_temperature
 from softac.config import _f
 from softac.data.replay import Batch
 from softac.distributions import squashed_gaussian_rsample
@@ -52,7 +52,7 @@ class CrossQConfig(SoftActorConfig):
     )
 
 
-class CrossQ(OffPolicyAgent):
+class CrossQ(SoftActor, OffPolicyAgent):
     algo = "crossq"
     config_cls = CrossQConfig
     config: CrossQConfig
@@ -99,21 +99,9 @@ class CrossQ(OffPolicyAgent):
         out["networks"] = max(out["networks"], self.learners * _networks_bytes(wide, self.spec))
         return out
 
-    @property
-    def alpha(self) -> float:
-        return float(self.log_alpha[0].detach().exp())
-
-    def _exploration_noise(self, rows: int) -> Tensor:
-        """ξ ~ N(0, I) of ã = tanh(μ + σ ⊙ ξ) (the actor in evaluation mode: running statistics)."""
-        return self.rng.normal_(torch.empty((self.learners, rows, self.spec.act_dim), device=self.device))
-
     def update_phase(self, index: int) -> Hashable:
         """Whether update ``index`` includes the delayed actor and α step (every policy_delay-th)."""
         return (index + 1) % self.config.policy_delay == 0
-
-    def _draw(self, phase: Hashable) -> tuple[Batch, Tensor]:
-        batch = self.buffer.sample(self.config.batch_size, self.rng)
-        return batch, self.rng.normal_(self._noise)  # ξ' for ã' ~ π(·|s') and ξ for ã ~ π(·|s)
 
     def _compute(self, draws: tuple[Batch, Tensor], phase: Hashable) -> dict[str, Tensor]:
         batch, noise = draws

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from softac.algos.actor_critic import ActorCriticAgent
-from softac.algos.temperature import SoftActorConfig, actor_optimizer_with_temperature
+from softac.algos.temperature import SoftActor, SoftActorConfig, actor_optimizer_with_temperature
 from softac.config import ActorCriticConfig
 from softac.data.replay import Batch
 from softac.distributions import squashed_gaussian_rsample
@@ -25,7 +25,7 @@ class SACConfig(ActorCriticConfig, SoftActorConfig):
     """Soft Actor-Critic (Haarnoja et al. 2018a, 2018b) settings: critics with targets and a soft actor."""
 
 
-class SAC(ActorCriticAgent):
+class SAC(SoftActor, ActorCriticAgent):
     algo = "sac"
     config_cls = SACConfig
     config: SACConfig
@@ -51,19 +51,6 @@ class SAC(ActorCriticAgent):
 
     def extra_tensors(self) -> dict[str, Tensor]:
         return {**super().extra_tensors(), "log_alpha": self.log_alpha}
-
-    @property
-    def alpha(self) -> float:
-        """α of the first learner (``log_alpha.exp()`` holds every learner's)."""
-        return float(self.log_alpha[0].detach().exp())
-
-    def _exploration_noise(self, rows: int) -> Tensor:
-        """ξ ~ N(0, I) of ã = tanh(μ + σ ⊙ ξ)."""
-        return self.rng.normal_(torch.empty((self.learners, rows, self.spec.act_dim), device=self.device))
-
-    def _draw(self, phase: Hashable) -> tuple[Batch, Tensor]:
-        batch = self.buffer.sample(self.config.batch_size, self.rng)
-        return batch, self.rng.normal_(self._noise)  # ξ' for ã' ~ π(·|s') and ξ for ã ~ π(·|s)
 
     def _compute(self, draws: tuple[Batch, Tensor], phase: Hashable) -> dict[str, Tensor]:
         batch, noise = draws

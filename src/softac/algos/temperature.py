@@ -4,15 +4,21 @@ discrete SAC, and the optimizer α shares with the actor."""
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from softac.config import OffPolicyConfig, _f
+from softac.data.replay import Batch
 from softac.errors import SoftacError
 from softac.optim import adam
+
+if TYPE_CHECKING:  # for the attributes the soft actor part reads from the agent it is mixed into
+    from softac.data.replay import ReplayBuffer
+    from softac.rng import LearnerRNG
 
 
 @dataclass(frozen=True)
@@ -56,3 +62,34 @@ def actor_optimizer_with_temperature(
         # and sb3-contrib's temperature optimizer is a plain Adam).
         groups.append({"params": [log_alpha], "lr": cfg.alpha_lr, "betas": (0.9, 0.999)})
     return log_alpha, adam(groups, cfg.actor_lr, device)
+
+
+class SoftActor:
+    """The soft actor's acting and drawing, mixed into SAC and CrossQ (listed before their agent base
+    so these are the methods used): α of the first learner, the exploration noise ξ of
+    ã = tanh(μ + σ ⊙ ξ), and each update's draws, a replay batch and the noise (ξ′ for ã′ ~ π(·|s′),
+    ξ for ã ~ π(·|s)) in the learners' random streams, in that order (the order is part of the
+    exact-resume and stacked-equals-single contracts)."""
+
+    log_alpha: Tensor
+    learners: int
+    device: torch.device
+    _noise: Tensor
+    if TYPE_CHECKING:
+        rng: LearnerRNG
+        buffer: ReplayBuffer
+        config: Any
+        spec: Any
+
+    @property
+    def alpha(self) -> float:
+        """α of the first learner (``log_alpha.exp()`` holds every learner's)."""
+        return float(self.log_alpha[0].detach().exp())
+
+    def _exploration_noise(self, rows: int) -> Tensor:
+        """ξ ~ N(0, I) of ã = tanh(μ + σ ⊙ ξ)."""
+        return self.rng.normal_(torch.empty((self.learners, rows, self.spec.act_dim), device=self.device))
+
+    def _draw(self, phase: Hashable) -> tuple[Batch, Tensor]:
+        batch = self.buffer.sample(self.config.batch_size, self.rng)
+        return batch, self.rng.normal_(self._noise)  # ξ' for ã' ~ π(·|s') and ξ for ã ~ π(·|s)
