@@ -115,7 +115,8 @@ def test_compiled_simba_update_equals_eager_update() -> None:
 @pytest.mark.slow
 def test_simba_sac_solves_pendulum_in_fewer_steps_than_sacs_test(tmp_path: Path) -> None:
     """SimBa-SAC solves Pendulum-v1 (≥ −200 over 10 evaluation episodes, the bar of SAC's learning test)
-    in 9,000 steps on seeds 0, 1 and 2, where SAC's test (tests/test_learning.py) gets 15,000.
+    in 9,000 steps (seed 0, as SAC's test; seeds 1 and 2 too, below), where SAC's test
+    (tests/test_learning.py) gets 15,000.
 
     Small SimBa widths, NOT the paper's (actor 1 block × 32, critics 1 block × 64 instead of 1 × 128 and
     2 × 512, which cost ~26× a 256×256 MLP per update on the CPU, docs/networks.md), with observation
@@ -125,14 +126,15 @@ def test_simba_sac_solves_pendulum_in_fewer_steps_than_sacs_test(tmp_path: Path)
     (one run, 2 shared cores, evaluation every 1,000 steps), evaluation return at 8k / 9k / 10k steps:
     seed 0 −200 / −188 / −190, seed 1 −198 / −192 / −190, seed 2 −207 / −192 / −187. One other setting
     was tried and not taken: the same widths with lr 3e-4 (SAC's default) reached −202 / −254 / −217 at 10k.
-    This test: 288 s on the shared 2-core machine (load 3-5), where SAC's 15k-step test took 222 s (load ~2);
-    ``seeds=[0]`` alone would cost about half (update timings: 35 vs 77 ms, single vs 3 stacked)."""
+    The three seeds stacked took 288 s on the shared 2-core machine (load 3-5), where SAC's 15k-step test
+    took 222 s (load ~2); so the test runs seed 0 alone (35 vs 77 ms per update, single vs 3 stacked): as a
+    single run it scored −200 at 8k and −188 at 9k, the stacked learner's figures (2026-12-04, 227 s with
+    an evaluation every 1,000 steps, beside other tests)."""
     simba = {"network": "simba", "simba_blocks_actor": 1, "simba_width_actor": 32, "simba_blocks_critic": 1,
              "simba_width_critic": 64, "normalize_obs": True, "actor_lr": 1e-3, "critic_lr": 1e-3, "alpha_lr": 1e-3}
-    agent = SAC("Pendulum-v1", **simba, total_steps=9000, learning_starts=1000, seeds=[0, 1, 2], threads=1,
-                eval_freq=9000)  # fmt: skip
+    agent = SAC("Pendulum-v1", **simba, total_steps=9000, learning_starts=1000, seed=0, threads=1, eval_freq=9000)
     agent.learn(run_dir=tmp_path / "simba", progress=False)
     assert agent.updates == 8000
-    finals = [float(read_progress(tmp_path / "simba" / f"seed_{s}" / "progress.csv")[-1]["eval_return_mean"])
-              for s in (0, 1, 2)]  # fmt: skip
-    assert all(r >= -200.0 for r in finals), finals
+    rows = read_progress(tmp_path / "simba" / "progress.csv")
+    assert int(rows[-1]["step"]) == 9000
+    assert float(rows[-1]["eval_return_mean"]) >= -200.0, rows[-1]
