@@ -15,7 +15,7 @@ from helpers import DEVICE, TINY, assert_learners_equal_singles, fill_buffer, on
 from softac import DDPG, DQN, PPO, SAC, TD3, CrossQ, DiscreteSAC
 from softac.accel import runner as runner_mod
 from softac.config import COMPILE_AUTO_STEPS
-from softac.nn import BatchedMLP
+from softac.nn import BatchedMLP, BatchedSimba
 from softac.nn import fused as fused_mod
 
 # DQN: an update every step and a target copy after every 4th (both phases), clipping that bites
@@ -49,6 +49,8 @@ UPDATE_CASES: list[tuple[type, dict[str, Any]]] = [
     # warm-up of 2 updates so that both the batch-norm and the renormalising branch run here.
     (CrossQ, CROSSQ_SMALL),
     (CrossQ, {**CROSSQ_SMALL, "policy_delay": 1, "autotune_alpha": False}),
+    (CrossQ, {**CROSSQ_SMALL, "norm": "batchnorm"}),  # plain BatchNorm: running statistics, no renormalisation
+    (CrossQ, {**CROSSQ_SMALL, "network": "simba", "simba_width_actor": 8}),  # a SimBa actor, BRN critics
 ]
 # The discrete-action algorithms train on CartPole (2 actions), the others on Pendulum.
 DISCRETE = (DQN, DiscreteSAC)
@@ -57,8 +59,9 @@ CASE_IDS = [f"{cls.__name__}-{'-'.join(f'{k}={v}' for k, v in extra.items()) or 
 
 
 def _table_ids(cases: list[tuple[type, dict[str, Any]]]) -> list[str]:
-    """The algorithm's name, and the distributional target where a row has one."""
-    return [cls.__name__ + (f"-{extra['critic_dist']}" if "critic_dist" in extra else "") for cls, extra in cases]
+    """The algorithm's name, and the distributional target, normalisation and network where a row sets them."""
+    keys = ("critic_dist", "norm", "network")
+    return [cls.__name__ + "".join(f"-{extra[k]}" for k in keys if k in extra) for cls, extra in cases]
 
 
 def _env(cls: type) -> str:
@@ -123,8 +126,6 @@ def test_fused_stack_equals_separate_ops_gradient_by_gradient(
 def test_fused_update_equals_plain_autograd_update(
     cls: type, extra: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if extra.get("network") == "simba":
-        pytest.skip("a SimBa network has no fused node: fast_update changes nothing")
     fused = _agent(cls, fast_update=True, **extra)
     plain = _agent(cls, fast_update=False, **extra)
     _paired_updates(fused, plain, 4)
@@ -142,8 +143,9 @@ def test_fused_update_equals_plain_autograd_update(
     if on_cpu():
         # The fused node covers plain Linear/ReLU stacks; normalised networks (CrossQ's batch
         # renormalisation) must fall back to the plain ops, never half-use it.
+        # SimBa trunks have no fused node either (``plain_relu`` False).
         plain_nets = all(m.plain_relu for net in fused.modules().values() for m in net.modules()
-                         if isinstance(m, BatchedMLP))  # fmt: skip
+                         if isinstance(m, (BatchedMLP, BatchedSimba)))  # fmt: skip
         assert (fused_calls > 0) == plain_nets
 
 
@@ -294,6 +296,7 @@ def test_cuda_graph_update_equals_eager_update(cls: type, extra: dict[str, Any])
 # -- the learner axis ------------------------------------------------------------------------------
 STACK_CASES: list[tuple[type, dict[str, Any]]] = [
     (SAC, {}), (TD3, {}), (DiscreteSAC, {}), (CrossQ, CROSSQ_SMALL),
+    (CrossQ, {**CROSSQ_SMALL, "norm": "batchnorm", "network": "simba", "simba_width_actor": 8}),
     # gradient clipping is per learner: a norm that bites, and target copies within the 200 updates
     (DQN, {"max_grad_norm": 0.5, "target_update_interval": 120, "exploration_final_eps": 0.5}),
     (SAC, {"critic_dist": "hl_gauss", **DIST_SMALL}), (TD3, {"critic_dist": "c51", **DIST_SMALL}),

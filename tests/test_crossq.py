@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import TINY, assert_bit_identical, fill_buffer, on_cpu, run_cli, state_tensors
+from helpers import TINY, TINY_FLAGS, assert_bit_identical, fill_buffer, on_cpu, run_cli, state_tensors
 
 from softac import SAC, CrossQ, CrossQConfig
 from softac.accel.state import Snapshot
 from softac.data.replay import Batch
 from softac.errors import SoftacError
 from softac.logging import read_progress
+from softac.nn import BatchedSimba
 
 SMALL: dict[str, Any] = {**TINY, "critic_hidden_sizes": (64, 64), "cuda_graph": False}
 
@@ -154,8 +155,9 @@ def test_update_equals_sb3_contrib_crossq(warmup: int, delay: int, monkeypatch: 
     assert checked["actor"] > 0 and (checked["critic"] > 0 or delay == 1)
 
 
-def test_running_statistics_are_state_restored_by_snapshots_and_checkpoints(tmp_path: Path) -> None:
-    agent = CrossQ("Pendulum-v1", **SMALL, seed=3, renorm_warmup=1)
+@pytest.mark.parametrize("norm", ["batchrenorm", "batchnorm"])
+def test_running_statistics_are_state_restored_by_snapshots_and_checkpoints(tmp_path: Path, norm: str) -> None:
+    agent = CrossQ("Pendulum-v1", **SMALL, seed=3, renorm_warmup=1, norm=norm)
     fill_buffer(agent, 256)
     before = state_tensors(agent)
     snapshot = Snapshot(agent.mutable_tensors(), agent.rng.dev)
@@ -169,6 +171,7 @@ def test_running_statistics_are_state_restored_by_snapshots_and_checkpoints(tmp_
     agent.update()
     agent.save(tmp_path / "ckpt")
     loaded = CrossQ.load(tmp_path / "ckpt")
+    assert loaded.critic.net.norm == loaded.actor.trunk.norm == norm
     assert_bit_identical(state_tensors(loaded), state_tensors(agent))
 
 
@@ -192,6 +195,19 @@ def test_crossq_cli_run_reaches_updates_and_resumes_bit_identically(tmp_path: Pa
     a, b = CrossQ.load(straight), CrossQ.load(half)
     assert a.updates == 300 and int(a.critic.net.renorm_steps[0]) == 300
     assert_bit_identical(state_tensors(a), state_tensors(b))
+
+
+@pytest.mark.parametrize("flags", [["--norm", "batchnorm"], ["--network", "simba", "--simba-width-actor", "16"]])
+def test_crossq_cli_options_train_to_updates(tmp_path: Path, flags: list[str]) -> None:
+    """Plain BatchNorm in every layer; a SimBa actor beside batch-renormalised MLP critics."""
+    r = run_cli("train", "--algo", "crossq", "--total-steps", "200", "--learning-starts", "100", "--eval-freq", "200",
+                "--critic-hidden-sizes", "32", "32", "--preset", "none", "--run-dir", str(tmp_path / "run"),
+                *TINY_FLAGS, *flags)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    agent = CrossQ.load(tmp_path / "run")
+    assert agent.updates == 100 and int(agent.critic.net.renorm_steps[0]) == 100
+    assert agent.critic.net.norm == ("batchnorm" if "batchnorm" in flags else "batchrenorm")
+    assert isinstance(agent.actor.trunk, BatchedSimba) == ("simba" in flags)
 
 
 @pytest.mark.slow

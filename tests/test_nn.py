@@ -3,6 +3,8 @@ ensemble, actors."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -178,3 +180,54 @@ def test_tanh_stack_and_orthogonal_initialisation_per_learner() -> None:
     expected = torch.tanh(x @ w0 + net.biases[0]) @ w1 + net.biases[1]
     torch.testing.assert_close(net(x), expected)
     assert net(x.requires_grad_()).grad_fn.name() != "_LinearReLUStackBackward"  # the plain ops
+
+
+def test_batchnorm_equals_torch_batchnorm1d_per_group_in_training_and_evaluation() -> None:
+    """``norm="batchnorm"`` is torch's BatchNorm1d(affine=False) before each affine layer, group by
+    group: training-mode outputs (biased batch variance), gradients, the running-statistics update
+    (unbiased variance, momentum m) and evaluation with the running statistics. ``renorm_warmup=0``
+    would make batch *re*normalisation correct the second update: batchnorm never does."""
+    groups, sizes, m, eps = 3, [5, 16, 4], 0.1, 1e-3
+    net = BatchedMLP(groups, sizes[0], sizes[1:-1], sizes[-1], norm="batchnorm", renorm_momentum=m, renorm_eps=eps,
+                     renorm_warmup=0)  # fmt: skip
+    net.reset_parameters(_gens(0, 1, 2))
+    with torch.no_grad():  # gains and shifts away from 1 and 0, so that their use is checked
+        for p in [*net.norm_gains, *net.norm_biases]:
+            p.add_(0.3 * torch.randn(p.shape))
+    refs = [[torch.nn.BatchNorm1d(w, eps=eps, momentum=m, affine=False, dtype=torch.float64) for w in sizes[:-1]]
+            for _ in range(groups)]  # fmt: skip
+
+    def reference(g: int, x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+        for i, bn in enumerate(refs[g]):
+            gain, shift = params[4 + 2 * i][g], params[5 + 2 * i][g]
+            x = bn(x) * gain + shift
+            x = x @ params[2 * i][g] + params[2 * i + 1][g]
+            x = torch.relu(x) if i == 0 else x
+        return x
+
+    for step in range(3):
+        x = torch.randn(groups, 32, sizes[0]) * 3 + step
+        stats: list[tuple[torch.Tensor, torch.Tensor]] = []
+        y = net(x, stats=stats)
+        grads = torch.autograd.grad(y.square().sum(), net.params())
+        ref_params = [p.detach().double().requires_grad_() for p in net.params()]
+        y_ref = torch.stack([reference(g, x[g].double(), ref_params) for g in range(groups)])
+        ref_grads = torch.autograd.grad(y_ref.square().sum(), ref_params)
+        torch.testing.assert_close(y, y_ref.float(), rtol=1e-4, atol=1e-5)
+        for got, want in zip(grads, ref_grads, strict=True):
+            torch.testing.assert_close(got, want.float(), rtol=1e-4, atol=1e-4)
+        with torch.no_grad():  # the new state is returned, not written: write it as gradient_step does
+            assert not torch.equal(stats[0][0], stats[0][1])
+            for live, new in stats:
+                live.copy_(new)
+        for i in range(len(sizes) - 1):
+            ra_mean = torch.stack([refs[g][i].running_mean for g in range(groups)]).unsqueeze(1).float()
+            ra_var = torch.stack([refs[g][i].running_var for g in range(groups)]).unsqueeze(1).float()
+            torch.testing.assert_close(getattr(net, f"ra_mean_{i}"), ra_mean, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(getattr(net, f"ra_var_{i}"), ra_var, rtol=1e-5, atol=1e-6)
+    for bn in itertools.chain(*refs):
+        bn.eval()
+    x = torch.randn(groups, 7, sizes[0])
+    with torch.no_grad():
+        y_ref = torch.stack([reference(g, x[g].double(), [p.double() for p in net.params()]) for g in range(groups)])
+        torch.testing.assert_close(net(x), y_ref.float(), rtol=1e-4, atol=1e-5)

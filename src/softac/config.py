@@ -196,7 +196,25 @@ class PrioritizedReplayConfig(OffPolicyConfig):
 
 
 @dataclass(frozen=True)
-class ActorCriticConfig(PrioritizedReplayConfig):
+class SimbaActorConfig:
+    """The network kind and the SimBa actor's shape, for every config whose actor can be a SimBa trunk
+    (SAC, TD3, DDPG through ``ActorCriticConfig``; CrossQ): defined once, listed first in the bases."""
+
+    network: str = _f("mlp", "Networks: 'mlp' (hidden_sizes) or 'simba' (Lee et al. 2024; docs/networks.md; "
+                      "hidden_sizes unused, pair with --normalize-obs).", choices=("mlp", "simba"))  # fmt: skip
+    simba_blocks_actor: int = _f(1, "SimBa residual blocks of the actor (paper: 1).", "positive")
+    simba_width_actor: int = _f(128, "SimBa width of the actor (paper: 128; blocks expand to 4×).", "positive")
+
+    def simba(self, part: str) -> tuple[int, int] | None:
+        """(blocks, width) of the 'actor' (or, where the config has its fields, the 'critic') SimBa
+        trunk, None for the MLP (``nn.make_trunk``)."""
+        if self.network != "simba":
+            return None
+        return getattr(self, f"simba_blocks_{part}"), getattr(self, f"simba_width_{part}")
+
+
+@dataclass(frozen=True)
+class ActorCriticConfig(SimbaActorConfig, PrioritizedReplayConfig):
     """An actor and an ensemble of critics with Polyak-averaged targets (SAC, TD3, DDPG)."""
 
     tau: float = _f(0.005, "Polyak coefficient τ = 1 − ρ in (0, 1]: φ_targ ← (1 − τ) φ_targ + τ φ.", "fraction")
@@ -206,10 +224,6 @@ class ActorCriticConfig(PrioritizedReplayConfig):
     critic_layer_norm: bool = _f(
         False, "LayerNorm before each hidden ReLU of the critics (as in RLPD/CrossQ-style critics)."
     )
-    network: str = _f("mlp", "Networks: 'mlp' (hidden_sizes) or 'simba' (Lee et al. 2024; docs/networks.md; "
-                      "hidden_sizes unused, pair with --normalize-obs).", choices=("mlp", "simba"))  # fmt: skip
-    simba_blocks_actor: int = _f(1, "SimBa residual blocks of the actor (paper: 1).", "positive")
-    simba_width_actor: int = _f(128, "SimBa width of the actor (paper: 128; blocks expand to 4×).", "positive")
     simba_blocks_critic: int = _f(2, "SimBa residual blocks of each critic (paper: 2).", "positive")
     simba_width_critic: int = _f(512, "SimBa width of each critic (paper: 512).", "positive")
 
@@ -234,12 +248,6 @@ class ActorCriticConfig(PrioritizedReplayConfig):
             # PER's priority |δ| and importance weight are defined here on a scalar TD error; their
             # distributional forms (a per-row cross-entropy as priority) are not implemented yet.
             raise SoftacError(f"--per cannot be combined with --critic-dist {self.critic_dist} yet: choose one")
-
-    def simba(self, part: str) -> tuple[int, int] | None:
-        """(blocks, width) of the 'actor' or 'critic' SimBa trunk, None for the MLP (``nn.make_trunk``)."""
-        shape = {"actor": (self.simba_blocks_actor, self.simba_width_actor),
-                 "critic": (self.simba_blocks_critic, self.simba_width_critic)}[part]  # fmt: skip
-        return shape if self.network == "simba" else None
 
 
 @dataclass(frozen=True)

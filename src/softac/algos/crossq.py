@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.algos.temperature import SoftActor, SoftActorConfig, actor_optimizer_with_temperature
-from softac.config import _f
+from softac.config import SimbaActorConfig, _f
 from softac.data.replay import Batch
 from softac.distributions import squashed_gaussian_rsample
 from softac.losses import common
@@ -31,12 +31,18 @@ from softac.registry import AlgoInfo, register
 
 
 @dataclass(frozen=True)
-class CrossQConfig(SoftActorConfig):
+class CrossQConfig(SimbaActorConfig, SoftActorConfig):
     """CrossQ's settings. Defaults: the paper (Bhatt et al. 2024, Table 1/Appendix) as sb3-contrib's
     CrossQ implements it — lr 1e-3 for actor, critics and α, Adam β₁ = 0.5, policy delay 3, Batch
     Renormalization momentum 0.01 (running ← running + 0.01 · (batch − running)), ε 1e-3, 100k
     warm-up updates of plain batch normalisation; the critics 2048 × 2048 as in the paper
-    (sb3-contrib defaults to 1024 × 1024 for speed)."""
+    (sb3-contrib defaults to 1024 × 1024 for speed). ``--norm batchnorm``: plain BatchNorm (the
+    authors' ablation), ``--network simba``: a SimBa actor (docs/algorithms-crossq.md)."""
+
+    network: str = _f("mlp", "The actor's network: 'mlp' (hidden_sizes, batch-(re)normalised) or 'simba' (Lee et al. "
+                      "2024; docs/networks.md; pair with --normalize-obs). The critics stay batch-(re)normalised "
+                      "MLPs of critic_hidden_sizes: SimBa's LayerNorms would replace the batch statistics CrossQ "
+                      "rests on.", choices=("mlp", "simba"))  # fmt: skip
 
     actor_lr: float = _f(1e-3, "Adam learning rate of the actor.", "positive")
     critic_lr: float = _f(1e-3, "Adam learning rate of the critics.", "positive")
@@ -45,8 +51,12 @@ class CrossQConfig(SoftActorConfig):
     critic_hidden_sizes: tuple[int, ...] = _f((2048, 2048), "Hidden layer widths of the critics (paper: 2048 × 2048).")
     policy_delay: int = _f(3, "Critic updates per actor and α update.", "positive")
     adam_beta1: float = _f(0.5, "Adam β₁ of the actor and the critics (CrossQ: 0.5).", "probability")
-    renorm_momentum: float = _f(0.01, "Batch Renormalization running-statistics rate.", "probability")
-    renorm_eps: float = _f(1e-3, "Batch Renormalization ε added to variances.", "positive")
+    norm: str = _f("batchrenorm", "Normalisation before every affine layer of the critics and the MLP actor: "
+                   "'batchrenorm' (Ioffe 2017; the paper's agent, sb3-contrib) or 'batchnorm' (plain BatchNorm as "
+                   "torch's BatchNorm1d: the authors' code's bn_mode 'bn' ablation; renorm_warmup unused).",
+                   choices=("batchrenorm", "batchnorm"))  # fmt: skip
+    renorm_momentum: float = _f(0.01, "Batch (re)normalisation running-statistics rate.", "probability")
+    renorm_eps: float = _f(1e-3, "Batch (re)normalisation ε added to variances.", "positive")
     renorm_warmup: int = _f(
         100_000, "Updates of plain batch normalisation before the running statistics renormalise.", "non-negative"
     )
@@ -59,10 +69,12 @@ class CrossQ(SoftActor, OffPolicyAgent):
 
     def _build(self) -> None:
         cfg, spec, n = self.config, self.spec, self.learners
-        layer: dict[str, Any] = {"norm": "batchrenorm", "renorm_momentum": cfg.renorm_momentum,
+        layer: dict[str, Any] = {"norm": cfg.norm, "renorm_momentum": cfg.renorm_momentum,
                                  "renorm_eps": cfg.renorm_eps, "renorm_warmup": cfg.renorm_warmup}  # fmt: skip
+        # A SimBa actor (``network="simba"``) has LayerNorms and no batch statistics: ``layer`` is
+        # the MLP's; its training-mode call returns no state. The critics are always MLPs.
         self.actor = GaussianActor(n, spec.obs_dim, spec.act_dim, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max,
-                                   **layer)  # fmt: skip
+                                   cfg.simba("actor"), **layer)  # fmt: skip
         self.actor.trunk.reset_parameters(self.rng.host)
         self.actor.to(self.device)
         self.critic = CriticEnsemble(n, cfg.n_critics, spec.obs_dim + spec.act_dim, cfg.critic_hidden_sizes, **layer)

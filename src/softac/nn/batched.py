@@ -24,7 +24,9 @@ from torch import Tensor, nn
 
 from softac.nn.fused import linear_relu_stack, stack_forward
 
-NORMS = ("none", "layer", "batchrenorm")
+NORMS = ("none", "layer", "batchrenorm", "batchnorm")
+# The normalisations with running statistics (buffers ``ra_mean_i``/``ra_var_i``, a training mode).
+BATCH_NORMS = ("batchrenorm", "batchnorm")
 # Where a loss collects the new running statistics of a network evaluated in training mode
 # (``forward(..., stats=[])``): (live buffer, new value) pairs that ``optim.gradient_step`` copies
 # into place after the gradient — the loss never writes state itself.
@@ -80,10 +82,12 @@ class BatchedMLP(nn.Module):
             for width in hidden:
                 self.norm_gains.append(nn.Parameter(torch.ones(groups, 1, width)))
                 self.norm_biases.append(nn.Parameter(torch.zeros(groups, 1, width)))
-        if norm == "batchrenorm":
+        if norm in BATCH_NORMS:
             # Batch Renormalization (Ioffe 2017) before every affine layer, input included, as
             # CrossQ's networks (Bhatt et al. 2024; sb3-contrib's BatchRenorm1d, whose defaults
             # these are): an affine scale/bias (parameters) and running mean/variance (state).
+            # "batchnorm" is the same layer whose renormalisation never switches on (the warm-up
+            # is ignored): plain batch normalisation (Ioffe & Szegedy 2015), see ``_renormed``.
             self.renorm = (renorm_momentum, renorm_eps, renorm_warmup)
             for i, width in enumerate(self.sizes[:-1]):
                 self.norm_gains.append(nn.Parameter(torch.ones(groups, 1, width)))
@@ -143,14 +147,14 @@ class BatchedMLP(nn.Module):
         its own: a loss written as a function of its parameters, which ``torch.func.grad`` can
         differentiate (``softac.algos.base.Agent.gradient_step``).
 
-        ``stats``: with batch renormalisation, a list makes this a *training-mode* call (batch
+        ``stats``: with batch (re)normalisation, a list makes this a *training-mode* call (batch
         statistics, and the new running statistics appended to it); None evaluates with the
         running statistics, as acting and targets do."""
         if params is None:
             params = self.params(detach_params)
         elif detach_params:
             params = [p.detach() for p in params]
-        if self.norm == "batchrenorm":
+        if self.norm in BATCH_NORMS:
             return self._renormed(x, params, stats)
         if self.fused and self.plain_relu and not torch.compiler.is_compiling():
             return linear_relu_stack(x, params)
@@ -163,8 +167,15 @@ class BatchedMLP(nn.Module):
         statistics, r = clip(σ_B/σ, 1/r_max, r_max), d = clip((μ_B − μ)/σ, −d_max, d_max) (both
         without gradient), normalising with μ_B − d·√σ²_B / r and σ²_B / r², σ = √(σ²_run + ε).
         Running statistics move by μ ← μ + m (μ_B − μ), σ² ← σ² + m (σ²_B − σ²). Evaluation
-        normalises with the running statistics. Exactly sb3-contrib's BatchRenorm (r_max 3, d_max 5)."""
+        normalises with the running statistics. Exactly sb3-contrib's BatchRenorm (r_max 3, d_max 5).
+
+        ``norm="batchnorm"``: never renormalised, and the batch normalised with the *biased*
+        variance σ²_B·(n−1)/n while the running variance takes the unbiased σ²_B — exactly
+        ``torch.nn.BatchNorm1d`` and Ioffe & Szegedy's (2015) Algorithm 2. (sb3-contrib's BRN
+        warm-up normalises with the unbiased σ²_B, a factor n/(n−1) in the variance: 1.002 at
+        n = 256·2; the original JAX CrossQ's flax BatchNorm keeps the biased one in both.)"""
         momentum, eps, warmup = self.renorm
+        plain_bn = self.norm == "batchnorm"
         n_linear = 2 * len(self.weights)
         last = len(self.weights) - 1
         steps = self.renorm_steps
@@ -177,13 +188,15 @@ class BatchedMLP(nn.Module):
                 mean, var = ra_mean, ra_var
             else:
                 b_mean, b_var = x.mean(dim=1, keepdim=True), x.var(dim=1, keepdim=True)
-                b_std = (b_var + eps).sqrt()
-                run_std = (ra_var + eps).sqrt()
-                r = (b_std / run_std).detach().clamp(1 / 3.0, 3.0)
-                d = ((b_mean - ra_mean) / run_std).detach().clamp(-5.0, 5.0)
-                renorm = (steps > warmup).view(-1, 1, 1)  # a tensor condition: no host sync, graph-safe
-                mean = torch.where(renorm, b_mean - d * b_var.sqrt() / r, b_mean)
-                var = torch.where(renorm, b_var / r.square(), b_var)
+                if plain_bn:
+                    mean, var = b_mean, b_var * ((x.shape[1] - 1) / x.shape[1])
+                else:
+                    run_std = (ra_var + eps).sqrt()
+                    r = ((b_var + eps).sqrt() / run_std).detach().clamp(1 / 3.0, 3.0)
+                    d = ((b_mean - ra_mean) / run_std).detach().clamp(-5.0, 5.0)
+                    renorm = (steps > warmup).view(-1, 1, 1)  # a tensor condition: no host sync, graph-safe
+                    mean = torch.where(renorm, b_mean - d * b_var.sqrt() / r, b_mean)
+                    var = torch.where(renorm, b_var / r.square(), b_var)
                 stats.append((ra_mean, ra_mean + momentum * (b_mean.detach() - ra_mean)))
                 stats.append((ra_var, ra_var + momentum * (b_var.detach() - ra_var)))
             x = (x - mean) / (var + eps).sqrt() * gain + shift

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from softac.nn.batched import BatchedMLP
+from softac.nn.batched import BATCH_NORMS, BatchedMLP
 from softac.nn.simba import BatchedSimba
 
 # A SimBa trunk's (blocks, width), or None for the plain MLP of ``hidden``.
@@ -167,7 +167,7 @@ class CriticEnsemble(nn.Module):
         lead, rows, width = obs_act.shape
         m = self.members if members is None else members
         if m != self.members:
-            if self.net.norm == "batchrenorm":
+            if self.net.norm in BATCH_NORMS:
                 raise ValueError("a subset of critics cannot be evaluated with per-critic batch statistics")
             ps = self.net.params(detach_params) if params is None else params
             # Groups are learner-major: (L·M, …) → (L, M, …) → the first m of each learner.
