@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 import torch
 
-from softac.runtime import apply_threads, available_cores, choose_threads, others_running
+from softac.runtime import _own_running, apply_threads, available_cores, choose_threads, others_running
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,27 @@ def test_choose_threads(requested: int, cores: int, busy: int, jobs: int, expect
 def test_cores_and_load_are_read_from_this_machine() -> None:
     assert available_cores() == len(os.sched_getaffinity(0))
     assert others_running() >= 0
+
+
+def test_own_runnable_threads_are_not_counted_as_neighbours() -> None:
+    """A busy thread of this process (torch's spinning OpenMP workers after an op, here a thread
+    in a GIL-free matrix product) is this process's, not a neighbour: seen by ``_own_running``,
+    so the quiet machine of issue 23 is not read as half busy."""
+    stop = threading.Event()
+    a = torch.randn(512, 512)
+
+    def spin() -> None:
+        while not stop.is_set():
+            torch.mm(a, a)  # releases the GIL: this thread stays runnable
+
+    worker = threading.Thread(target=spin, daemon=True)
+    worker.start()
+    try:
+        seen = max(_own_running() for _ in range(200))
+    finally:
+        stop.set()
+        worker.join()
+    assert seen >= 2
 
 
 def test_apply_threads_sets_torch() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 
@@ -61,14 +62,36 @@ def available_cores() -> int:
 
 def others_running() -> int:
     """Runnable threads of other processes right now: the 4th field of /proc/loadavg ("r/t")
-    counts every runnable thread on the machine, this one included. A reading at one instant,
-    not an average: the 1-minute load would still count a job that ended 30 s ago."""
+    counts every runnable thread on the machine, this process's included. A reading at one
+    instant, not an average: the 1-minute load would still count a job that ended 30 s ago.
+
+    This process's own runnable threads are taken off, not just the calling one: right after any
+    parallel torch op its OpenMP workers still spin (runnable) for a while, and counting them
+    made a quiet 2-core machine look half busy, so the run chose one thread (issue 23)."""
     try:
         with open("/proc/loadavg") as f:
             running = int(f.read().split()[3].split("/")[0])
     except (OSError, IndexError, ValueError):  # not Linux, or an unreadable /proc
         return 0
-    return max(0, running - 1)
+    return max(0, running - max(1, _own_running()))
+
+
+def _own_running() -> int:
+    """This process's threads in state R (running or runnable), from /proc/self/task/*/stat."""
+    count = 0
+    try:
+        tasks = list(Path("/proc/self/task").iterdir())
+    except OSError:
+        return 1
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        # "pid (comm) S ...": comm may hold spaces or parentheses, the state follows the last ')'.
+        if stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "R":
+            count += 1
+    return count
 
 
 def choose_threads(requested: int, cores: int, busy: int, jobs: int = 1) -> int:
