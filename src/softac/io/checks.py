@@ -43,7 +43,12 @@ def check_resume(ckpt: Path, resume: dict[str, Any], n_envs: Any) -> None:
             raise bad("collector.rng", rng)
         for gen in rng:
             name = gen.get("bit_generator") if isinstance(gen, dict) else None
-            if not isinstance(name, str) or name not in BIT_GENERATORS:
+            if isinstance(name, str) and name not in BIT_GENERATORS:  # a whitelist: never looked up by name
+                raise SoftacError(
+                    f"checkpoint {ckpt}: an environment random state names the generator {_short(name)}; expected "
+                    f"one of {', '.join(BIT_GENERATORS)}: it is corrupted, use an earlier checkpoint"
+                )
+            if not isinstance(name, str):
                 raise bad("collector.rng", gen)
             try:
                 BIT_GENERATORS[name]().state = gen  # a fresh generator: the same check the restore makes
