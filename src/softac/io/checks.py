@@ -46,8 +46,8 @@ def check_resume(ckpt: Path, resume: dict[str, Any], n_envs: Any) -> None:
             if isinstance(name, str) and name not in BIT_GENERATORS:  # a whitelist: never looked up by name
                 raise SoftacError(
                     f"checkpoint {ckpt} has an invalid 'resume.collector.rng' in {STATE}: an environment random state "
-                    f"names the generator {_short(name)}, expected one of {', '.join(BIT_GENERATORS)}; it is corrupted: "
-                    "use an earlier checkpoint"
+                    f"names the generator {_short(name)}, expected one of {', '.join(BIT_GENERATORS)}; it is "
+                    "corrupted: use an earlier checkpoint"
                 )
             if not isinstance(name, str):
                 raise bad("collector.rng", gen)
