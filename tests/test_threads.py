@@ -62,3 +62,17 @@ def test_apply_threads_sets_torch() -> None:
         assert 1 <= n <= available_cores() and torch.get_num_threads() == n
     finally:
         torch.set_num_threads(before)
+
+
+def test_tf32_is_cuda_only_and_off_by_default() -> None:
+    """--tf32 changes float32 matmul precision process-wide, so it must never switch on for a CPU run
+    (whose equality tests are bit for bit) and is off unless asked for."""
+    import torch
+
+    from softac.algos.sac import SACConfig
+    from softac.runtime import apply_tf32
+
+    assert SACConfig().tf32 is False
+    before = torch.backends.cuda.matmul.allow_tf32
+    apply_tf32(True, torch.device("cpu"))
+    assert torch.backends.cuda.matmul.allow_tf32 == before

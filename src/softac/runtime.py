@@ -116,3 +116,12 @@ def apply_threads(requested: int, jobs: int = 1) -> int:
     n = choose_threads(requested, available_cores(), others_running(), jobs)
     torch.set_num_threads(n)
     return n
+
+
+def apply_tf32(enabled: bool, device: torch.device) -> None:
+    """``--tf32``: CUDA float32 matmuls on TF32 tensor cores. Process-wide (torch has no per-module
+    switch), so another agent in this process gets TF32 too; `softac train` and the suite run one
+    configuration per process. Never turned off here: an agent without it does not undo another's."""
+    if enabled and device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True

@@ -34,7 +34,7 @@ from softac.preset_apply import AppliedPreset
 from softac.preset_apply import resolve as resolve_preset
 from softac.protocols import state_tensors
 from softac.rng import LearnerRNG
-from softac.runtime import apply_threads, parse_seeds, resolve_device
+from softac.runtime import apply_tf32, apply_threads, parse_seeds, resolve_device
 from softac.train import train
 
 
@@ -110,11 +110,7 @@ class Agent(abc.ABC):
             )
         self.scaler = action_mapper(self.spec)
         self.device = resolve_device(cfg.device)
-        if cfg.tf32 and self.device.type == "cuda":
-            # Process-wide: torch has no per-module switch, so another agent in this process gets TF32
-            # too. `softac train` and the suite run one configuration per process.
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        apply_tf32(cfg.tf32, self.device)
         apply_threads(cfg.threads)
         tune_allocator()
         check_fits(self.memory_estimate(), self.device, self.memory_reserved())
