@@ -43,19 +43,26 @@ def test_interrupt_while_importing_is_one_line_and_130() -> None:
 def test_real_ctrl_c_during_start_up() -> None:
     if not SCRIPT.exists() or not Path("/proc/self/maps").exists():
         pytest.skip("needs the installed console script and /proc")
-    proc = subprocess.Popen([str(SCRIPT), "eval", "/nonexistent"], stderr=subprocess.PIPE, text=True, env=cli_env())
-    maps = Path(f"/proc/{proc.pid}/maps")
-    deadline = time.monotonic() + 60
-    # SIGINT once torch's shared library is mapped: torch's Python import is then under way.
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            if "libtorch" in maps.read_text():
-                break
-        except OSError:
-            pass
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    # A loaded machine can deschedule this test until the child has finished starting (it then exits 2
+    # on /nonexistent before any signal: 2026-12-04, beside `make train`); such a try shows nothing
+    # either way and is made again, three times at most.
+    for _ in range(3):
+        proc = subprocess.Popen([str(SCRIPT), "eval", "/nonexistent"], stderr=subprocess.PIPE, text=True,
+                                env=cli_env())  # fmt: skip
+        maps = Path(f"/proc/{proc.pid}/maps")
+        deadline = time.monotonic() + 60
+        # SIGINT once torch's shared library is mapped: torch's Python import is then under way.
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if "libtorch" in maps.read_text():
+                    break
+            except OSError:
+                pass
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        if not (proc.returncode == 2 and "does not exist" in err):
+            break
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines() == [
         "softac: interrupted while starting (nothing was done)"
