@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,18 @@ BATCH_NORMS = ("batchrenorm", "batchnorm")
 # (``forward(..., stats=[])``): (live buffer, new value) pairs that ``optim.gradient_step`` copies
 # into place after the gradient — the loss never writes state itself.
 Stats = list[tuple[Tensor, Tensor]]
+
+
+def cached_params(net: Any, detach: bool = False) -> list[Tensor]:
+    """[W₀, b₀, …, then each normalisation's gain and bias] of a network holding ``weights``,
+    ``biases``, ``norm_gains`` and ``norm_biases`` ParameterLists (BatchedMLP, BatchedSimba), built
+    once per network (see ``BatchedMLP.params`` for why that is safe)."""
+    cached: list[Tensor] | None = net.__dict__.get("_params")
+    if cached is None:
+        cached = [t for pair in zip(net.weights, net.biases, strict=True) for t in pair]
+        cached += [t for pair in zip(net.norm_gains, net.norm_biases, strict=True) for t in pair]
+        net.__dict__["_params"] = cached
+    return [t.detach() for t in cached] if detach else list(cached)
 
 
 class BatchedMLP(nn.Module):
@@ -130,12 +143,7 @@ class BatchedMLP(nn.Module):
         The list is built once: iterating ``ParameterList``s cost ≈57 µs a call, five calls an
         update. The Parameter objects never change (``.to()``, ``load_state_dict`` and the
         optimizers write into them; a deep copy — a target network — copies the list with them)."""
-        cached: list[Tensor] | None = self.__dict__.get("_params")
-        if cached is None:
-            cached = [t for pair in zip(self.weights, self.biases, strict=True) for t in pair]
-            cached += [t for pair in zip(self.norm_gains, self.norm_biases, strict=True) for t in pair]
-            self.__dict__["_params"] = cached
-        return [t.detach() for t in cached] if detach else list(cached)
+        return cached_params(self, detach)
 
     def forward(
         self, x: Tensor, detach_params: bool = False, params: list[Tensor] | None = None, stats: Stats | None = None

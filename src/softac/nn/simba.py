@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from softac.nn.batched import cached_params
+
 
 class BatchedSimba(nn.Module):
     """x (G, B, in) → (G, B, out) through ``blocks`` pre-LN residual blocks of width ``width``.
@@ -65,12 +67,7 @@ class BatchedSimba(nn.Module):
     def params(self, detach: bool = False) -> list[Tensor]:
         """[W₀, b₀, …, W_last, b_last, then each LayerNorm's gain and bias], built once (see
         ``BatchedMLP.params``: the Parameter objects never change)."""
-        cached: list[Tensor] | None = self.__dict__.get("_params")
-        if cached is None:
-            cached = [t for pair in zip(self.weights, self.biases, strict=True) for t in pair]
-            cached += [t for pair in zip(self.norm_gains, self.norm_biases, strict=True) for t in pair]
-            self.__dict__["_params"] = cached
-        return [t.detach() for t in cached] if detach else list(cached)
+        return cached_params(self, detach)
 
     def forward(
         self,
