@@ -19,7 +19,6 @@ from softac.algos.offpolicy import OffPolicyAgent
 from softac.algos.temperature import SoftActor, SoftActorConfig, actor_optimizer_with_temperature
 from softac.config import SimbaActorConfig, _f
 from softac.data.replay import Batch
-from softac.distributions import squashed_gaussian_rsample
 from softac.losses import common
 from softac.losses import crossq as C
 from softac.losses import sac as L
@@ -119,8 +118,7 @@ class CrossQ(SoftActor, OffPolicyAgent):
         batch, noise = draws
         alpha = self.log_alpha.detach().exp()
         with torch.no_grad():  # ã' ~ π_θ(·|s'), the actor in evaluation mode
-            next_mean, next_log_std = self.actor(batch.next_obs)
-            next_action, next_log_prob = squashed_gaussian_rsample(next_mean, next_log_std, noise[:, 0])
+            next_action, next_log_prob = self.actor.sample(batch.next_obs, noise[:, 0])
         next_obs_act = torch.cat([batch.next_obs, next_action], dim=-1)
         metrics = self.gradient_step(self.critic_opt, self._critic_loss, batch, next_obs_act, next_log_prob, alpha)
         if phase:
@@ -151,8 +149,7 @@ class CrossQ(SoftActor, OffPolicyAgent):
         returned as new state), the critics in evaluation mode with their weights detached."""
         stats: Stats = []
         n = len(self.actor.trunk.params())
-        mean, log_std = self.actor(batch.obs, params=params[:n], stats=stats)
-        action, log_prob = squashed_gaussian_rsample(mean, log_std, noise)
+        action, log_prob = self.actor.sample(batch.obs, noise, params=params[:n], stats=stats)
         q_pi = self.critic(torch.cat([batch.obs, action], dim=-1), detach_params=True)
         loss = L.actor_loss(q_pi, log_prob, alpha)
         metrics = {"loss/actor": loss.detach(), "policy/entropy": -log_prob.detach().mean(dim=-1)}

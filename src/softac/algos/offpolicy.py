@@ -27,7 +27,7 @@ from softac.data.replay import ReplayBuffer
 from softac.envs import learner_observations
 from softac.errors import SoftacError
 from softac.memory import FLOAT
-from softac.nn import BatchedMLP, Policy, numpy_forward
+from softac.nn import BatchedMLP, GaussianActor, Policy, numpy_forward
 
 # The numpy acting path serves at most this many rows: for one environment per learner the
 # action is a few vector–matrix products, where torch's fixed cost per op (dispatch, tensor
@@ -226,7 +226,7 @@ class OffPolicyAgent(Agent):
         if self._runner is None or self._inner is None or key != self._runner_key:
             for module in self.modules().values():
                 for sub in module.modules():
-                    if isinstance(sub, BatchedMLP):
+                    if isinstance(sub, BatchedMLP | GaussianActor):
                         sub.fused = cfg.fast_update
             self._inner, self._runner = make_runners(self._draw, self._compute, self.mutable_tensors, self.rng.dev,
                                                      self.device, compiled, cfg.cuda_graph)  # fmt: skip

@@ -13,7 +13,6 @@ from softac.algos.actor_critic import ActorCriticAgent
 from softac.algos.temperature import SoftActor, SoftActorConfig, actor_optimizer_with_temperature
 from softac.config import ActorCriticConfig
 from softac.data.replay import Batch
-from softac.distributions import squashed_gaussian_rsample
 from softac.losses import sac as L
 from softac.nn import GaussianActor
 from softac.optim import polyak_update
@@ -58,8 +57,7 @@ class SAC(SoftActor, ActorCriticAgent):
         # y = r + γ(1 − d)(min_j Q_targ,j(s', ã') − α log π(ã'|s')), ã' ~ π_θ(·|s') (the current policy).
         gamma = batch.gamma(self.config.gamma)  # γ, or the per-row γ^m of n-step returns
         with torch.no_grad():
-            next_mean, next_log_std = self.actor(batch.next_obs)
-            next_action, next_log_prob = squashed_gaussian_rsample(next_mean, next_log_std, noise[:, 0])
+            next_action, next_log_prob = self.actor.sample(batch.next_obs, noise[:, 0])
             next_q = self.critic_target(torch.cat([batch.next_obs, next_action], dim=-1))
             if self.atoms is None:
                 y = L.soft_target(batch.reward, batch.terminated, gamma, next_q, next_log_prob, alpha)
@@ -67,7 +65,7 @@ class SAC(SoftActor, ActorCriticAgent):
                 y = self._dist_target(batch, next_q, alpha.unsqueeze(-1) * next_log_prob)
         metrics = self.gradient_step(self.critic_opt, self._critic_loss, batch, y)
         metrics |= self.gradient_step(self.actor_opt, self._actor_loss, batch, noise[:, 1], alpha)
-        polyak_update(self.critic_target.parameters(), self.critic.parameters(), self.config.tau)
+        polyak_update(self.critic_target, self.critic, self.config.tau)
         return metrics
 
     def _actor_loss(
@@ -78,8 +76,7 @@ class SAC(SoftActor, ActorCriticAgent):
         same samples as a function of log α (log π detached): disjoint parameters, so one gradient
         step of the actor's optimizer serves both."""
         n = len(self.actor.trunk.params())
-        mean, log_std = self.actor(batch.obs, params=params[:n])
-        action, log_prob = squashed_gaussian_rsample(mean, log_std, noise)
+        action, log_prob = self.actor.sample(batch.obs, noise, params=params[:n])
         q_pi = self._values(self.critic(torch.cat([batch.obs, action], dim=-1), detach_params=True))
         loss = L.actor_loss(q_pi, log_prob, alpha)
         metrics = {"loss/actor": loss.detach(), "policy/entropy": -log_prob.detach().mean(dim=-1), "alpha": alpha}

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from softac.distributions import squashed_gaussian_rsample
 from softac.nn.batched import BATCH_NORMS, BatchedMLP
+from softac.nn.fused import squashed_gaussian_head
 from softac.nn.simba import BatchedSimba
 
 # A SimBa trunk's (blocks, width), or None for the plain MLP of ``hidden``.
@@ -90,6 +92,9 @@ class GaussianActor(nn.Module):
         self.act_dim = act_dim
         self.log_std_min = log_std_min
         self.log_std_max = log_std_max
+        # The sample as one autograd node (``softac.nn.fused.squashed_gaussian_head``); set with the
+        # trunk's ``fused`` from ``fast_update``, off under torch.compile (which fuses it itself).
+        self.fused = True
 
     def forward(
         self, obs: Tensor, params: list[Tensor] | None = None, stats: list[tuple[Tensor, Tensor]] | None = None
@@ -97,6 +102,21 @@ class GaussianActor(nn.Module):
         """``stats``: a training-mode call of a network with batch statistics (``BatchedMLP``)."""
         mean, log_std = self.trunk(obs, params=params, stats=stats).split(self.act_dim, dim=-1)
         return mean, log_std.clamp(self.log_std_min, self.log_std_max)
+
+    def sample(
+        self,
+        obs: Tensor,
+        noise: Tensor,
+        params: list[Tensor] | None = None,
+        stats: list[tuple[Tensor, Tensor]] | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """(ã, log π(ã|s)): the reparameterised sample ã = tanh(μ + σ ⊙ ξ) for ξ = ``noise`` and its
+        log-probability (``distributions.squashed_gaussian_rsample``, the reference it equals)."""
+        if self.fused and not torch.compiler.is_compiling():
+            out = self.trunk(obs, params=params, stats=stats)
+            return squashed_gaussian_head(out, noise, self.log_std_min, self.log_std_max)
+        mean, log_std = self(obs, params=params, stats=stats)
+        return squashed_gaussian_rsample(mean, log_std, noise)
 
     def head(self, xp: Any, out: Any, noise: Any | None) -> Any:
         """Acting from the trunk's output: tanh(μ) (deterministic, ``noise=None``) or the behaviour
