@@ -14,7 +14,8 @@ from helpers import DEVICE, TINY, assert_learners_equal_singles, fill_buffer, on
 
 from softac import DDPG, DQN, PPO, SAC, TD3, CrossQ, DiscreteSAC
 from softac.accel import runner as runner_mod
-from softac.config import COMPILE_AUTO_STEPS
+from softac.config import COMPILE_AUTO_UPDATES
+from softac.distributions import squashed_gaussian_rsample
 from softac.nn import BatchedMLP, BatchedSimba
 from softac.nn import fused as fused_mod
 
@@ -122,6 +123,50 @@ def test_fused_stack_equals_separate_ops_gradient_by_gradient(
     assert all((g is None) == detach_params for g in grads[0][1:])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_squashed_gaussian_equals_the_reference_sample(dtype: torch.dtype) -> None:
+    """``nn.fused.squashed_gaussian_head`` against ``distributions.squashed_gaussian_rsample`` after
+    the split and the clamp: the forward pass bit for bit (same ops in the same order), the
+    gradient with respect to [μ | raw log σ] for upstream gradients on both outputs, with a third of
+    the log-stds clamped at each end (their gradient must be 0) and some exactly at a bound (where
+    torch's clamp passes it); in float64 also torch's numerical gradient check."""
+    gen = torch.Generator().manual_seed(3)
+    lo, hi = -2.0, 1.0
+    mean = torch.randn(2, 40, 3, generator=gen, dtype=dtype) * 2
+    raw = torch.empty(2, 40, 3, dtype=dtype).uniform_(-3.5, 2.5, generator=gen)
+    raw[0, :4] = lo
+    raw[1, :4] = hi
+    out = torch.cat([mean, raw], dim=-1).requires_grad_()
+    noise = torch.randn(2, 40, 3, generator=gen, dtype=dtype)
+    up_action, up_log_prob = torch.randn(2, 40, 3, generator=gen, dtype=dtype), torch.randn(2, 40, generator=gen,
+                                                                                            dtype=dtype)  # fmt: skip
+
+    def reference(o: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m, r = o.split(3, dim=-1)
+        return squashed_gaussian_rsample(m, r.clamp(lo, hi), noise)
+
+    results = []
+    for fn in (lambda o: fused_mod.squashed_gaussian_head(o, noise, lo, hi), reference):
+        action, log_prob = fn(out)
+        (grad,) = torch.autograd.grad((action * up_action).sum() + (log_prob * up_log_prob).sum(), out)
+        results.append((action.detach(), log_prob.detach(), grad))
+    (a_f, lp_f, g_f), (a_r, lp_r, g_r) = results
+    assert torch.equal(a_f, a_r) and torch.equal(lp_f, lp_r)
+    # float64: the reference's softplus turns linear past 20 (torch's threshold), so its derivative
+    # there is off from the exact 2·tanh(u) by ≈ e⁻²⁰ ≈ 2e-9; that, not rounding, sets this tolerance.
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-8, "atol": 1e-8}
+    torch.testing.assert_close(g_f, g_r, **tol)
+    clamped = (raw < lo) | (raw > hi)
+    assert clamped.any() and (g_f[..., 3:][clamped] == 0).all() and (g_f[..., 3:][~clamped] != 0).all()
+    if dtype == torch.float64:
+        # Rows away from the bounds placed above (finite differences straddling a clamp's kink disagree).
+        small = out.detach()[:, 10:15].clone().requires_grad_()
+        assert torch.autograd.gradcheck(lambda o: fused_mod.squashed_gaussian_head(o, noise[:, 10:15], lo, hi), (small,))
+    with torch.no_grad():  # no node without a gradient to compute: the plain forward, the same values
+        action, log_prob = fused_mod.squashed_gaussian_head(out, noise, lo, hi)
+    assert torch.equal(action, a_r) and torch.equal(log_prob, lp_r)
+
+
 @pytest.mark.parametrize(("cls", "extra"), UPDATE_CASES, ids=CASE_IDS)
 def test_fused_update_equals_plain_autograd_update(
     cls: type, extra: dict[str, Any], monkeypatch: pytest.MonkeyPatch
@@ -136,10 +181,20 @@ def test_fused_update_equals_plain_autograd_update(
     node = fused_mod._LinearReLUStack
     original = node.apply
     monkeypatch.setattr(node, "apply", lambda *args: calls.append(1) or original(*args))
+    heads: list[int] = []
+    head = fused_mod._SquashedGaussian
+    original_head = head.apply
+    monkeypatch.setattr(head, "apply", lambda *args: heads.append(1) or original_head(*args))
     fused.update()
-    fused_calls = len(calls)
+    fused_calls, head_calls = len(calls), len(heads)
     plain.update()
-    assert len(calls) == fused_calls  # the plain update never reached the fused node
+    assert len(calls) == fused_calls and len(heads) == head_calls  # the plain update reached no fused node
+    # SAC's actor loss samples through the squashed-Gaussian node once per update (its target's
+    # sample needs no gradient: the node's plain forward); no other algorithm but CrossQ has one.
+    if cls is SAC:
+        assert head_calls == 1
+    elif cls is not CrossQ:
+        assert head_calls == 0
     if on_cpu():
         # The fused node covers plain Linear/ReLU stacks; normalised networks (CrossQ's batch
         # renormalisation) must fall back to the plain ops, never half-use it.
@@ -221,19 +276,27 @@ def test_compiled_update_equals_eager_update(cls: type, extra: dict[str, Any]) -
 
 @pytest.mark.parametrize("cls", [SAC, PPO])
 def test_long_cpu_runs_compile_by_default_and_the_flags_decide(cls: type) -> None:
-    """Unset ``compile_update``: compiled on the CPU from 1,000,000 total steps, eager below and on
-    CUDA; set, it decides. Nothing is compiled here: the runners are built, not called. (A run
-    says so in one line before its progress bar: ``tests/test_signals.py``.)"""
+    """Unset ``compile_update``: compiled on the CPU for runs that plan 50,000 gradient updates or
+    more, eager below and on CUDA; set, it decides. The plan is the family's own schedule, so the
+    budget at which a run starts compiling is found by search and checked against the formula.
+    Nothing is compiled here: the runners are built, not called. (A run says so in one line before
+    its progress bar: ``tests/test_signals.py``.)"""
     cfg = cls.config_cls()
-    assert cfg.compile_update is None and COMPILE_AUTO_STEPS == 1_000_000
-    long = cfg.replace(total_steps=COMPILE_AUTO_STEPS)
-    shorter = cfg.replace(total_steps=COMPILE_AUTO_STEPS - 1)
+    assert cfg.compile_update is None and COMPILE_AUTO_UPDATES == 50_000
+    if cls is SAC:  # ⌊(T − learning_starts) · utd⌋
+        assert cfg.replace(total_steps=100_000, learning_starts=5_000, utd_ratio=0.5).planned_updates() == 47_500
+        assert cfg.replace(total_steps=1_000, learning_starts=5_000).planned_updates() == 0
+    else:  # SB3's defaults: 2048-step rollouts, 10 epochs of 32 minibatches; the last rollout is whole
+        assert cfg.replace(total_steps=100_000).planned_updates() == 49 * 10 * 32
+    first = next(t for t in range(1, 10**7, 1_000) if cfg.replace(total_steps=t).compiles("cpu"))
+    long, shorter = cfg.replace(total_steps=first), cfg.replace(total_steps=first - 1_000)
+    assert long.planned_updates() >= COMPILE_AUTO_UPDATES > shorter.planned_updates()
     assert [long.compiles("cpu"), long.compiles("cuda"), shorter.compiles("cpu")] == [True, False, False]
     assert not long.replace(compile_update=False).compiles("cpu") and cfg.replace(compile_update=True).compiles("cuda")
     if not on_cpu():
         return
     small = {"hidden_sizes": (16, 16), "n_steps": 16, "minibatch_size": 8, "threads": 1} if cls is PPO else TINY
-    for total, kind in ((COMPILE_AUTO_STEPS, runner_mod.Compiled), (20_000, runner_mod.Eager)):
+    for total, kind in ((10**6, runner_mod.Compiled), (20_000, runner_mod.Eager)):
         agent = cls("Pendulum-v1", **small, total_steps=total)
         inner = agent._runners()[0] if cls is not PPO else agent._runner()
         assert isinstance(inner, kind)
