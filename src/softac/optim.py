@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -63,16 +64,29 @@ def adam_step(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | None = None)
 
     A group's ``lr`` may be a 0-d tensor (``set_lr``): the kernel then reads it from memory at
     each call, so a schedule that changes it in place needs no new CUDA graph or compilation."""
+    # Consecutive groups with the same settings go to one kernel call (SAC's actor and log α at
+    # equal learning rates: two calls cost ≈ 40 µs more per update on a 2-core CPU, issue 23).
+    runs: list[tuple[tuple[Any, ...], dict[str, Any], list[Tensor], list[Tensor]]] = []
     for group, gs in _groups(opt, grads):
         params = [p for p, g in zip(group["params"], gs, strict=True) if g is not None]
-        gs = [g for g in gs if g is not None]
+        grads_ = [g for g in gs if g is not None]
         if not params:
             continue
+        lr = _lr(group)
+        key = (id(lr) if isinstance(lr, Tensor) else lr, tuple(group["betas"]), group["eps"], group["weight_decay"])
+        if runs and runs[-1][0] == key:
+            runs[-1][2].extend(params)
+            runs[-1][3].extend(grads_)
+        else:
+            runs.append((key, group, params, grads_))
+    kernel = torch._fused_adamw_ if isinstance(opt, torch.optim.AdamW) else torch._fused_adam_
+    for _, group, params, gs in runs:
+        beta1, beta2 = group["betas"]
         states = [opt.state[p] for p in params]
         steps = [s["step"] for s in states]
-        beta1, beta2 = group["betas"]
-        torch._foreach_add_(steps, 1.0)  # a float: an int scalar costs a dtype conversion per tensor
-        kernel = torch._fused_adamw_ if isinstance(opt, torch.optim.AdamW) else torch._fused_adam_
+        # A tensor 1 of the steps' own dtype: with a Python number the CPU loop converts it once per
+        # tensor (17 against 6 µs for SAC's six actor tensors, issue 23).
+        torch._foreach_add_(steps, [_one(steps[0])] * len(steps))
         kernel(
             params,
             gs,
@@ -90,6 +104,17 @@ def adam_step(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | None = None)
             grad_scale=None,
             found_inf=None,
         )
+
+
+_ONES: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+
+def _one(like: Tensor) -> Tensor:
+    """A 0-d 1 on ``like``'s device and dtype, made once (never written: only read by the adds)."""
+    key = (like.device, like.dtype)
+    if key not in _ONES:
+        _ONES[key] = torch.ones((), dtype=like.dtype, device=like.device)
+    return _ONES[key]
 
 
 @torch.no_grad()
@@ -185,10 +210,32 @@ def clip_grads(grads: Sequence[Tensor], max_norm: float, learners: int) -> tuple
 
 
 @torch.no_grad()
-def polyak_update(target: Iterable[Tensor], source: Iterable[Tensor], tau: float) -> None:
+def polyak_update(target: nn.Module | Iterable[Tensor], source: nn.Module | Iterable[Tensor], tau: float) -> None:
     """φ_targ ← ρ φ_targ + (1 − ρ) φ with τ = 1 − ρ, i.e. φ_targ ← φ_targ + τ (φ − φ_targ):
-    one fused ``lerp_`` over all tensors instead of a multiply and an add per tensor."""
-    torch._foreach_lerp_(list(target), list(source), tau)
+    one fused ``lerp_`` over all tensors instead of a multiply and an add per tensor. Modules are
+    read through ``module_params``."""
+    torch._foreach_lerp_(_tensors(target), _tensors(source), tau)
+
+
+_PARAMS: weakref.WeakKeyDictionary[nn.Module, list[Tensor]] = weakref.WeakKeyDictionary()
+
+
+def module_params(module: nn.Module) -> list[Tensor]:
+    """``list(module.parameters())``, listed once per module. Why: ``parameters()`` walks the module
+    tree (14 walks per SAC update, ≈ 0.1 ms on a 2-core CPU); the Parameter objects themselves never
+    change after a network is built (``.to()``, ``load_state_dict`` and the optimizers write into
+    them), as ``nn.batched.cached_params`` also relies on."""
+    params = _PARAMS.get(module)
+    if params is None:
+        params = _PARAMS[module] = list(module.parameters())
+    return params
+
+
+def _tensors(x: nn.Module | Iterable[Tensor]) -> list[Tensor]:
+    if not isinstance(x, nn.Module):
+        return list(x)
+    # Traced code lists them itself: a weak-keyed cache is nothing torch.compile needs to follow.
+    return list(x.parameters()) if torch.compiler.is_compiling() else module_params(x)
 
 
 def frozen_copy(source: nn.Module) -> nn.Module:

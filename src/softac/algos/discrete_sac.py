@@ -113,7 +113,7 @@ class DiscreteSAC(OffPolicyAgent):
             q_pi = self.critic(batch.obs)
         metrics |= self.gradient_step(self.actor_opt, self._actor_loss, batch, q_pi, alpha)
         if phase:
-            polyak_update(self.critic_target.parameters(), self.critic.parameters(), cfg.tau)
+            polyak_update(self.critic_target, self.critic, cfg.tau)
         return metrics
 
     def _critic_loss(self, params: list[Tensor], batch: Batch, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -180,7 +180,7 @@ class DQN(OffPolicyAgent):
                     for target, source in zip(self.q_target.parameters(), self.q.parameters(), strict=True):
                         target.copy_(source)
             else:
-                polyak_update(self.q_target.parameters(), self.q.parameters(), cfg.tau)
+                polyak_update(self.q_target, self.q, cfg.tau)
         return metrics
 
     def _loss(self, params: list[Tensor], batch: Batch, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

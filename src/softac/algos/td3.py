@@ -111,8 +111,8 @@ class TD3(ActorCriticAgent):
         if phase:
             actor = self.gradient_step(self.actor_opt, self._actor_loss, batch)
             self._last_actor_loss.copy_(actor["loss/actor"])
-            polyak_update(self.critic_target.parameters(), self.critic.parameters(), cfg.tau)
-            polyak_update(self.actor_target.parameters(), self.actor.parameters(), cfg.tau)
+            polyak_update(self.critic_target, self.critic, cfg.tau)
+            polyak_update(self.actor_target, self.actor, cfg.tau)
         metrics["loss/actor"] = self._last_actor_loss
         return metrics
 
