@@ -21,7 +21,7 @@ from typing import Any
 # the names below are re-exported because every algorithm's config module imports them from here.
 from softac.config_fields import (  # noqa: F401  (re-exported)
     _CHECKS,
-    COMPILE_AUTO_STEPS,
+    COMPILE_AUTO_UPDATES,
     MAX_INT,
     MAX_SEED,
     Kwargs,
@@ -67,7 +67,7 @@ class BaseConfig:
         "Run the update through torch.compile (Inductor): 20-40 s of compilation at the first update "
         "(cached on disk for later runs), then less time per update. Needs a C++ compiler on CPU (without "
         "one: a warning and the eager update). Verified equal to the eager update up to rounding in the "
-        "tests. Unset (default): on for CPU runs of at least 1,000,000 total_steps, where the compilation "
+        "tests. Unset (default): on for CPU runs of at least 50,000 gradient updates, where the compilation "
         "pays back many times, off otherwise; --compile-update / --no-compile-update decide.",
     )
     cuda_graph: bool = _f(
@@ -123,14 +123,19 @@ class BaseConfig:
 
     def compiles(self, device_type: str) -> bool:
         """Whether the update runs compiled: ``compile_update`` when set; unset, on the CPU for runs
-        of at least ``COMPILE_AUTO_STEPS``. Why CPU only: there every compiled update is held to the
-        eager one by the test suite on each CI run; on a GPU, CUDA graphs already remove most of the
-        overhead compiling would, and compiled + graphed updates have run there only for SAC and
-        TD3 so far. The choice depends on the config alone, so a resumed run makes it
-        again the same way (exact resume), unless ``total_steps`` changes across the threshold."""
+        that plan at least ``COMPILE_AUTO_UPDATES`` gradient updates. Why CPU only: there every
+        compiled update is held to the eager one by the test suite on each CI run; on a GPU, CUDA
+        graphs already remove most of the overhead compiling would, and compiled + graphed updates
+        have run there only for SAC and TD3 so far. The choice depends on the config alone, so a
+        resumed run makes it again the same way (exact resume), unless a budget change crosses the
+        threshold."""
         if self.compile_update is not None:
             return self.compile_update
-        return device_type == "cpu" and self.total_steps >= COMPILE_AUTO_STEPS
+        return device_type == "cpu" and self.planned_updates() >= COMPILE_AUTO_UPDATES
+
+    def planned_updates(self) -> int:
+        """The gradient updates the whole run will make, from the config alone (each family says)."""
+        return self.total_steps
 
     def replace(self, **changes: Any) -> Any:
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
@@ -176,6 +181,10 @@ class OffPolicyConfig(BaseConfig):
     n_step: int = _f(
         1, "n-step returns: store R = Σ_{i<n} γ^i r_{t+i} and bootstrap with γ^n (1 = one-step TD).", "positive"
     )
+
+    def planned_updates(self) -> int:
+        """⌊(total_steps − learning_starts) · utd_ratio⌋, the schedule of ``OffPolicyAgent.updates_due``."""
+        return max(0, int((self.total_steps - self.learning_starts) * self.utd_ratio))
 
     def validate(self) -> None:
         super().validate()

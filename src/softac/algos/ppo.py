@@ -48,6 +48,11 @@ class PPOConfig(OnPolicyConfig):
                               "clipping).", "non-negative")  # fmt: skip
     normalize_advantage: bool = _f(True, "Normalise advantages per minibatch (and learner) to mean 0, std 1.")
 
+    def planned_updates(self) -> int:
+        """Whole rollouts (the last one may pass total_steps) × n_epochs × minibatches per epoch."""
+        samples = self.n_steps * self.n_envs
+        return -(-self.total_steps // samples) * self.n_epochs * max(1, samples // self.minibatch_size)
+
     def validate(self) -> None:
         super().validate()
         samples = self.n_steps * self.n_envs
