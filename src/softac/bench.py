@@ -172,8 +172,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def report(variants: list[Variant]) -> None:
-    """Medians, peak RSS and the ratio of medians to the SB3 and SBX columns (when there are)."""
-    refs = [v for v in variants if v.library in ("sb3", "sbx") and v.results]
+    """Medians, peak RSS and the ratio of medians to the SB3, SBX and baseline columns (when there are)."""
+    refs = [v for v in variants if (v.library in ("sb3", "sbx") or v.src) and v.results]
     for v in variants:
         if not v.results:
             continue
@@ -186,7 +186,7 @@ def report(variants: list[Variant]) -> None:
             first = statistics.median(r["first_updates_s"] for r in v.results)
             line += f"   (untimed first {PRE_UPDATES} updates: {first:.1f} s)"
         print(line)
-        for ref in refs if v.library not in ("sb3", "sbx") else []:
+        for ref in refs if v.library not in ("sb3", "sbx") and not v.src else []:
             ref_med = statistics.median(r["steps_per_s"] for r in ref.results)
             ratios = [a["steps_per_s"] / b["steps_per_s"] for a, b in zip(v.results, ref.results, strict=False)]
             print(f"{v.label}/{ref.label} ratio of medians: {med / ref_med:.2f}   "
@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip the `softac train` column (two whole processes per round, the difference)")  # fmt: skip
     p.add_argument("--softac-options", default="{}", help='extra softac config as JSON, e.g. \'{"threads": 1}\'')
     p.add_argument("--compile-update", action="store_true", help="softac with compile_update (not timed)")
+    p.add_argument("--with-compiled", action="store_true",
+                   help="a second softac column with compile_update, beside the eager one: what runs of 50,000 "
+                   "updates or more get by default on the CPU (its compilation is reported, not timed)")  # fmt: skip
     p.add_argument("--device", default=None, help="softac's and SB3's torch device (default: softac auto, SB3 cpu)")
     p.add_argument("--baseline-src", default=None, metavar="DIR",
                    help="also time the softac whose src/ is DIR (e.g. an older version), side by side")  # fmt: skip
@@ -237,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds <= 0 or args.steps <= 0 or args.warmup < 256:
         raise SoftacError("--rounds and --steps must be positive and --warmup at least 256 (one batch)")
     variants = [Variant("softac", "softac", options)]
+    if args.with_compiled and not options["compile_update"]:
+        variants.append(Variant("softac compiled", "softac", {**options, "compile_update": True}))
     if not args.no_cli:
         variants.append(Variant("softac train", "cli", options))
     if args.baseline_src:
