@@ -133,29 +133,38 @@ def run_seed(env_id: str, seed: int, budget: int, seed_dir: Path, eval_freq: int
     eval_env = gym.make(env_id)
     t0 = time.perf_counter()
 
+    def evaluate(model: Any, step: int, episodes: int) -> None:
+        rets = evaluate_sb3(model, eval_env, eval_episodes, seed + EVAL_SEED_OFFSET)
+        wall = time.perf_counter() - t0
+        recent = [info["r"] for info in model.ep_info_buffer or []]  # SB3's last 100 training episodes
+        train_mean = float(np.mean(recent)) if recent else ""
+        rows.append({"step": step, "wall_time_s": wall, "updates": int(model._n_updates), "episodes": episodes,
+                     "eval_return_mean": float(rets.mean()), "eval_return_std": float(rets.std()),
+                     "train_return_mean": train_mean, "steps_per_s": step / wall})  # fmt: skip
+        write_csv_atomic(seed_dir / "progress.csv", COMMON_FIELDS, rows)
+
     class Evaluate(BaseCallback):
+        """Why at a rollout's start: SB3 calls ``_on_step`` after the env step and before that step's
+        gradient update; a rollout (one step, train_freq=1) starts after it, as softac evaluates."""
+
         def __init__(self) -> None:
             super().__init__()
-            self.episodes = 0
+            self.episodes, self.last = 0, 0
 
         def _on_step(self) -> bool:
             self.episodes += int(np.sum(self.locals.get("dones", 0)))
-            step = self.num_timesteps
-            if step % eval_freq and step < budget:
-                return True
-            rets = evaluate_sb3(self.model, eval_env, eval_episodes, seed + EVAL_SEED_OFFSET)
-            wall = time.perf_counter() - t0
-            recent = [info["r"] for info in self.model.ep_info_buffer or []]
-            rows.append({"step": step, "wall_time_s": wall, "updates": int(self.model._n_updates),
-                         "episodes": self.episodes, "eval_return_mean": float(rets.mean()),
-                         "eval_return_std": float(rets.std()),
-                         "train_return_mean": float(np.mean(recent)) if recent else "",
-                         "steps_per_s": step / wall})  # fmt: skip
-            write_csv_atomic(seed_dir / "progress.csv", COMMON_FIELDS, rows)
             return True
 
+        def _on_rollout_start(self) -> None:
+            step = self.num_timesteps
+            if step // eval_freq != self.last // eval_freq and step < budget:
+                evaluate(self.model, step, self.episodes)
+            self.last = step
+
     model = SAC("MlpPolicy", env_id, seed=seed, device=device, verbose=0, **kw)
-    model.learn(total_timesteps=budget, callback=Evaluate(), progress_bar=False)
+    callback = Evaluate()
+    model.learn(total_timesteps=budget, callback=callback, progress_bar=False)
+    evaluate(model, model.num_timesteps, callback.episodes)  # at the budget, after its last update
     eval_env.close()
     return model
 
