@@ -16,7 +16,7 @@ from typing import Any
 
 from softac.cli_args import flag_name
 from softac.io.rundir import holds_run, list_checkpoints
-from softac.suite.spec import VARIANTS, Cell
+from softac.suite.spec import EXTERNAL, VARIANTS, Cell
 
 
 def cell_state(out: Path, cell: Cell) -> dict[str, Any]:
@@ -56,6 +56,11 @@ def train_argv(cell: Cell, run_dir: Path, seeds: list[int], budget: int, device:
                extra: list[str]) -> list[str]:  # fmt: skip
     """The ``softac train`` command of a cell: a fresh run, or ``--resume`` of one already there
     (resumed exactly from its newest checkpoint, or restarted if it died before the first)."""
+    if cell.variant in EXTERNAL:  # another library's cell: it resumes by skipping its finished seeds
+        seed_list = ",".join(map(str, seeds))
+        return [sys.executable, "-m", "softac.suite.sb3_cell", "--env", cell.env_id, "--seeds", seed_list,
+                "--budget", str(budget), "--run-dir", str(run_dir), "--device", device, "--threads", str(threads),
+                *extra]  # fmt: skip
     base = [sys.executable, "-m", "softac.cli", "train", "--no-progress", "--device", device, "--threads", str(threads)]
     if holds_run(run_dir) and not _set_aside_if_unresumable(run_dir, seeds):
         return [*base, "--resume", str(run_dir), "--total-steps", str(budget)]

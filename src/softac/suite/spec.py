@@ -26,6 +26,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "sac": ("sac", {}), "td3": ("td3", {}), "ddpg": ("ddpg", {}), "dqn": ("dqn", {}), "ppo": ("ppo", {}),
     "sac-discrete": ("sac-discrete", {}), "crossq": ("crossq", {}), "sac-simba": ("sac", {"network": "simba"}),
 }  # fmt: skip
+# Variants run by another library, not registered in softac: variant -> (module (importable name),
+# the line refusing it when that module is missing). Their cells run ``softac.suite.sb3_cell``.
+EXTERNAL: dict[str, tuple[str, str]] = {
+    "sb3-sac": ("stable_baselines3", "sb3-sac needs stable-baselines3 (pip install 'softac[bench]')"),
+}
 # Environments that need an optional package; a cell without it is skipped with this reason.
 NEEDS = {"LunarLander-v3": ("Box2D", "LunarLander needs Box2D (pip install 'gymnasium[box2d]')")}
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -43,12 +48,23 @@ class Cell:
 
 def variant_problem(variant: str) -> str | None:
     """Why ``variant`` cannot run in this build (None: it can)."""
+    if variant in EXTERNAL:
+        module, why = EXTERNAL[variant]
+        return None if _importable(module) else why
     algo, overrides = VARIANTS[variant]
     if algo not in registry.names():
         return f"algorithm '{algo}' is not registered in this build"
     fields = {f.name for f in dataclasses.fields(registry.get(algo).config_cls)}
     missing = sorted(set(overrides) - fields)
     return f"{algo}'s config has no field {', '.join(missing)} in this build" if missing else None
+
+
+def _importable(module: str) -> bool:
+    # find_spec raises ValueError for a module set to None in sys.modules (an import blocked on purpose).
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def env_problem(env_id: str) -> str | None:
@@ -73,7 +89,7 @@ def expand(name: str, algos: list[str] | None, envs: list[str] | None) -> tuple[
     if name not in SUITES:
         raise SoftacError(f"unknown suite '{name}': choose one of {', '.join(SUITES)}")
     suite_envs, _, default_algos = SUITES[name]
-    chosen_algos = _pick(algos, tuple(VARIANTS) if algos else default_algos, "algorithm")
+    chosen_algos = _pick(algos, (*VARIANTS, *EXTERNAL) if algos else default_algos, "algorithm")
     chosen_envs = _pick(envs, suite_envs, "task")
     cells, skipped = [], {}
     for v in chosen_algos:
