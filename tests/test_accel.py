@@ -160,8 +160,8 @@ def test_fused_squashed_gaussian_equals_the_reference_sample(dtype: torch.dtype)
     assert clamped.any() and (g_f[..., 3:][clamped] == 0).all() and (g_f[..., 3:][~clamped] != 0).all()
     if dtype == torch.float64:
         # Rows away from the bounds placed above (finite differences straddling a clamp's kink disagree).
-        small = out.detach()[:, 10:15].clone().requires_grad_()
-        assert torch.autograd.gradcheck(lambda o: fused_mod.squashed_gaussian_head(o, noise[:, 10:15], lo, hi), (small,))
+        small, xi = out.detach()[:, 10:15].clone().requires_grad_(), noise[:, 10:15]
+        assert torch.autograd.gradcheck(lambda o: fused_mod.squashed_gaussian_head(o, xi, lo, hi), (small,))
     with torch.no_grad():  # no node without a gradient to compute: the plain forward, the same values
         action, log_prob = fused_mod.squashed_gaussian_head(out, noise, lo, hi)
     assert torch.equal(action, a_r) and torch.equal(log_prob, lp_r)
