@@ -50,7 +50,7 @@ def _has_progress_row(run_dir: Path) -> bool:
 
 
 def test_a_long_cpu_run_says_it_will_compile_before_its_first_step(tmp_path: Path) -> None:
-    """Unset, ``compile_update`` switches on for a CPU run of 1,000,000 steps; the first update then
+    """Unset, ``compile_update`` switches on for a CPU run of ≥ 50,000 planned updates; the first update then
     takes tens of seconds, so one line says why before anything runs (interrupted right after)."""
     if not on_cpu():
         pytest.skip("compiling by default is for CPU runs")
@@ -60,7 +60,7 @@ def test_a_long_cpu_run_says_it_will_compile_before_its_first_step(tmp_path: Pat
         lines = [proc.stderr.readline()]
         while lines[-1] and "compiling the update" not in lines[-1] and len(lines) < 20:
             lines.append(proc.stderr.readline())
-        assert lines[-1].startswith("softac: compiling the update (the default for CPU runs of 1,000,000 steps"), lines
+        assert lines[-1].startswith("softac: compiling the update (the default for CPU runs of 50,000 updates"), lines
         proc.send_signal(signal.SIGINT)
         # The signal is handled once Inductor's compilation returns to Python: 20-40 s on a quiet
         # 2-core machine, over 60 s when other jobs share it (a fresh-clone `make test` beside

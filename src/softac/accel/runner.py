@@ -32,7 +32,7 @@ def note_auto_compile() -> None:
     """One line when a run compiles its update because it is long, not because it was asked to
     (``BaseConfig.compiles``): the first update then takes tens of seconds, which should not look
     like a hang."""
-    print("softac: compiling the update (the default for CPU runs of 1,000,000 steps or more: 20-40 s "
+    print("softac: compiling the update (the default for CPU runs of 50,000 updates or more: 10-40 s "
           "once, then faster steps; --no-compile-update runs it eagerly)", file=sys.stderr, flush=True)  # fmt: skip
 
 
