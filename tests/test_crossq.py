@@ -213,10 +213,15 @@ def test_crossq_cli_options_train_to_updates(tmp_path: Path, flags: list[str]) -
 @pytest.mark.slow
 def test_crossq_learns_pendulum_faster_than_sacs_test_budget(tmp_path: Path) -> None:
     """CrossQ (critics 256 × 256 instead of 2048 to fit 2 CPU cores) solves Pendulum-v1 (≥ −200, the
-    bar of SAC's learning test) in 6,000 steps, where SAC's test (tests/test_learning.py) gets 15,000."""
-    agent = CrossQ("Pendulum-v1", seed=0, total_steps=6000, learning_starts=1000, critic_hidden_sizes=(256, 256),
+    bar of SAC's learning test) in 10,000 steps, where SAC's test (tests/test_learning.py) gets 15,000.
+
+    Why 10,000 (2026-12-04; until then 6,000): evaluated every 1,000 steps, seeds 0-4 hover around
+    the bar from 5k to 9k (at 6k: −207, −212, −204, −207; with the code before the squashed-Gaussian
+    node −200, −204, −216, −197 — the old 6k test passed on seed 0 by 0.4) and are all above it at
+    10k: −187, −190, −194, −181; seed 4 too (−185). Seed 0 runs here."""
+    agent = CrossQ("Pendulum-v1", seed=0, total_steps=10_000, learning_starts=1000, critic_hidden_sizes=(256, 256),
                    threads=1)  # fmt: skip
     agent.learn(run_dir=tmp_path / "crossq", progress=False)
     rows = read_progress(tmp_path / "crossq" / "progress.csv")
-    assert agent.updates == 5000 and int(rows[-1]["step"]) == 6000
+    assert agent.updates == 9000 and int(rows[-1]["step"]) == 10_000
     assert float(rows[-1]["eval_return_mean"]) >= -200.0
