@@ -216,8 +216,8 @@ def test_crossq_learns_pendulum_faster_than_sacs_test_budget(tmp_path: Path) -> 
     bar of SAC's learning test) in 10,000 steps, where SAC's test (tests/test_learning.py) gets 15,000.
 
     Why 10,000 (2026-12-04; until then 6,000): evaluated every 1,000 steps, seeds 0-4 hover around
-    the bar from 5k to 9k (at 6k: −207, −212, −204, −207; with the code before the squashed-Gaussian
-    node −200, −204, −216, −197 — the old 6k test passed on seed 0 by 0.4) and are all above it at
+    the bar from 5k to 9k (at 6k: −207, −212, −204, −207, −197; with the code before the squashed-Gaussian
+    node, seeds 0-3: −200, −204, −216, −197 — the old 6k test passed on seed 0 by 0.4) and all are above it at
     10k: −187, −190, −194, −181; seed 4 too (−185). Seed 0 runs here."""
     agent = CrossQ("Pendulum-v1", seed=0, total_steps=10_000, learning_starts=1000, critic_hidden_sizes=(256, 256),
                    threads=1)  # fmt: skip
