@@ -12,6 +12,7 @@ import pytest
 from helpers import TINY, TINY_FLAGS, assert_bit_identical, assert_one_line_error, run_cli, state_tensors
 
 from softac import DQN, SAC, SoftacError
+from softac.errors import EnvError
 from softac.obs import ObsLayout
 
 SHORT: dict[str, Any] = {**TINY, "learning_starts": 100, "eval_freq": 300}
@@ -28,10 +29,11 @@ class DictPendulum(gym.ObservationWrapper[Any, Any, Any]):
         self.observation_space = gym.spaces.Dict(spaces)
         self.extra = extra
         self.bad: Any = None  # a value to return for "state" instead of the real one
+        self.mode = 1
 
     def observation(self, observation: Any) -> Any:
         state = observation if self.bad is None else self.bad
-        return {"state": state, "mode": 1} if self.extra else {"state": state}
+        return {"state": state, "mode": self.mode} if self.extra else {"state": state}
 
 
 def test_layout_of_every_kind() -> None:
@@ -156,4 +158,9 @@ def test_bad_dict_values_from_the_environment_are_one_line() -> None:
     agent = SAC(lambda: env, **{**SHORT, "eval_freq": 10_000})
     env.bad = np.array([np.nan, 0.0, 0.0], np.float32)
     with pytest.raises(SoftacError, match="non-finite observation after reset \\(key 'state'\\)"):
+        agent.learn(150, progress=False)
+    # an index outside the Discrete key's space: the environment's error (exit 4), naming the key
+    env.bad, env.mode = None, 7
+    agent = SAC(lambda: env, **{**SHORT, "eval_freq": 10_000})
+    with pytest.raises(EnvError, match="returned from reset\\(\\) at step 0: key 'mode' holds \\[7\\], outside"):
         agent.learn(150, progress=False)
