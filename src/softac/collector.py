@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from softac.envs import get_rng_states, set_rng_states
+from softac.env_rng import get_rng_states, set_rng_states
 from softac.errors import EnvError, SoftacError
 from softac.obs import ObsLayout
 

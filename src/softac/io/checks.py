@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from softac.envs import BIT_GENERATORS
+from softac.env_rng import BIT_GENERATORS
 from softac.errors import SoftacError
 from softac.io.rundir import STATE
 
