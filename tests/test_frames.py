@@ -213,6 +213,13 @@ def test_refusals() -> None:
         FrameBuffer(1, 10, SHAPE, stack=3, envs=4, frame_capacity=8)
     with pytest.raises(ValueError, match="inconsistent"):
         buf.set_fill(0, size=11, added=11, written=12)
+    with pytest.raises(ValueError, match="inconsistent"):
+        buf.set_fill(0, size=2, added=2, written=2)  # two transitions wrote at least three frames
+    steps = _episodes(1, 5, 2, seed=0)
+    _fill(buf, 0, steps)
+    buf.index[0, 2, 0] = 99  # a corrupted frame number: not yet written
+    with pytest.raises(ValueError, match="corrupted"):
+        buf.set_fill(0, **buf.fill(0))
     assert image_layout((84, 84, 3)) == ((3, 84, 84), True) and image_layout((3, 84, 84)) == ((3, 84, 84), False)
     assert image_layout((64, 64)) == ((1, 64, 64), False)
 

@@ -247,10 +247,17 @@ class FrameBuffer:
 
     def set_fill(self, k: int, size: int, added: int, written: int) -> None:
         """Restore learner k's counters after its tensors were loaded, and rebuild its suffix minima."""
-        if not 0 <= size <= min(added, self.capacity) or written < 0 or (added > 0) > (written > 0):
+        # Each transition writes one frame and an episode's first transition one more.
+        if not 0 <= size <= min(added, self.capacity) or written < added + (added > 0):
             raise ValueError(f"frame counters size {size}, added {added}, written {written} are inconsistent")
+        rows = self.index[k, torch.arange(added - size, added) % self.capacity].cpu().numpy()
+        hist = self.history[k][self.open[k] == 1]
+        low = written - self.frame_capacity
+        for what, numbers in (("transitions", rows), ("open episodes", hist)):
+            if numbers.size and (numbers.min() < low or numbers.max() >= written):
+                raise ValueError(f"the {what} name frames outside the ring's [{low}, {written}): the data is corrupted")
         self.size[k], self.added[k], self.written[k] = size, added, written
-        oldest = self.index[k, torch.arange(added - size, added) % self.capacity, 0].cpu().numpy()
+        oldest = rows[:, 0]
         # Strict suffix minima: the entries the deque holds after the same adds (see ``add``).
         later = np.minimum.accumulate(oldest[::-1])[::-1]
         keep = np.append(oldest[:-1] < later[1:], True) if size else np.zeros(0, dtype=bool)
