@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import helpers
 import numpy as np
 import pytest
 import torch
@@ -19,7 +20,7 @@ from softac.data.frames import FrameBuffer, default_frame_capacity, frame_buffer
 from softac.io.files import read_tensors, write_safetensors
 from softac.rng import LearnerRNG
 
-CPU = torch.device("cpu")
+DEV = torch.device(helpers.DEVICE)  # `pytest --device cuda` runs the buffers there
 SHAPE = (6, 5, 3)  # channel-last frames: (H, W, C)
 
 
@@ -89,11 +90,11 @@ def _check_sampleable(buf: FrameBuffer, k: int, ref_s: list, ref_s2: list) -> No
     """Every sampleable transition gathers exactly FrameStackObservation's s and s'."""
     added, size = int(buf.added[k]), int(buf.size[k])
     seqs = np.arange(added - size, added)
-    idx = torch.from_numpy(seqs % buf.capacity).view(1, -1).expand(buf.learners, -1).contiguous()
+    idx = torch.from_numpy(seqs % buf.capacity).view(1, -1).expand(buf.learners, -1).contiguous().to(buf.device)
     s, s2 = buf.gather(idx)
     assert s.dtype == torch.uint8 and s.shape == (buf.learners, size, buf.stack * 3, 6, 5)
-    np.testing.assert_array_equal(s[k].numpy(), np.stack([ref_s[i] for i in seqs]))
-    np.testing.assert_array_equal(s2[k].numpy(), np.stack([ref_s2[i] for i in seqs]))
+    np.testing.assert_array_equal(s[k].cpu().numpy(), np.stack([ref_s[i] for i in seqs]))
+    np.testing.assert_array_equal(s2[k].cpu().numpy(), np.stack([ref_s2[i] for i in seqs]))
 
 
 @pytest.mark.parametrize("envs", [1, 3])
@@ -102,7 +103,7 @@ def test_stacks_equal_frame_stack_observation(envs: int, stack: int) -> None:
     """No wrap: every transition is sampleable and its stacks are the wrapper's, padding with the
     first frame at episode starts, with the real final frame as s' at termination and truncation."""
     steps = _episodes(envs, 40, stack, seed=3)
-    buf = FrameBuffer(1, 1000, SHAPE, stack=stack, envs=envs)
+    buf = FrameBuffer(1, 1000, SHAPE, stack=stack, envs=envs, device=DEV)
     ref_s, ref_s2 = _fill(buf, 0, steps)
     assert int(buf.size[0]) == len(ref_s) == 40 * envs
     episodes = sum(int(st["done"].sum()) for st in steps) + envs - int(steps[-1]["done"].sum())
@@ -115,7 +116,7 @@ def test_frame_ring_overwrite_drops_the_oldest() -> None:
     range is exactly the newest transitions after the newest one whose oldest frame is gone, and
     each of them still gathers the wrapper's stacks."""
     stack, envs = 3, 2
-    buf = FrameBuffer(1, 60, SHAPE, stack=stack, envs=envs, frame_capacity=64)
+    buf = FrameBuffer(1, 60, SHAPE, stack=stack, envs=envs, frame_capacity=64, device=DEV)
     steps = _episodes(envs, 200, stack, seed=5, p_end=0.35)
     ref_s, ref_s2 = [], []
     dropped_by_frames = 0
@@ -125,7 +126,7 @@ def test_frame_ring_overwrite_drops_the_oldest() -> None:
         ref_s2 += r2
         added, horizon = int(buf.added[0]), int(buf.written[0]) - buf.frame_capacity
         in_ring = np.arange(max(0, added - buf.capacity), added)
-        oldest = buf.index[0, torch.from_numpy(in_ring % buf.capacity), 0].numpy()
+        oldest = buf.index[0, torch.from_numpy(in_ring % buf.capacity), 0].cpu().numpy()
         lost = in_ring[oldest < horizon]
         lo = max(int(in_ring[0]), int(lost.max()) + 1 if len(lost) else 0)
         assert int(buf.size[0]) == added - lo  # the brute-force boundary
@@ -156,19 +157,19 @@ def test_learners_equal_single_buffers_and_sampling() -> None:
     single buffer fed the same with seed k's stream; positions stay in the sampleable range."""
     seeds, stack = (4, 9), 2
     data = [_episodes(2, 30, stack, seed=s, p_end=0.3) for s in seeds]
-    both = FrameBuffer(2, 40, SHAPE, stack=stack, envs=2, frame_capacity=48)
-    singles = [FrameBuffer(1, 40, SHAPE, stack=stack, envs=2, frame_capacity=48) for _ in seeds]
+    both = FrameBuffer(2, 40, SHAPE, stack=stack, envs=2, frame_capacity=48, device=DEV)
+    singles = [FrameBuffer(1, 40, SHAPE, stack=stack, envs=2, frame_capacity=48, device=DEV) for _ in seeds]
     for k in range(2):
         _fill(both, k, data[k])
         _fill(singles[k], 0, data[k])
-    rng = LearnerRNG(seeds, CPU)
+    rng = LearnerRNG(seeds, DEV)
     idx, s, s2 = both.sample(500, rng)
     for k, seed in enumerate(seeds):
-        i1, t1, t2 = singles[k].sample(500, LearnerRNG([seed], CPU))
+        i1, t1, t2 = singles[k].sample(500, LearnerRNG([seed], DEV))
         assert torch.equal(idx[k], i1[0]) and torch.equal(s[k], t1[0]) and torch.equal(s2[k], t2[0])
         start = int(both.added[k] - both.size[k])
         allowed = set((np.arange(start, int(both.added[k])) % both.capacity).tolist())
-        assert set(idx[k].tolist()) == allowed  # 500 draws over ≤ 40 positions reach each one
+        assert set(idx[k].cpu().tolist()) == allowed  # 500 draws over ≤ 40 positions reach each one
 
 
 @pytest.mark.parametrize("cut_at", [37, 45])
@@ -178,7 +179,7 @@ def test_save_load_continue_is_exact(tmp_path: Path, cut_at: int) -> None:
     state, as the uninterrupted one."""
     stack, envs = 3, 2
     steps = _episodes(envs, 90, stack, seed=11, p_end=0.3)
-    make = lambda: FrameBuffer(1, 50, SHAPE, stack=stack, envs=envs, frame_capacity=70)  # noqa: E731
+    make = lambda: FrameBuffer(1, 50, SHAPE, stack=stack, envs=envs, frame_capacity=70, device=DEV)  # noqa: E731
     a = make()
     _fill(a, 0, steps[:cut_at])
     write_safetensors(tmp_path / "data.safetensors", a.state_tensors(0))
@@ -190,7 +191,7 @@ def test_save_load_continue_is_exact(tmp_path: Path, cut_at: int) -> None:
     b.set_fill(0, **counters)
     for buf in (a, b):
         _fill(buf, 0, steps[cut_at:])
-    rng_a, rng_b = LearnerRNG([2], CPU), LearnerRNG([2], CPU)
+    rng_a, rng_b = LearnerRNG([2], DEV), LearnerRNG([2], DEV)
     for _ in range(3):
         for x, y in zip(a.sample(64, rng_a), b.sample(64, rng_b), strict=True):
             assert torch.equal(x, y)
