@@ -133,8 +133,10 @@ class FrameBuffer:
             ) -> None:  # fmt: skip
         """One step of learner k's ``envs`` environments: ``obs``/``next_obs`` (envs, *frame_shape)
         hold each environment's newest frame of s and s', ``done`` (envs,) that the episode ended
-        (terminated or truncated). ``ok`` False drops an environment's step and ends its episode,
-        as the collector does with a non-finite step. Call ``sync_size`` after the last ``add``."""
+        (terminated or truncated). ``obs`` is read only at an episode's first step: later, s is the
+        previous step's s' already stored. ``ok`` False drops an environment's step and ends its
+        episode, as the collector does with a non-finite step. Call ``sync_size`` after the last
+        ``add``."""
         n = self.envs
         obs, next_obs = self._frames_in(obs, n, "obs"), self._frames_in(next_obs, n, "next_obs")
         keep = np.ones(n, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
