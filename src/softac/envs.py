@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -28,6 +28,8 @@ class EnvSpec:
     action_low: np.ndarray  # Box bounds (Discrete: [0], [n − 1])
     action_high: np.ndarray
     obs_layout: ObsLayout  # how an observation becomes the obs_dim columns (softac.obs)
+    # the space itself, for a user's encoder (built as ``Encoder(observation_space, ...)``)
+    observation_space: Any = field(default=None, compare=False, repr=False)
 
 
 def module_of(env_id: str) -> str | None:
@@ -116,7 +118,7 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
     obs_dim = layout.dim
     if isinstance(act, gym.spaces.Discrete):
         low, high = np.array([float(act.start)]), np.array([float(act.start + act.n - 1)])
-        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high, layout)
+        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high, layout, obs)
     if not isinstance(act, gym.spaces.Box):
         raise SoftacError(
             f"{env_id} has a {type(act).__name__} action space; softac supports Box (continuous) and "
@@ -142,6 +144,7 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
         action_low=np.asarray(act.low, dtype=np.float64),
         action_high=np.asarray(act.high, dtype=np.float64),
         obs_layout=layout,
+        observation_space=obs,
     )
 
 

@@ -87,7 +87,7 @@ class _Run:
         except BaseException:
             self.close()
             raise
-        if cfg.compile_update is None and cfg.compiles(agent.device.type):
+        if cfg.compile_update is None and cfg.compiles(agent.device.type) and getattr(agent, "encoder", None) is None:
             note_auto_compile()  # before the bar: the first update will take tens of seconds
         # The step the run will end at (PPO's last rollout may pass total_steps): the bar's total.
         final_step = getattr(self.step, "final_step", None)
