@@ -20,6 +20,7 @@ import numpy as np
 
 from softac.envs import get_rng_states, set_rng_states
 from softac.errors import EnvError, SoftacError
+from softac.success import vector_success
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Transitions:
     # per learner, the episodes that ended this step
     episode_returns: list[list[float]] = field(default_factory=list)
     episode_lengths: list[list[int]] = field(default_factory=list)
+    # parallel to episode_returns: the flag at each ended episode's last step, None where not reported
+    episode_successes: list[list[float | None]] = field(default_factory=list)
 
 
 class Collector:
@@ -138,7 +141,7 @@ class Collector:
         names errors."""
         self.observe(step)
         flat_action = np.asarray(action).reshape(self.L * self.n, *np.shape(action)[2:])
-        next_obs, reward, terminated, truncated, _ = self._call("step", step, self.to_env(flat_action))
+        next_obs, reward, terminated, truncated, infos = self._call("step", step, self.to_env(flat_action))
         next_obs = np.asarray(next_obs, dtype=np.float32)
         reward = np.asarray(reward, dtype=np.float64)
         terminated = np.asarray(terminated, dtype=bool)
@@ -151,6 +154,10 @@ class Collector:
         ep_return, ep_length = self.ep_return.reshape(self.L, self.n), self.ep_length.reshape(self.L, self.n)
         returns = [[float(r) for r in ep_return[k][ended[k]]] for k in range(self.L)]
         lengths = [[int(n) for n in ep_length[k][ended[k]]] for k in range(self.L)]
+        successes: list[list[float | None]] = [[] for _ in range(self.L)]
+        for k, i in zip(*np.nonzero(ended), strict=True):  # the flag is read at episode ends only
+            where = f"the environment {self.env_name} (step {step})"
+            successes[k].append(vector_success(infos, int(k * self.n + i), self.L * self.n, where))
         shape = (self.L, self.n)
         out = Transitions(
             obs=self.obs.reshape(*shape, -1).copy(),
@@ -162,6 +169,7 @@ class Collector:
             done=done.reshape(shape),
             episode_returns=returns,
             episode_lengths=lengths,
+            episode_successes=successes,
         )
         self.obs = next_obs
         # A dropped (non-finite) step ends that env's episode: its state can no longer be trusted.
