@@ -114,6 +114,16 @@ def test_success_columns_hold_the_last_step_flags(env_id: str, n_envs: int, tmp_
     assert 0 < np.mean([r["train_success_rate"] for r in expected]) < 1
 
 
+def test_batched_seeds_each_log_their_own_success(tmp_path: Path) -> None:
+    """Two seeds stepped in one vector env (learner-major): each seed's directory holds its own rates."""
+    run_dir = tmp_path / "run"
+    agent = SAC(GOAL, **SETTINGS, total_steps=200, seeds=[3, 8])
+    agent.learn(run_dir=run_dir, progress=False)
+    assert agent.updates > 0
+    for seed in (3, 8):
+        assert _rates(run_dir / f"seed_{seed}") == _expected(seed, 1, 200, 100, 4), seed
+
+
 def test_no_success_no_column(tmp_path: Path) -> None:
     """Pendulum reports no success: progress.csv's columns are exactly the family's, as before."""
     run_dir = tmp_path / "run"

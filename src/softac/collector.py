@@ -155,7 +155,8 @@ class Collector:
         returns = [[float(r) for r in ep_return[k][ended[k]]] for k in range(self.L)]
         lengths = [[int(n) for n in ep_length[k][ended[k]]] for k in range(self.L)]
         successes: list[list[float | None]] = [[] for _ in range(self.L)]
-        for k, i in zip(*np.nonzero(ended), strict=True):  # the flag is read at episode ends only
+        # The flag is read at episode ends only (an episode's success is its last step's flag).
+        for k, i in zip(*np.nonzero(ended), strict=True) if ended.any() else ():
             where = f"the environment {self.env_name} (step {step})"
             successes[k].append(vector_success(infos, int(k * self.n + i), self.L * self.n, where))
         shape = (self.L, self.n)
