@@ -250,9 +250,12 @@ def test_plot_draws_success_under_returns(tmp_path: Path, monkeypatch: pytest.Mo
     assert [title for title, _ in seen["axes"]] == ["Pendulum-v1"]
 
 
-def test_softac_plot_of_a_trained_run_has_the_success_curve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bar_and_plot_of_a_trained_run_show_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_dir = tmp_path / "run"
-    SAC(GOAL, **SETTINGS, total_steps=200, seed=7).learn(run_dir=run_dir, progress=False)
+    SAC(GOAL, **SETTINGS, total_steps=200, seed=7).learn(run_dir=run_dir, progress=True)
+    assert "success=0.75" in capsys.readouterr().err.splitlines()[-1]  # the bar's last state: eval=..., success=
     seen = capture_figure(monkeypatch)
     assert cli.main(["plot", str(run_dir)]) == 0
     panels = dict(seen["axes"])
