@@ -69,7 +69,7 @@ class OffPolicyStep:
             agent.add_transitions(tr)
             for _ in range(due):
                 metrics = agent.update()
-        return StepResult(tr.episode_returns, tr.episode_lengths, metrics)
+        return StepResult(tr.episode_returns, tr.episode_lengths, metrics, tr.episode_successes)
 
     def state(self, k: int) -> dict[str, Any]:
         return {"collector": self.collector.state(k)}
