@@ -21,6 +21,7 @@ integers, exactly.
 from __future__ import annotations
 
 import shutil
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,3 +236,25 @@ def test_export_refuses_to_overwrite_or_write_a_directory(tmp_path: Path) -> Non
     assert existing.read_bytes()[:2] == b"PK" and [p.name for p in tmp_path.iterdir()] == ["keep.pt"]
     with pytest.raises(SoftacError, match="unknown export format"):
         export_policy(agent, tmp_path / "p", "tflite")
+
+
+def test_onnx_without_its_packages_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX export runs the file in ONNX Runtime before keeping it: without the package, one line
+    naming the extra, before anything is built or written."""
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # ``import onnxruntime`` raises ImportError
+    with pytest.raises(SoftacError, match=r"pip install 'softac\[export\]'"):
+        export_policy(SAC("Pendulum-v1", **TINY), tmp_path / "p.onnx", "onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="TF32 products exist on CUDA devices only")
+def test_an_agent_multiplying_in_tf32_on_the_gpu_is_refused(tmp_path: Path) -> None:
+    """Its predict multiplies in TF32 (10-bit mantissas): no float32 file reproduces that."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32  # process-wide flags
+    try:
+        agent = SAC("Pendulum-v1", **{**TINY, "device": "cuda"}, tf32=True)
+        with pytest.raises(SoftacError, match="TF32"):
+            export_policy(agent, tmp_path / "p.pt", "torchscript")
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
