@@ -211,17 +211,23 @@ def test_the_table_covers_every_algorithm_and_option() -> None:
 
 
 def test_an_export_that_would_differ_is_refused_and_nothing_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The first export's bug, put back: the deployed module without the observation normaliser.
-    ``export_policy`` runs the written file against ``predict`` and refuses it."""
+    ``export_policy`` runs the written file against ``predict`` and refuses it; ``softac export``
+    says so in one line, exit 2."""
     agent = _train(Row(SAC, normalize=True), tmp_path / "run")
+    agent.save(tmp_path / "ckpt")
     monkeypatch.setattr(policy_mod, "_normaliser", lambda agent, k: None)
     for fmt in ("onnx", "torchscript"):
         out = tmp_path / f"policy.{fmt}"
         with pytest.raises(SoftacError, match=f"refusing to write the {fmt} export of this sac policy"):
             export_policy(agent, out, fmt)
-        assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == []
+        assert cli.main(["export", str(tmp_path / "ckpt"), "--format", fmt, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"softac: error: refusing to write the {fmt} export"), err
+        assert "where predict gives" in err[0]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no file, no temporary
 
 
 def test_export_refuses_to_overwrite_or_write_a_directory(tmp_path: Path) -> None:

@@ -129,5 +129,7 @@ def _onnx(module: nn.Module, example: Tensor, path: Path) -> None:
                 dynamic_shapes={"observation": {0: torch.export.Dim("batch")}}, dynamo=True, verbose=False,
                 external_data=False,
             )  # fmt: skip
+    except torch.onnx.errors.OnnxExporterError as exc:  # a RuntimeError, not an I/O error: said as what it is
+        raise SoftacError(f"cannot export this policy to ONNX: {str(exc).strip().splitlines()[0]}") from None
     finally:
         quiet.setLevel(level)
