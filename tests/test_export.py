@@ -219,6 +219,10 @@ def test_export_equals_predict(row: Row, tmp_path: Path, capsys: pytest.CaptureF
         if len(row.seeds) > 1:  # the chosen learner, not the first: seed 3 acts otherwise
             other = row.cls.load(tmp_path / "run" / f"seed_{row.seeds[0]}").predict(obs)[0]
             assert not np.array_equal(other, _run(moved, fmt, obs))
+    if len(row.seeds) > 1:
+        assert cli.main(["export", str(tmp_path / "run"), "--format", "onnx", "--out", str(tmp_path / "x"),
+                         "--seed", "9"]) == 2  # fmt: skip
+        assert "--seed 9 is not a seed" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_the_table_covers_every_algorithm_and_option() -> None:
