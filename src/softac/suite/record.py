@@ -1,0 +1,81 @@
+"""The suite directory and its record: ``DIR/.softac-suite`` marks a directory ``softac suite``
+created (the only kind it ever writes into), ``DIR/suite.json`` records the arguments that fixed its
+cells. A directory without the marker is the user's: the suite refuses it rather than replace their
+``results.csv``, ``logs/`` or ``cells/``. A resumed suite keeps its recorded arguments: a call that
+names other ones is refused, naming each difference, so no cell's rows drop out of ``results.csv``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from softac.errors import SoftacError
+from softac.io.files import loads_json
+
+MARKER = ".softac-suite"
+# The arguments that fix which cells a suite holds and what each one runs; device, jobs, threads
+# and --ray only say where and how fast, and may change between the calls of a campaign.
+FIXED = ("suite", "algos", "envs", "seeds", "budget", "extra")
+_TYPES: dict[str, Any] = {"suite": str, "algos": list, "envs": list, "seeds": list, "budget": int, "extra": list}
+
+
+def check_out(out: Path, resume: bool) -> bool:
+    """Refuse an ``--out`` the suite may not write (before anything is written); True when it
+    already holds a suite (``--resume`` continues it)."""
+    if out.exists() and not out.is_dir():
+        raise SoftacError(f"--out {out} is a file, not a directory: choose a new or empty directory")
+    if not out.exists() or not any(out.iterdir()):
+        return False
+    if not (out / MARKER).is_file():
+        raise SoftacError(f"--out {out} is not empty and softac suite did not create it (no {MARKER} in it): "
+                          "choose a new or empty directory; nothing in it was changed")  # fmt: skip
+    if not resume:
+        raise SoftacError(f"{out} already holds a suite: pass --resume to continue it, or choose a new --out")
+    return True
+
+
+def create(out: Path, asked: dict[str, Any]) -> None:
+    """Make the suite directory: the marker first, then ``suite.json`` (through a rename)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("created by softac suite; the suite writes only into directories holding this file\n")
+    tmp = out / "suite.json.tmp"
+    tmp.write_text(json.dumps(asked, indent=1))
+    tmp.replace(out / "suite.json")
+
+
+def read(out: Path) -> dict[str, Any]:
+    """The recorded arguments, checked: a damaged ``suite.json`` is one line naming it."""
+    path = out / "suite.json"
+    hint = "it records this suite's arguments: restore it, or run the suite in a new --out"
+    if path.is_dir() or not path.exists():
+        raise SoftacError(f"{path} is {'a directory' if path.is_dir() else 'missing'}, not the suite's record; {hint}")
+    try:
+        data = loads_json(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SoftacError(f"{path} is not readable JSON ({exc}); {hint}") from None
+    if not isinstance(data, dict):
+        raise SoftacError(f"{path} holds a {type(data).__name__}, not the suite's record (a JSON object); {hint}")
+    for key, kind in _TYPES.items():
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+            raise SoftacError(f"{path} has no valid '{key}' ({kind.__name__}); {hint}")
+    return data
+
+
+def differences(saved: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+    """``key: recorded → asked`` for every fixed argument that differs."""
+
+    def show(v: Any) -> str:
+        return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+
+    return [f"{k} {show(saved[k]) or '(none)'} → {show(asked[k]) or '(none)'}" for k in FIXED if saved[k] != asked[k]]
+
+
+def check_resume(out: Path, asked: dict[str, Any]) -> dict[str, Any]:
+    """The record of the suite in ``out``, refused (naming each difference) where ``asked`` differs."""
+    saved = read(out)
+    diff = differences(saved, asked)
+    if diff:
+        raise SoftacError(f"{out} holds a suite run with other arguments ({'; '.join(diff)}): --resume keeps the "
+                          "recorded ones, so repeat them, or run the new ones in a new --out")  # fmt: skip
+    return saved
