@@ -34,8 +34,9 @@ def _snapshot(d: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("own", ["results.csv", "logs/mine.log", "cells/x.json", "notes.txt", "suite.json"])
-def test_a_directory_the_suite_did_not_create_is_refused_untouched(tmp_path: Path, own: str,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_a_directory_the_suite_did_not_create_is_refused_untouched(
+    tmp_path: Path, own: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "mine"
     (out / own).parent.mkdir(parents=True, exist_ok=True)
     (out / own).write_text("the user's own\n")
@@ -50,7 +51,9 @@ def test_a_directory_the_suite_did_not_create_is_refused_untouched(tmp_path: Pat
 
 @pytest.mark.parametrize("flag", ["--algos", "--envs"])
 @pytest.mark.parametrize("value", [",", ",,", " , ", ""])
-def test_empty_name_lists_are_refused(tmp_path: Path, flag: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_empty_name_lists_are_refused(
+    tmp_path: Path, flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     _refused(["suite", "classic", "--out", str(tmp_path / "o"), flag, value], capsys, flag, "comma-separated")
     assert not (tmp_path / "o").exists()
 
@@ -135,9 +138,15 @@ def test_resume_under_another_suites_name_is_refused(tmp_path: Path, capsys: pyt
 
 @pytest.mark.parametrize(
     ("content", "says"),
-    [("{garbage", "is not readable JSON"), ("{}", "no valid 'suite'"), ("[1, 2]", "holds a list"),
-     ('{"suite": "classic", "algos": "sac"}', "no valid 'algos'"), ("\xff\xfe", "is not readable JSON"),
-     (None, "is a directory"), ("missing", "is missing")],  # fmt: skip
+    [
+        ("{garbage", "is not readable JSON"),
+        ("{}", "no valid 'suite'"),
+        ("[1, 2]", "holds a list"),
+        ('{"suite": "classic", "algos": "sac"}', "no valid 'algos'"),
+        ("\xff\xfe", "is not readable JSON"),
+        (None, "is a directory"),
+        ("missing", "is missing"),
+    ],
 )
 def test_a_damaged_suite_json_is_one_line_naming_it(tmp_path: Path, content: str | None, says: str,
                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
