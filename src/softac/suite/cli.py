@@ -39,7 +39,7 @@ def ray_cells(address: str) -> Any:
 
 def _report(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
     p = parser_cls(prog="softac suite report", description="Render a suite's results.csv")
-    p.add_argument("dir", type=Path)
+    p.add_argument("dir", type=Path, help="the suite directory (its results.csv)")
     p.add_argument("--out", type=Path, default=None, help="report directory of its own (default: DIR/report)")
     p.add_argument("--markdown", action="store_true", help="also print the README table (table.md) to stdout")
     p.add_argument("--step", type=int, default=None,
