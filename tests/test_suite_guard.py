@@ -200,3 +200,14 @@ def test_a_new_suite_directory_is_marked_and_recorded(tmp_path: Path) -> None:
     assert (out / record.MARKER).is_file()
     assert json.loads((out / "suite.json").read_text())["suite"] == "classic"
     assert record.check_out(out, resume=True) is True
+
+
+def test_ray_auto_without_a_cluster_is_refused_before_ray(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "no-ray-here"))
+    _refused([*BASE, "--out", str(tmp_path / "o"), "--ray", "auto"], capsys, "--ray auto: no Ray cluster runs")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    _refused([*BASE, "--out", str(tmp_path / "o"), "--ray", "auto"], capsys, "cannot reach a Ray cluster")
+    assert not (tmp_path / "o").exists()

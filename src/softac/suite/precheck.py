@@ -7,8 +7,10 @@ device check), as ``softac sweep`` does for its trials; nothing is trained and n
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import socket
+from pathlib import Path
 from typing import Any
 
 from softac import preset_apply, registry
@@ -34,8 +36,17 @@ def check_numbers(budget: int, jobs: int, n_threads: int | None) -> None:
 def check_ray(address: str | None) -> None:
     """``local``, ``auto`` or ``[ray://]HOST:PORT`` reachable now: refused in one line before Ray is
     imported (a bad address printed 20 lines of Ray's warnings, then its traceback)."""
-    if address is None or address in ("local", "auto"):
+    if address is None or address == "local":
         return
+    if address == "auto":  # Ray's own lookup: $RAY_ADDRESS, else the cluster `ray start` left on this machine
+        address = os.environ.get("RAY_ADDRESS", "")
+        if not address:
+            # Where `ray start` records it (ray._common.utils.get_default_system_temp_dir).
+            tmp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+            if not Path(tmp, "ray", "ray_current_cluster").is_file():
+                raise SoftacError("--ray auto: no Ray cluster runs on this machine (start one with `ray start --head`, "
+                                  "set RAY_ADDRESS, or use --ray local)")  # fmt: skip
+            return
     m = _HOST_PORT.match(address)
     if m is None or not 0 < int(m.group(2)) < 65536:
         raise SoftacError(f"--ray {address!r} is not an address: give local, auto or HOST:PORT (e.g. 10.0.0.5:6379)")
