@@ -153,3 +153,17 @@ def test_each_algorithm_has_its_own_colour_and_a_legend(tmp_path: Path) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+@pytest.mark.parametrize("how", ["garbled", "nan row", "no columns"])
+def test_a_damaged_progress_csv_is_named_before_the_cell_is_resumed(tmp_path: Path, how: str) -> None:
+    """softac train --resume keeps the rows up to its checkpoint and stopped on such a line with a
+    traceback that named no file; the suite names the file and starts nothing."""
+    from softac.suite.runner import cell_state, run_cell
+
+    _cell(tmp_path)
+    _damage(tmp_path, how)
+    state = run_cell(tmp_path, CELL, [0, 1], 400, "cpu", 1, [])
+    assert state["status"] == "failed" and "seed_1/progress.csv" in state["reason"], state
+    assert state["reason"].endswith("fix or move that file aside, then --resume")
+    assert cell_state(tmp_path, CELL) == state and not (tmp_path / "logs").exists()  # nothing was started

@@ -78,6 +78,17 @@ def cell_problem(out: Path, cell: Cell, seeds: list[int], budget: int) -> str | 
     return None
 
 
+def files_problem(out: Path, cell: Cell, seeds: list[int]) -> str | None:
+    """A garbled or non-finite row in the cell's progress.csv files so far (None: none), named before
+    the cell is resumed: ``softac train --resume`` keeps the rows up to its checkpoint and would
+    stop on such a line without naming the file."""
+    try:
+        cell_rows(out, cell, seeds)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def write_results(out: Path, done: list[Cell], seeds: list[int], budget: int) -> Path:
     """results.csv of the ``done`` cells (each checked complete by the caller)."""
     rows = [r for c in sorted(done, key=lambda c: c.key) for r in cell_rows(out, c, seeds, budget)]

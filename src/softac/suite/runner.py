@@ -19,7 +19,7 @@ from typing import Any
 
 from softac.cli_args import flag_name
 from softac.io.rundir import holds_run, list_checkpoints
-from softac.suite.results import cell_problem
+from softac.suite.results import cell_problem, files_problem
 from softac.suite.spec import EXTERNAL, VARIANTS, Cell
 from softac.suite.stop import Stop
 
@@ -98,6 +98,12 @@ def run_cell(out: Path, cell: Cell, seeds: list[int], budget: int, device: str, 
     """Run (or continue) one cell and record its state: done, failed (with the reason) or, when
     ``stop`` caught a signal, interrupted (with the checkpoint step it can resume from)."""
     run_dir = out / "runs" / cell.key
+    damaged = files_problem(out, cell, seeds)
+    if damaged is not None:
+        refused = {"status": "failed", "seconds": 0.0, "run_dir": f"runs/{cell.key}",
+                   "reason": f"{damaged}: fix or move that file aside, then --resume"}  # fmt: skip
+        _write_state(out, cell, refused)
+        return refused
     argv = train_argv(cell, run_dir, seeds, budget, device, threads, extra)
     t0 = time.perf_counter()
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
