@@ -167,3 +167,39 @@ def test_a_damaged_progress_csv_is_named_before_the_cell_is_resumed(tmp_path: Pa
     assert state["status"] == "failed" and "seed_1/progress.csv" in state["reason"], state
     assert state["reason"].endswith("fix or move that file aside, then --resume")
     assert cell_state(tmp_path, CELL) == state and not (tmp_path / "logs").exists()  # nothing was started
+
+
+def test_extend_adds_cells_and_keeps_every_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--resume --extend --algos td3 on a sac suite: both cells' rows in results.csv, the record grown;
+    the other arguments still refused when they differ."""
+    import json
+
+    from softac.cli import main
+    from softac.suite import record
+
+    out = tmp_path / "s"
+    record.create(out, {"suite": "classic", "algos": ["sac"], "envs": ["Pendulum-v1"], "seeds": [0, 1],
+                        "budget": 400, "device": "cpu", "extra": [], "cells": [CELL.key], "skipped": {}})  # fmt: skip
+    td3 = Cell("td3", "Pendulum-v1")
+    for cell in (CELL, td3):  # both finished (td3's files as a finished run would leave them)
+        for s in (0, 1):
+            d = out / "runs" / cell.key / f"seed_{s}"
+            d.mkdir(parents=True)
+            (d / "progress.csv").write_text(HEAD + f"200,-{s + 1}.0,1.0,100\n400,-{s + 2}.0,1.0,300\n")
+        _write_state(out, cell, {"status": "done"})
+    argv = ["suite", "classic", "--out", str(out), "--envs", "Pendulum-v1", "--seeds", "0,1", "--budget", "400"]
+    assert main([*argv, "--algos", "td3", "--resume"]) == 2
+    assert "algos sac → td3" in capsys.readouterr().err  # without --extend: refused, with the way to add
+    assert main([*argv, "--algos", "td3", "--extend"]) == 2
+    assert "pass --resume with it" in capsys.readouterr().err
+    assert main([*argv, "--algos", "td3", "--resume", "--extend", "--seeds", "0"]) == 2
+    assert "seeds 0,1 → 0" in capsys.readouterr().err
+    assert main([*argv, "--algos", "td3", "--resume", "--extend"]) == 0
+    assert "(2 of 2 cells done)" in capsys.readouterr().out
+    assert json.loads((out / "suite.json").read_text())["algos"] == ["sac", "td3"]
+    rows = read_results(out / "results.csv")
+    assert {(r["algorithm"], r["seed"], r["step"]) for r in rows} == {
+        (a, s, t) for a in ("sac", "td3") for s in (0, 1) for t in (200, 400)
+    }
+    # Resumed as extended: the recorded arguments now include td3.
+    assert main([*argv, "--algos", "sac,td3", "--resume"]) == 0

@@ -78,6 +78,9 @@ def _parser(parser_cls: type[argparse.ArgumentParser]) -> argparse.ArgumentParse
                    help="torch threads per cell (default: cores // --jobs; 1 is faster for small nets)")  # fmt: skip
     p.add_argument("--resume", action="store_true",
                    help="continue the suite already in --out (its recorded arguments must be repeated)")  # fmt: skip
+    p.add_argument("--extend", action="store_true",
+                   help="with --resume: add the --algos/--envs given to the suite's own (its other arguments "
+                   "repeated); its cells and rows are all kept")  # fmt: skip
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run the cells as Ray Tune trials on this cluster (HOST:PORT or auto; 'local': a new "
                    "instance here)")  # fmt: skip
@@ -106,11 +109,17 @@ def main(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
              "envs": a.envs if a.envs is not None else list(SUITES[a.name][0]), "seeds": list(a.seeds),
              "budget": budget, "device": a.device, "extra": extra, "cells": [c.key for c in cells],
              "skipped": skipped}  # fmt: skip
+    if a.extend and not a.resume:
+        raise SoftacError("--extend adds cells to the suite in --out: pass --resume with it")
     existing = record.check_out(a.out, a.resume)
+    if existing and a.extend:
+        cells, skipped = _extended(a, asked)
     if existing:
-        record.check_resume(a.out, asked)
+        record.check_resume(a.out, asked, extending=a.extend)
+    elif a.extend:
+        raise SoftacError(f"--extend: {a.out} holds no suite to extend; drop --extend to start one there")
     check_cells(cells, list(a.seeds), budget, a.device, n_threads, extra)
-    if not existing:
+    if not existing or a.extend:
         record.create(a.out, asked)
     for key, why in skipped.items():
         print(f"cell {key}: skipped ({why})")
@@ -134,6 +143,17 @@ def main(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
         if states[c.key].get("status") != "done":
             print(f"cell {c.variant} on {c.env_id}: not done: {states[c.key].get('reason', 'not run')}")
     return 0 if len(done) == len(cells) else 1
+
+
+def _extended(a: argparse.Namespace, asked: dict[str, Any]) -> tuple[list[Cell], dict[str, str]]:
+    """``--resume --extend``: the recorded algorithms and tasks plus those given (in ``asked``, updated);
+    the cells of the union. The other arguments must still equal the recorded ones (check_resume)."""
+    saved = record.read(a.out)
+    for key, given in (("algos", a.algos), ("envs", a.envs)):
+        asked[key] = saved[key] + [x for x in (given or []) if x not in saved[key]]
+    cells, skipped = expand(a.name, asked["algos"], asked["envs"])
+    asked.update(cells=[c.key for c in cells], skipped=skipped)
+    return cells, skipped
 
 
 def stopped_line(signum: int, out: Path, cells: list[Cell], states: dict[str, dict[str, Any]],

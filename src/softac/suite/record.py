@@ -36,7 +36,8 @@ def check_out(out: Path, resume: bool) -> bool:
 
 
 def create(out: Path, asked: dict[str, Any]) -> None:
-    """Make the suite directory: the marker first, then ``suite.json`` (through a rename)."""
+    """Make the suite directory: the marker first, then ``suite.json`` (through a rename); on a
+    suite already there (``--extend``), replace its record with the extended one."""
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("created by softac suite; the suite writes only into directories holding this file\n")
     tmp = out / "suite.json.tmp"
@@ -62,20 +63,23 @@ def read(out: Path) -> dict[str, Any]:
     return data
 
 
-def differences(saved: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+def differences(saved: dict[str, Any], asked: dict[str, Any], keys: tuple[str, ...] = FIXED) -> list[str]:
     """``key: recorded → asked`` for every fixed argument that differs."""
 
     def show(v: Any) -> str:
         return ",".join(map(str, v)) if isinstance(v, list) else str(v)
 
-    return [f"{k} {show(saved[k]) or '(none)'} → {show(asked[k]) or '(none)'}" for k in FIXED if saved[k] != asked[k]]
+    return [f"{k} {show(saved[k]) or '(none)'} → {show(asked[k]) or '(none)'}" for k in keys if saved[k] != asked[k]]
 
 
-def check_resume(out: Path, asked: dict[str, Any]) -> dict[str, Any]:
-    """The record of the suite in ``out``, refused (naming each difference) where ``asked`` differs."""
+def check_resume(out: Path, asked: dict[str, Any], extending: bool = False) -> dict[str, Any]:
+    """The record of the suite in ``out``, refused (naming each difference) where ``asked`` differs;
+    ``extending`` (``--extend``): its algorithms and tasks may grow, its other arguments may not."""
     saved = read(out)
-    diff = differences(saved, asked)
+    keys = tuple(k for k in FIXED if not (extending and k in ("algos", "envs")))
+    diff = differences(saved, asked, keys)
     if diff:
+        grow = "" if extending else "; to add algorithms or tasks, --resume --extend"
         raise SoftacError(f"{out} holds a suite run with other arguments ({'; '.join(diff)}): --resume keeps the "
-                          "recorded ones, so repeat them, or run the new ones in a new --out")  # fmt: skip
+                          f"recorded ones, so repeat them, or run the new ones in a new --out{grow}")  # fmt: skip
     return saved
