@@ -211,3 +211,19 @@ def test_ray_auto_without_a_cluster_is_refused_before_ray(
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     _refused([*BASE, "--out", str(tmp_path / "o"), "--ray", "auto"], capsys, "cannot reach a Ray cluster")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("where", ["cells/sac__Pendulum-v1.json/", "logs/sac__Pendulum-v1.log/", "results.csv/",
+                                   "runs/sac__Pendulum-v1", "cells"])  # fmt: skip
+def test_a_suite_file_of_the_wrong_kind_is_refused_before_any_cell(
+    tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "s"
+    _recorded(out, algos=["sac"])
+    (out / "results.csv").unlink()
+    path = out / where.rstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir() if where.endswith("/") else path.write_text("x")
+    before = _snapshot(out)
+    _refused([*BASE, "--out", str(out), "--resume"], capsys, str(path), "is not a")
+    assert _snapshot(out) == before

@@ -116,6 +116,7 @@ def main(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
         cells, skipped = _extended(a, asked)
     if existing:
         record.check_resume(a.out, asked, extending=a.extend)
+        record.check_paths(a.out, [c.key for c in cells])
     elif a.extend:
         raise SoftacError(f"--extend: {a.out} holds no suite to extend; drop --extend to start one there")
     check_cells(cells, list(a.seeds), budget, a.device, n_threads, extra)

@@ -63,6 +63,22 @@ def read(out: Path) -> dict[str, Any]:
     return data
 
 
+def check_paths(out: Path, keys: list[str]) -> None:
+    """Refuse, before any cell starts, a suite whose own files are not what the suite writes there
+    (``cells/<key>.json`` or ``logs/<key>.log`` a directory, ``runs/<key>`` or ``cells`` a file):
+    writing them would fail after a cell had trained."""
+    want = [(out / "results.csv", False), (out / "cells", True), (out / "logs", True), (out / "runs", True)]
+    for key in keys:
+        want += [(out / "cells" / f"{key}.json", False), (out / "logs" / f"{key}.log", False)]
+        want.append((out / "runs" / key, True))
+    for path, is_dir in want:
+        if path.exists() or path.is_symlink():
+            ok = path.is_dir() if is_dir else path.is_file()
+            if not ok:
+                kind = "a directory" if is_dir else "a file"
+                raise SoftacError(f"{path} is not {kind} as the suite writes it: move it away, then --resume")
+
+
 def differences(saved: dict[str, Any], asked: dict[str, Any], keys: tuple[str, ...] = FIXED) -> list[str]:
     """``key: recorded → asked`` for every fixed argument that differs."""
 
