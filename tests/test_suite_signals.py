@@ -35,10 +35,6 @@ def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
-def _run(out: Path, budget: int, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_argv(out, budget, *extra), env=_env(), capture_output=True, text=True, timeout=300)
-
-
 def _processes_on(path: Path) -> list[int]:
     """PIDs of live processes whose command line names ``path`` (the cell's `softac train`)."""
     found = []
@@ -70,7 +66,9 @@ def _wait_for_checkpoint(proc: subprocess.Popen[str], out: Path) -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize(("signum", "group"), [(signal.SIGTERM, False), (signal.SIGINT, True)], ids=["term", "ctrl-c"])
-def test_a_signal_stops_the_cell_with_a_checkpoint_and_one_line(tmp_path: Path, signum: int, group: bool) -> None:
+def test_a_signal_stops_the_cell_with_a_checkpoint_and_one_line(
+    tmp_path: Path, signum: int, group: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "s"
     proc = _start(out, 800)
     try:
@@ -96,10 +94,12 @@ def test_a_signal_stops_the_cell_with_a_checkpoint_and_one_line(tmp_path: Path, 
     log = (out / "logs" / f"{KEY}.log").read_text()
     assert log.count(f"{name} received, saving a checkpoint") == 1  # one signal reached it, not two
     if signum == signal.SIGINT:  # the same command with --resume finishes the cell from that checkpoint
-        done = _run(out, 800, "--resume")
-        assert done.returncode == 0, done.stdout + done.stderr
+        from softac.cli import main
+
+        argv = _argv(out, 800)[3:]
+        assert main([*argv[: argv.index("--")], "--resume", *argv[argv.index("--") :]]) == 0
         assert f"resuming sac on Pendulum-v1 at step {step}" in (out / "logs" / f"{KEY}.log").read_text()
-        assert "(1 of 1 cells done)" in done.stdout
+        assert "(1 of 1 cells done)" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
@@ -120,16 +120,23 @@ def test_a_killed_suite_leaves_no_orphan_cell(tmp_path: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def test_damaged_files_of_a_finished_cell_are_named_not_counted(tmp_path: Path) -> None:
+def test_damaged_files_of_a_finished_cell_are_named_not_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In-process suites (their cells are real `softac train` processes)."""
+    from softac.cli import main
+
     out = tmp_path / "s"
-    first = _run(out, 200)
-    assert first.returncode == 0 and "(1 of 1 cells done)" in first.stdout, first.stdout + first.stderr
+    argv = _argv(out, 200)[3:]  # the `suite ...` arguments
+    resume = [*argv[: argv.index("--")], "--resume", *argv[argv.index("--") :]]
+    assert main(argv) == 0
+    assert "(1 of 1 cells done)" in capsys.readouterr().out
     with (out / "results.csv").open() as f:
         assert {(r["seed"], r["step"]) for r in csv.DictReader(f)} == {("0", "200"), ("1", "200")}
     # A deleted cell state: the run is found finished again (softac train --resume: nothing to do).
     (out / "cells" / f"{KEY}.json").unlink()
-    again = _run(out, 200, "--resume")
-    assert again.returncode == 0 and "(1 of 1 cells done)" in again.stdout, again.stdout + again.stderr
+    assert main(resume) == 0
+    assert "(1 of 1 cells done)" in capsys.readouterr().out
     # A NaN row in one seed: named, the cell not done, its rows not in results.csv.
     progress = out / "runs" / KEY / "seed_1" / "progress.csv"
     lines = progress.read_text().splitlines()
@@ -137,8 +144,8 @@ def test_damaged_files_of_a_finished_cell_are_named_not_counted(tmp_path: Path) 
     row = lines[1].split(",")
     row[cols.index("eval_return_mean")] = "nan"
     progress.write_text("\n".join([lines[0], ",".join(row)]) + "\n")
-    bad = _run(out, 200, "--resume")
-    assert bad.returncode == 1, bad.stdout + bad.stderr
-    assert "recorded done, but" in bad.stdout and "seed_1/progress.csv line 2 has a non-finite return" in bad.stdout
-    assert "(0 of 1 cells done)" in bad.stdout and "cell sac on Pendulum-v1: not done:" in bad.stdout
+    assert main(resume) == 1
+    text = capsys.readouterr().out
+    assert "recorded done, but" in text and "seed_1/progress.csv line 2 has a non-finite return" in text
+    assert "(0 of 1 cells done)" in text and "cell sac on Pendulum-v1: not done:" in text
     assert (out / "results.csv").read_text().strip() == "algorithm,env,seed,step,return"
