@@ -13,9 +13,12 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from softac import preset_apply, registry
 from softac.cli_args import Parser, add_config_flags, allow_import_flag
 from softac.errors import SoftacError
+from softac.runtime import resolve_device
 from softac.suite.spec import EXTERNAL, VARIANTS, Cell
 
 # Flags the suite sets for every cell; after -- they would contradict it (the train parser takes the last).
@@ -58,6 +61,16 @@ def check_ray(address: str | None) -> None:
                           "--head`, or use --ray local") from None  # fmt: skip
 
 
+def check_device(device: str) -> str:
+    """Refuse a device no cell could use (no CUDA, a GPU index this machine lacks); the device to
+    build the prechecked agents on."""
+    dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SoftacError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")  # fmt: skip
+    return "cpu" if dev.type == "cuda" else device
+
+
 def _train_parser(algo: str) -> argparse.ArgumentParser:
     """``softac train``'s flags for ``algo`` (the subset a suite's cells take after ``--``)."""
     p = Parser(prog="softac suite ... --", description="softac train flags for every cell", allow_abbrev=False)
@@ -88,7 +101,10 @@ def _given(algo: str, extra: list[str]) -> tuple[dict[str, Any], str]:
 def check_cells(cells: list[Cell], seeds: list[int], budget: int, device: str, n_threads: int,
                 extra: list[str]) -> None:  # fmt: skip
     """Build every softac cell's agent as its process will (SoftacError naming the cell); check an
-    external cell's flags against those it takes."""
+    external cell's flags against those it takes. On a CUDA device the agents are built on the CPU
+    (the device itself checked without allocating): a CUDA context in the suite process would hold
+    GPU memory for as long as its cells run."""
+    build_on = check_device(device)
     for cell in cells:
         where = f"cell {cell.variant} on {cell.env_id}"
         if cell.variant in EXTERNAL:
@@ -100,7 +116,7 @@ def check_cells(cells: list[Cell], seeds: list[int], budget: int, device: str, n
         algo, overrides = VARIANTS[cell.variant]
         try:
             given, preset = _given(algo, extra)
-            fields = {**overrides, **given, "total_steps": budget, "device": device, "threads": n_threads}
+            fields = {**overrides, **given, "total_steps": budget, "device": build_on, "threads": n_threads}
             registry.get(algo).agent_cls(cell.env_id, seeds=tuple(seeds), preset=preset, **fields)
         except SoftacError as exc:
             raise SoftacError(f"{where}: {exc}") from None
