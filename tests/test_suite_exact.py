@@ -203,3 +203,13 @@ def test_extend_adds_cells_and_keeps_every_row(tmp_path: Path, capsys: pytest.Ca
     }
     # Resumed as extended: the recorded arguments now include td3.
     assert main([*argv, "--algos", "sac,td3", "--resume"]) == 0
+
+
+def test_aggregates_over_tasks_read_at_different_steps_say_so(tmp_path: Path) -> None:
+    rows = [f"sac,Hopper-v5,{s},{t},{t + s}" for s in range(3) for t in (100, 200)]
+    rows += [f"sac,Walker2d-v5,{s},{t},{t + s}" for s in range(3) for t in (100,)]
+    text = write_report(_results(tmp_path / "r", rows), tmp_path / "rep", figures=False).read_text()
+    note = "**Different final steps across tasks** (the aggregates mix them): Hopper-v5 at 200; Walker2d-v5 at 100"
+    assert note in text
+    text = write_report(tmp_path / "r", tmp_path / "rep", figures=False, step=100).read_text()
+    assert "Different final steps" not in text

@@ -174,8 +174,9 @@ def check_finals(rows: list[dict[str, Any]]) -> None:
 
 
 def seed_notes(rows: list[dict[str, Any]]) -> list[str]:
-    """A line per task whose cells ran different seeds (their CIs are over different runs), and one
-    when the seed sets differ across tasks (the aggregates then compare unequal samples)."""
+    """A line per task whose cells ran different seeds (their CIs are over different runs) or ended at
+    different steps, and one when the seed sets or final steps differ across tasks (the aggregates
+    then compare unequal samples, or mix steps)."""
     finals = S.final_by_cell(rows)
     notes = []
     by_env: dict[str, dict[str, list[int]]] = {}
@@ -199,6 +200,10 @@ def seed_notes(rows: list[dict[str, Any]]) -> list[str]:
                 f"{a} on {e}: {_seeds(v)}" for e, algos in sorted(by_env.items()) for a, v in sorted(algos.items())
             )
         )
+    ends = {e: next(iter(seeds.values()))[0] for (e, _), seeds in finals.items()}
+    if len(set(ends.values())) > 1 and not any("final steps" in n for n in notes):
+        notes.append("**Different final steps across tasks** (the aggregates mix them): "
+                     + "; ".join(f"{e} at {st}" for e, st in sorted(ends.items())))  # fmt: skip
     return notes
 
 
