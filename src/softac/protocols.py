@@ -71,6 +71,9 @@ class AgentLike(Protocol):
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions for observations (L, B, obs_dim), in the library's action space."""
 
+    def start_notes(self) -> list[str]:
+        """Lines to print before a run starts (what it will cost, where that is surprising)."""
+
 
 class OffPolicyLike(AgentLike, Protocol):
     buffer: ReplayBuffer

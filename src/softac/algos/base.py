@@ -161,6 +161,10 @@ class Agent(abc.ABC):
         """Single allocations reserved whole but touched as they fill (``softac.memory``)."""
         return {}
 
+    def start_notes(self) -> list[str]:
+        """Lines the training shell prints before a run starts: a cost the user would not expect."""
+        return []
+
     @abc.abstractmethod
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions (L, B, act_dim) in the library's action space for observations (L, B, obs_dim)."""

@@ -13,6 +13,7 @@ import numpy as np
 from softac.errors import SoftacError
 from softac.io.state import read_state
 from softac.protocols import AgentLike
+from softac.train.plan import no_update_warning
 
 # Where a finished ``learn()`` leaves its training step (environments, their current observations,
 # episode statistics, n-step tails) on the agent, with the step count and resume state it ended at.
@@ -71,10 +72,15 @@ def wall_time(resume: list[dict[str, Any]] | None) -> float:
 
 
 def notices(agent: AgentLike, run_dir: Path | None) -> None:
-    """One line each for what the user should know before a run starts (issue 16, items 11, 12)."""
+    """One line each for what the user should know before a run starts: where the environment comes
+    from, a cost the user would not expect, a budget that makes no update, and how a checkpoint's
+    run continues."""
     note = agent.env_source.notice()
     if note is not None and run_dir is not None:
         print(note, file=sys.stderr)
+    for line in [*agent.start_notes(), no_update_warning(agent.config)]:
+        if line is not None:
+            print(line, file=sys.stderr)
     if live_step(agent) is not None:  # a second learn(): it continues the live environments
         return
     if agent.loaded_from is not None and not read_state(agent.loaded_from)["data"]["included"]:
