@@ -93,7 +93,7 @@ def cmd_train(argv: Sequence[str]) -> int:
     given = {k: v for k, v in vars(args).items() if k in fields}
     if "hidden_sizes" in given:
         given["hidden_sizes"] = tuple(given["hidden_sizes"])
-    # Issue 22: conflicting inputs were ignored (one silently won); refuse them instead.
+    # Conflicting inputs are refused: ignoring one of them (as was done) let the other silently win.
     if args.seeds is not None and "seed" in given:
         raise SoftacError("--seeds and --seed conflict: give --seeds S (several learners) or --seed S (one), not both")
     if args.resume is not None and args.overwrite:
@@ -226,8 +226,9 @@ def _print_result(run_dir: Path) -> None:
         agg = aggregate([r for _, r in finals])
         steps = sorted({s for s, _ in finals})
         at = f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}-{steps[-1]}"
-        print(f"{agg['n']} seeds at {at}: final eval return mean {agg['mean']:.1f}, 95% CI [{agg['mean_ci_low']:.1f}, "
-              f"{agg['mean_ci_high']:.1f}] (bootstrap over seeds; every evaluation: {run_dir / 'summary.csv'})")  # fmt: skip
+        ci = f"[{agg['mean_ci_low']:.1f}, {agg['mean_ci_high']:.1f}]"
+        print(f"{agg['n']} seeds at {at}: final eval return mean {agg['mean']:.1f}, 95% CI {ci} (bootstrap over "
+              f"seeds; every evaluation: {run_dir / 'summary.csv'})")  # fmt: skip
 
 
 COMMANDS = {
@@ -253,7 +254,7 @@ commands:
   presets   list the per-(algorithm, environment) presets that train applies
   suite     run a benchmark suite of algorithms × environments, and report it
 
-first run (about 5 minutes on a laptop CPU):
+first run (a few minutes on a laptop CPU):
   softac train --algo sac --env Pendulum-v1 --run-dir runs/first
 
 options: -h, --help (this text), --version"""

@@ -8,6 +8,7 @@ learner axis."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -72,7 +73,7 @@ _SLOW_MS = 150.0  # slower than ≈ 7 updates/s: a run of the presets' 1M steps 
 def cpu_ms_per_update(cfg: CrossQConfig, in_dim: int, widths: tuple[int, ...]) -> float:
     """The estimated ms of one update on one CPU thread with critics of ``widths`` (see above)."""
     dims = [in_dim, *widths, 1]
-    macs = sum(a * b for a, b in zip(dims[:-1], dims[1:], strict=True))
+    macs = sum(a * b for a, b in itertools.pairwise(dims))
     return _MS_FIXED + _MS_PER_MAC * macs * (cfg.batch_size / 256) * (cfg.n_critics / 2)
 
 
@@ -120,8 +121,11 @@ class CrossQ(SoftActor, OffPolicyAgent):
     def memory_estimate(self) -> dict[str, int]:
         out = super().memory_estimate()
         # The critics are wider than ``hidden_sizes``: count them at their width, twice the batch.
-        wide = self.config.replace(hidden_sizes=self.config.critic_hidden_sizes,
-                                   batch_size=2 * self.config.batch_size)  # fmt: skip
+        # (The buffer is raised with it only to pass the config's batch ≤ buffer check: a user's
+        # --buffer-size 300 with batch 256 was refused as "batch_size (512) must not exceed 300".)
+        rows = 2 * self.config.batch_size
+        wide = self.config.replace(hidden_sizes=self.config.critic_hidden_sizes, batch_size=rows,
+                                   buffer_size=max(rows, self.config.buffer_size))  # fmt: skip
         out["networks"] = max(out["networks"], self.learners * _networks_bytes(wide, self.spec))
         return out
 
@@ -134,11 +138,12 @@ class CrossQ(SoftActor, OffPolicyAgent):
         if self.device.type != "cpu" or ms < _SLOW_MS:
             return []
         hours = max(0, cfg.planned_updates() - self.updates) * ms / 3.6e6
+        took = f"{hours:.1f} h" if hours >= 1 else f"{60 * hours:.0f} min"
         widths = "×".join(map(str, cfg.critic_hidden_sizes))
         small = {w: cpu_ms_per_update(cfg, in_dim, (w, w)) for w in (512, 256)}
         return [
             f"softac: note: CrossQ's {widths} critics cost about {ms:.0f} ms per update on one CPU thread (≈ "
-            f"{hours:.1f} h for this run's updates); on a CPU pass --critic-hidden-sizes 512 512 (about "
+            f"{took} for this run's updates); on a CPU pass --critic-hidden-sizes 512 512 (about "
             f"{small[512]:.0f} ms) or 256 256 (about {small[256]:.0f} ms; it learns Pendulum-v1 in 10,000 steps), "
             "or train on a GPU (--device cuda)"
         ]

@@ -74,7 +74,7 @@ class _LinearReLUStack(torch.autograd.Function):
                 # δ ⊙ 1[h > 0] with h = this layer's output, saved as the next layer's input. In place:
                 # g is the product this backward just made (never autograd's grad_out, which only
                 # the last layer sees), and writing it again saves a fresh (G, B, width) buffer and
-                # a pass over memory per layer (the op was 2× v0.1's in-place one, issue 23).
+                # a pass over memory per layer (the op was 2× the in-place one of the earlier hand-derived release).
                 g = torch.ops.aten.threshold_backward.grad_input(g, acts[i + 1], 0.0, grad_input=g)
             if need_params[2 * i]:
                 if w.shape[-1] == 1:  # (G, 1, B)·(G, B, in) → (G, 1, in), the thin product transposed
