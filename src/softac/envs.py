@@ -34,7 +34,7 @@ def module_of(env_id: str) -> str | None:
 def check_import_allowed(env_id: str, allowed: Collection[str], where: str) -> None:
     """Refuse an environment id read from a file (``where``) that would import a module the user has
     not named. Why: ``gymnasium.make("mod:Env-v0")`` imports ``mod``, i.e. runs its code, so a
-    state.json edited to say ``"this:Pendulum-v1"`` ran code on ``softac eval`` (issue 16)."""
+    state.json edited to say ``"this:Pendulum-v1"`` ran code on ``softac eval``."""
     module = module_of(env_id)
     if module is not None and module not in allowed:
         raise SoftacError(
@@ -121,7 +121,7 @@ def observation_array(observation: Any, obs_dim: int) -> np.ndarray:
     """One observation (obs_dim,) or a batch (B, obs_dim) as float32, or one clear error."""
     if isinstance(observation, (str, bytes, dict)):
         raise SoftacError(f"observation must be an array of numbers, got {type(observation).__name__}")
-    # Issue 22: a complex observation was cast with its imaginary part dropped (a numpy warning only).
+    # Why: a complex observation was cast with its imaginary part dropped (a numpy warning only).
     try:
         kind = np.asarray(observation).dtype.kind
     except (TypeError, ValueError):

@@ -55,7 +55,7 @@ def evaluate(
 
     ``stop`` is asked before every step; when it says so the evaluation is abandoned
     (:class:`EvaluationStopped`). Why: an episode that never ends (a huge ``max_episode_steps``)
-    kept a SIGTERM'd trainer waiting until the scheduler's SIGKILL (issue 22).
+    kept a SIGTERM'd trainer waiting until the scheduler's SIGKILL.
     """
     n = len(envs)
     returns = np.zeros((n, episodes))

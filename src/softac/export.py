@@ -1,4 +1,4 @@
-"""Policy export for deployment without softac (issue 16, item 14): ONNX or TorchScript.
+"""Policy export for deployment without softac: ONNX or TorchScript.
 
 The exported function is the *deterministic* policy in the environment's units, exactly what
 ``predict(obs, deterministic=True)`` returns:
@@ -112,7 +112,7 @@ def deployed_policy(agent: AgentLike, k: int = 0) -> DeployedPolicy:
 def _target(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise SoftacError(f"--out {path} is a directory; give a file name (e.g. {path / 'policy.onnx'})")
-    # Issue 22: --overwrite replaced /dev/full (a device node) with a file. Only a regular file (not
+    # Why: --overwrite replaced /dev/full (a device node) with a file. Only a regular file (not
     # a device, FIFO, socket, nor a symlink to one) is ever replaced.
     if (path.exists() or path.is_symlink()) and (path.is_symlink() or not stat.S_ISREG(path.stat().st_mode)):
         raise SoftacError(f"--out {path} exists and is not a regular file; export writes only regular files")
@@ -165,7 +165,7 @@ def _onnx(module: nn.Module, example: Tensor, path: Path) -> None:
     # The exporter logs and warns about things irrelevant here (torchvision ops, training mode).
     # ``external_data=False``: the weights go inside the one file. With torch's default they went to
     # a side file named after the temporary file (``.NAME.tmp-PID.data``), which the renamed
-    # ``.onnx`` then pointed to: moved elsewhere, it failed to load (issue 22). A policy MLP is far
+    # ``.onnx`` then pointed to: moved elsewhere, it failed to load. A policy MLP is far
     # below protobuf's 2 GB limit, the only reason for external data.
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level

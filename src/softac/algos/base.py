@@ -73,7 +73,7 @@ class Agent(abc.ABC):
         if type(cfg) is not self.config_cls:
             raise SoftacError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(cfg).__name__}")
         if seeds is not None:
-            if "seed" in overrides:  # issue 22: one of the two was silently ignored
+            if "seed" in overrides:  # Why: one of the two was silently ignored
                 raise SoftacError("seeds= and seed= conflict: give seeds (several learners) or seed (one), not both")
             self.seeds = parse_seeds(seeds)
             overrides["seed"] = self.seeds[0]

@@ -103,7 +103,7 @@ def linear_relu_stack(x: Tensor, params: list[Tensor]) -> Tensor:
 # (distributions.squashed_gaussian_rsample after the clamp) as one node, for every algorithm whose
 # policy is that distribution. Built from separate ops it records ~15 autograd nodes and runs ~45
 # small elementwise kernels per call (forward and backward) on (L, B, act_dim) tensors, a fixed
-# cost of ≈0.5 ms per update on a 2-core CPU where the arithmetic is microseconds (issue 23).
+# cost of ≈0.5 ms per update on a 2-core CPU where the arithmetic is microseconds.
 # With ℓ = clamp(raw, ℓ_min, ℓ_max), u = μ + e^ℓ ξ, ã = tanh(u) and
 #     log π = Σ_i [−ξ_i²/2 − ℓ_i − log(2π)/2 − 2(log 2 − u_i − softplus(−2u_i))]   (the stable form),
 # the backward pass, for upstream gradients ḡ_ã and ḡ_logπ, is

@@ -16,7 +16,7 @@ FIELDS = ["algorithm", "env", "seed", "step", "return"]
 
 def cell_rows(out: Path, cell: Cell, seeds: list[int]) -> list[dict[str, Any]]:
     run_dir = out / "runs" / cell.key
-    # `softac train --seeds S` writes DIR/seed_<s>/ even for one seed (issue 22); a run directory
+    # `softac train --seeds S` writes DIR/seed_<s>/ even for one seed; a run directory
     # from before that holds the one seed's files itself.
     dirs = [run_dir / f"seed_{s}" if (run_dir / f"seed_{s}").is_dir() or len(seeds) > 1 else run_dir for s in seeds]
     rows = []
