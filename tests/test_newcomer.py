@@ -98,6 +98,12 @@ def test_bare_softac_prints_help_and_trains_nothing(tmp_path: Path) -> None:
     for command in cli.COMMANDS:
         assert re.search(rf"^  {command} ", proc.stdout, re.MULTILINE), command
     assert list(tmp_path.iterdir()) == []  # no runs/ directory: nothing was trained
+    # `softac | head -3`: a reader that leaves early (here: before softac writes at all) gets no traceback
+    piped = popen_cli()
+    assert piped.stdout is not None
+    piped.stdout.close()
+    _, err = piped.communicate(timeout=60)
+    assert piped.returncode == 141 and err == "", (piped.returncode, err)
 
 
 def test_version_has_one_source() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
 import sys
 import time
@@ -264,14 +265,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     # A bare `softac` prints this help: it used to start a 5-minute training run nobody asked for.
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0
-    if argv[0] == "--version":
-        print(f"softac {__version__}")
-        return 0
-    command = argv[0]
+    command = argv[0] if argv else "--help"
     try:
+        if command in ("-h", "--help", "--version"):
+            print(USAGE if command != "--version" else f"softac {__version__}", flush=True)
+            return 0
         if command not in COMMANDS:
             raise SoftacError(f"unknown command '{command}': use one of {', '.join(COMMANDS)}")
         return COMMANDS[command](argv[1:])
@@ -283,6 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"softac: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # `softac | head -3`: the reader left. Python's own flush at exit would raise again, so stdout
+        # points at /dev/null first; 141 is the status a SIGPIPE death gives (128 + 13), without a word.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         # Why: Ctrl-C outside the training loop's signal guard (building the agent, `softac eval`,
         # drawing the figure) printed a KeyboardInterrupt traceback; exit 130 with one line instead.
