@@ -129,7 +129,7 @@ def cmd_export(argv: Sequence[str]) -> int:
 def cmd_bench(argv: Sequence[str]) -> int:
     from softac.bench import main as bench_main
 
-    # Issue 22: an unknown --env failed in the timing subprocess with its traceback; checked here first.
+    # Why: an unknown --env failed in the timing subprocess with its traceback; checked here first.
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--env", default=None)
     pre.add_argument("--worker", default=None)
