@@ -63,6 +63,9 @@ def check_resume(ckpt: Path, resume: dict[str, Any], n_envs: Any) -> None:
     recent = resume.get("recent_returns", [])
     if not isinstance(recent, list) or not all(_finite_number(v) for v in recent):
         raise bad("recent_returns", recent)
+    scalars = resume.get("last_scalars", {})
+    if not isinstance(scalars, dict) or not all(isinstance(k, str) and _finite_number(v) for k, v in scalars.items()):
+        raise bad("last_scalars", scalars)
     if not isinstance(resume.get("pending_evaluation", False), bool):
         raise bad("pending_evaluation", resume.get("pending_evaluation"))
 

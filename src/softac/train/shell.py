@@ -31,7 +31,9 @@ from softac.logging import ProgressBar, RunLogger, csv_fields
 from softac.plot import plot_runs
 from softac.protocols import AgentLike
 from softac.stats import write_summary
-from softac.train.carry import LIVE, notices, pending_evaluation, recent_returns, take_live_step, wall_time
+from softac.train.carry import (
+    LIVE, last_scalars, notices, pending_evaluation, recent_returns, take_live_step, wall_time,
+)  # fmt: skip
 from softac.train.offpolicy import OffPolicyStep
 from softac.train.onpolicy import OnPolicyStep
 from softac.train.outputs import prepare
@@ -61,6 +63,10 @@ class _Run:
         # The training returns since the last evaluation are part of the exact state (issue 22:
         # train_return_mean differed after kill and resume although the weights were identical).
         self.recent: list[list[float]] = [recent_returns(r) for r in (resume or [{}] * agent.learners)]
+        # The latest logged metrics (losses, α, entropy, Q) per learner: progress.csv's row at an
+        # evaluation reads them, so the first row after a resume must have them as the uninterrupted
+        # run has (they were empty there).
+        self.scalars: list[dict[str, float]] = [last_scalars(r) for r in (resume or [{}] * agent.learners)]
         self.wall_offset = wall_time(resume)
         self.pending_eval = pending_evaluation(resume)
         self.guard: SignalGuard | None = None
@@ -84,6 +90,8 @@ class _Run:
             self.eval_envs = agent.env_source.evaluation_envs(agent.learners)
             self.dirs = prepare(run_dir, agent, overwrite) if run_dir is not None else []
             self.loggers = [RunLogger(d, agent.env_steps, csv_fields(agent.family)) for d in self.dirs]
+            for logger, scalars in zip(self.loggers, self.scalars, strict=True):
+                logger.last_scalars.update(scalars)
         except BaseException:
             self.close()
             raise
@@ -103,7 +111,8 @@ class _Run:
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [{**self.step.state(k), "wall_time_s": self.wall(), "recent_returns": list(self.recent[k]),
-                 "pending_evaluation": self.pending_eval} for k in range(self.agent.learners)]  # fmt: skip
+                 "pending_evaluation": self.pending_eval, "last_scalars": dict(self.scalars[k])}
+                for k in range(self.agent.learners)]  # fmt: skip
 
     def checkpoint(self) -> Path | None:
         agent = self.agent
@@ -135,6 +144,8 @@ class _Run:
             for k, bad in enumerate(check_finite(agent)):
                 if bad is not None:
                     raise DivergenceError(f"step {step}: parameter {bad} became non-finite{_who(agent, k)}")
+        for k, values in enumerate(per_learner):
+            self.scalars[k].update({n: v for n, v in values.items() if not n.startswith("time/")})
         for logger, values in zip(self.loggers, per_learner, strict=False):
             logger.scalars(step, values)
 
