@@ -90,7 +90,7 @@ class _Run:
             self.eval_envs = agent.env_source.evaluation_envs(agent.learners)
             self.dirs = prepare(run_dir, agent, overwrite) if run_dir is not None else []
             self.loggers = [RunLogger(d, agent.env_steps, csv_fields(agent.family)) for d in self.dirs]
-            for logger, scalars in zip(self.loggers, self.scalars, strict=True):
+            for logger, scalars in zip(self.loggers, self.scalars, strict=False):  # none without a run_dir
                 logger.last_scalars.update(scalars)
         except BaseException:
             self.close()
