@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,9 @@ from softac.errors import SoftacError
 from softac.io.files import loads_json, write_json_atomic
 from softac.io.owned import clear_run
 from softac.io.rundir import BATCH, learner_dirs, list_checkpoints, seed_layout
+from softac.plot import plot_runs
 from softac.protocols import AgentLike
+from softac.stats import write_summary
 
 _RUN_FILES = ("config.json", "progress.csv", "learning_curve.png", "summary.csv", BATCH)
 
@@ -187,3 +191,29 @@ def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
     with contextlib.suppress(TypeError):
         _WROTE[agent] = run_dir.resolve()
     return dirs
+
+
+def where_saved(agent: AgentLike, run_dir: Path | None) -> str:
+    """What an error line says about the run's state on disk, read from the disk at that moment."""
+    if run_dir is None:
+        return "no checkpoint was written before it (no run directory)"
+    found = list_checkpoints(learner_dirs(run_dir, agent.seeds, seed_layout(agent))[0])
+    return f"the last good checkpoint is {found[-1]}" if found else "no checkpoint was written before it"
+
+
+def figures(run_dir: Path, dirs: list[Path]) -> None:
+    """Each learner's learning curve; for several seeds also the aggregate: ``summary.csv`` (per
+    evaluation step mean, median, IQM and 95% bootstrap intervals over seeds) and a figure with
+    the interval as a band. A figure must never cost a finished run: failures are warnings."""
+    jobs: list[tuple[Path, Callable[[], Path]]] = [
+        (d / "learning_curve.png", functools.partial(plot_runs, [d], d / "learning_curve.png")) for d in dirs
+    ]
+    if len(dirs) > 1:
+        jobs.append((run_dir / "summary.csv", functools.partial(write_summary, run_dir, run_dir / "summary.csv")))
+        jobs.append((run_dir / "learning_curve.png",
+                     functools.partial(plot_runs, [run_dir], run_dir / "learning_curve.png")))  # fmt: skip
+    for path, job in jobs:
+        try:
+            job()
+        except Exception as exc:
+            print(f"softac: warning: could not write {path}: {exc}", file=sys.stderr)
