@@ -20,7 +20,7 @@ import torch
 from helpers import TINY
 from safetensors.torch import load_file, save_file
 
-from softac import PPO, SAC, CrossQ, SoftacError, cli
+from softac import DQN, PPO, SAC, CrossQ, SoftacError, cli
 from softac.data.normaliser import ObservationNormaliser
 from softac.io.rundir import list_checkpoints
 from softac.logging import read_progress
@@ -86,6 +86,33 @@ def test_a_value_outside_its_domain_names_the_file_and_tensor(
     msg = str(info.value)
     assert str(ckpt / "model.safetensors") in msg and tensor in msg and needle in msg and "\n" not in msg
     assert "learning rate" not in msg and "environment" not in msg
+
+
+ROW_CASES = [
+    (DQN, "CartPole-v1", {}, 4, 7.0, "action [7.0], which must be a whole number in [0, 2)"),  # was an IndexError
+    (DQN, "CartPole-v1", {}, 4, 0.5, "whole number"),
+    (DQN, "CartPole-v1", {}, 6, 0.5, "termination flag d 0.5, which must be 0 or 1"),
+    (SAC, "Pendulum-v1", {}, 3, 5.0, "action [5.0], which must be in [-1, 1]"),
+    (SAC, "Pendulum-v1", {}, 5, -1.0, "termination flag d"),
+    (SAC, "Pendulum-v1", {"n_step": 3}, -1, 1.5, "discount γ^m 1.5"),
+]
+
+
+@pytest.mark.parametrize(("cls", "env", "kw", "column", "value", "needle"), ROW_CASES)
+def test_a_stored_row_outside_its_range_names_the_buffer_file(
+    tmp_path: Path, cls: Any, env: str, kw: dict[str, Any], column: int, value: float, needle: str
+) -> None:
+    agent = cls(env, **{**TINY, "buffer_size": 1000}, learning_starts=50, **kw)
+    agent.learn(100, progress=False)
+    ckpt = Path(agent.save(tmp_path / "ckpt"))
+    tensors = load_file(ckpt / "buffer.safetensors")
+    tensors["storage"][7, column] = value
+    save_file(tensors, ckpt / "buffer.safetensors")
+    _rehash(ckpt, "buffer.safetensors")
+    with pytest.raises(SoftacError) as info:
+        cls.load(ckpt)
+    msg = str(info.value)
+    assert str(ckpt / "buffer.safetensors") in msg and "stored row 7" in msg and needle in msg, msg
 
 
 def test_a_negative_variance_on_resume_is_one_line_not_a_divergence(

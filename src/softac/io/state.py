@@ -29,6 +29,7 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
+from softac.data.replay import RowsOutOfRange
 from softac.errors import SoftacError, WriteError
 from softac.io.checks import check_data_counters, check_resume
 from softac.io.domains import check_domains
@@ -279,5 +280,7 @@ def _load_data(agent: AgentLike, k: int, path: Path, meta: dict[str, Any]) -> No
         raise SoftacError(f"{path} is not a valid training-data file ({exc})") from None
     try:
         agent.load_data_meta(k, meta)
+    except RowsOutOfRange as exc:
+        raise SoftacError(f"{path}: {exc}; the file is corrupted (or was edited): use an earlier checkpoint") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise SoftacError(f"{path}: invalid data description in {STATE} ({exc})") from None
