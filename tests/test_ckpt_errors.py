@@ -306,6 +306,8 @@ def test_numpy_integers_are_accepted_for_counts(tmp_path: Path) -> None:
     assert (agent.env_steps, agent.seeds, agent.config.hidden_sizes) == (150, (0, 1), (32, 32))
     assert type(agent.config.total_steps) is int and type(agent.seeds[0]) is int
     assert json.loads((tmp_path / "run" / "runs.json").read_text())["config"]["batch_size"] == 64
+    kwargs = SAC("Pendulum-v1", env_kwargs={"max_episode_steps": np.int64(50)}, buffer_size=1000).config.env_kwargs
+    assert kwargs == (("max_episode_steps", 50),) and type(kwargs[0][1]) is int
     for bad in (True, 1.5, "150", np.float64(150.0)):
         with pytest.raises(SoftacError, match="total_steps must be an integer"):
             agent.learn(bad, progress=False)  # type: ignore[arg-type]

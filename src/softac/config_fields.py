@@ -66,6 +66,11 @@ COMPILE_AUTO_UPDATES = 50_000
 
 
 def _json_value(value: Any, depth: int = 0) -> Any:
+    # NumPy scalars (``max_episode_steps=np.int64(500)``) as the plain numbers JSON records.
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+        value = int(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, (bool, float, int)):
+        value = float(value)
     if isinstance(value, _JSON_SCALARS):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{value} is not finite")
