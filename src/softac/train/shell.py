@@ -228,14 +228,15 @@ class _Run:
                 self.checkpoint()
                 self.hook("on_checkpoint", checkpoints=[step_checkpoint_path(d, step) for d in self.dirs])
             self.hook("on_step", episode_returns=result.episode_returns)
-            if self.hooks is not None and self.hooks.stop:
-                # A stop is a checkpoint like a signal's, between two steps: the run resumes exactly.
-                if not saved:
-                    if not logged:
-                        self.log_scalars(step)
-                    self.checkpoint()
-                where = f"; checkpoint at {step_checkpoint_path(self.dirs[0], step)}" if self.dirs else ""
-                print(f"softac: training stopped at step {step} by {self.hooks.stopped_by}{where}", file=sys.stderr)
+            # A callback's stop is a checkpoint like a signal's, between two steps: it resumes exactly.
+            if self.hooks is not None and self.hooks.stop and not saved:
+                if not logged:
+                    self.log_scalars(step)
+                self.checkpoint()
+        if self.hooks is not None and self.hooks.stop:
+            where = f"; checkpoint at {step_checkpoint_path(self.dirs[0], agent.env_steps)}" if self.dirs else ""
+            print(f"softac: training stopped at step {agent.env_steps} by {self.hooks.stopped_by}{where}",
+                  file=sys.stderr)  # fmt: skip
         # Why here and not after ``close``: the snapshot reads the envs' RNG states, and a closed
         # AsyncVectorEnv refuses every call.
         agent.resume_state = self.snapshot()
