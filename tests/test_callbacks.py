@@ -184,3 +184,23 @@ def test_ppo_stops_between_rollouts_and_resumes_bit_identically(tmp_path: Path) 
     resumed.learn(run_dir=tmp_path / "run", progress=False)
     assert resumed.env_steps == 600
     assert_bit_identical(state_tensors(ref), state_tensors(resumed))
+
+
+def test_several_seeds_stop_together_from_on_checkpoint_and_resume_bit_identically(tmp_path: Path) -> None:
+    kw = {**RUN, "seeds": [0, 1], "checkpoint_freq": 200}
+    del kw["seed"]
+    ref = SAC("Pendulum-v1", **kw, total_steps=600)
+    ref.learn(progress=False)
+
+    class StopAtSecondCheckpoint(Callback):
+        def on_checkpoint(self, info: CallbackInfo) -> bool:
+            assert [p.parent.parent.name for p in info.checkpoints] == ["seed_0", "seed_1"]
+            return info.num_timesteps < 400
+
+    agent = SAC("Pendulum-v1", **kw, total_steps=600)
+    agent.learn(run_dir=tmp_path / "run", progress=False, callback=StopAtSecondCheckpoint())
+    assert agent.env_steps == 400
+    resumed = SAC.load(tmp_path / "run")
+    assert resumed.seeds == (0, 1) and resumed.env_steps == 400
+    resumed.learn(run_dir=tmp_path / "run", progress=False)
+    assert_bit_identical(state_tensors(ref), state_tensors(resumed))

@@ -84,7 +84,8 @@ class Callback:
 class StopTrainingOnRewardThreshold(Callback):
     """Stop once an evaluation's mean return reaches ``reward_threshold`` (SB3's callback of the same
     name, which SB3 runs from ``EvalCallback``; softac's evaluation is built in, so this is a hook
-    on it). With several learners (seeds), when every learner has reached it: they train as one."""
+    on it). With several learners (seeds), when every learner has reached it: they train as one.
+    ``verbose`` is accepted as in SB3; the stop is always reported in one line."""
 
     def __init__(self, reward_threshold: float, verbose: int = 0) -> None:
         if isinstance(reward_threshold, bool) or not isinstance(reward_threshold, numbers.Real):
@@ -107,7 +108,8 @@ class StopTrainingOnNoModelImprovement(Callback):
     """Stop when the evaluation's mean return has not improved on its best for
     ``max_no_improvement_evals`` evaluations in a row, counting only after ``min_evals``
     evaluations (SB3's callback of the same name). With several learners, when none of them
-    improved. The count starts again in each ``learn`` call (callbacks are not saved)."""
+    improved. The count starts again in each ``learn`` call (callbacks are not saved). ``verbose``
+    is accepted as in SB3; the stop is always reported in one line."""
 
     def __init__(self, max_no_improvement_evals: int, min_evals: int = 0, verbose: int = 0) -> None:
         bounds = (("max_no_improvement_evals", max_no_improvement_evals, 1), ("min_evals", min_evals, 0))
