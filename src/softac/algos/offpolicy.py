@@ -24,7 +24,7 @@ from softac.collector import Transitions
 from softac.config import OffPolicyConfig, PrioritizedReplayConfig
 from softac.data.nstep import NStepAccumulator, Row
 from softac.data.per import PrioritizedReplay
-from softac.data.replay import ReplayBuffer
+from softac.data.replay import ReplayBuffer, RowsOutOfRange
 from softac.errors import SoftacError
 from softac.memory import FLOAT
 from softac.nn import BatchedMLP, GaussianActor, Policy, numpy_forward
@@ -214,6 +214,9 @@ class OffPolicyAgent(Agent):
                    for v in (size, cursor)):  # fmt: skip
             raise ValueError(f"size {size!r} / cursor {cursor!r} do not fit a buffer of {self.buffer.capacity}")
         self.buffer.set_fill(k, size, cursor)
+        problem = self.buffer.row_problem(k, self.spec.n_actions if self.spec.action_kind == "Discrete" else None)
+        if problem is not None:
+            raise RowsOutOfRange(problem)
         if self.nstep is not None:
             self.nstep.check(k)
 
