@@ -24,6 +24,7 @@ class EnvSpec:
     n_actions: int  # Discrete: the number of actions; Box: 0
     action_low: np.ndarray  # Box bounds (Discrete: [0], [n − 1])
     action_high: np.ndarray
+    max_episode_steps: int | None = None  # the time limit the env's registration (or env_kwargs) sets, if known
 
 
 def module_of(env_id: str) -> str | None:
@@ -87,9 +88,11 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
             "(1-D) Box: wrap it with gymnasium.wrappers.FlattenObservation"
         )
     obs_dim = int(obs.shape[0])
+    limit = getattr(getattr(env, "spec", None), "max_episode_steps", None)
+    limit = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
     if isinstance(act, gym.spaces.Discrete):
         low, high = np.array([float(act.start)]), np.array([float(act.start + act.n - 1)])
-        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high)
+        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high, limit)
     if not isinstance(act, gym.spaces.Box):
         raise SoftacError(
             f"{env_id} has a {type(act).__name__} action space; softac supports Box (continuous) and "
@@ -114,6 +117,7 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
         n_actions=0,
         action_low=np.asarray(act.low, dtype=np.float64),
         action_high=np.asarray(act.high, dtype=np.float64),
+        max_episode_steps=limit,
     )
 
 

@@ -8,8 +8,11 @@ becomes a histogram (``losses.distributional.target_histogram``) and the loss a 
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
+from softac import memory
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.config import ActorCriticConfig
 from softac.data.replay import Batch
@@ -21,6 +24,21 @@ from softac.optim import adam, frozen_copy
 
 class ActorCriticAgent(OffPolicyAgent):
     config: ActorCriticConfig
+
+    def memory_estimate(self, cfg: Any = None) -> dict[str, int]:
+        """The actor (SAC's 2·dim(A) outputs bound TD3's dim(A)) and the critics at their shapes
+        (SimBa trunks, a distributional output layer of ``dist_bins``), and a distributional
+        critic's tensors over its support."""
+        cfg = self.config if cfg is None else cfg
+        spec, n, batch = self.spec, self.learners, cfg.batch_size
+        bins = cfg.dist_bins if cfg.critic_dist != "none" else 1
+        nets = memory.trunk(n, spec.obs_dim, cfg.hidden_sizes, 2 * spec.act_dim, batch, cfg.simba("actor"))
+        nets += memory.trunk(n * cfg.n_critics, spec.obs_dim + spec.act_dim, cfg.hidden_sizes, bins, batch,
+                             cfg.simba("critic"))  # fmt: skip
+        out = {**super().memory_estimate(cfg), "networks": nets}
+        if bins > 1:
+            out["distributional critic"] = memory.distributional_head(n, cfg.n_critics, batch, bins)
+        return out
 
     def _build_critics(self) -> None:
         """The critics (initialised from the learners' streams after the actor, as every

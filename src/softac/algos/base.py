@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from softac import registry
+from softac import memory, registry
 from softac.config import BaseConfig
 from softac.data.normaliser import ObservationNormaliser
 from softac.env_sources import EnvLike, EnvSource, source_of
@@ -27,7 +27,7 @@ from softac.errors import SoftacError
 from softac.io.load import load_agent
 from softac.io.rundir import as_path
 from softac.io.state import save_checkpoint
-from softac.memory import check_fits, networks_bytes
+from softac.memory import available, check_fits, generic_networks
 from softac.optim import adam_step, adam_step_traceable, gradient_step
 from softac.perf import tune_allocator
 from softac.preset_apply import AppliedPreset
@@ -113,7 +113,7 @@ class Agent(abc.ABC):
         apply_tf32(cfg.tf32, self.device)
         apply_threads(cfg.threads)
         tune_allocator()
-        check_fits(self.memory_estimate(), self.device, self.memory_reserved())
+        self.check_before_allocating()
         self.rng = LearnerRNG(self.seeds, self.device)
         self.env_steps = 0  # environment steps collected per learner
         self.updates = 0  # gradient steps done per learner
@@ -152,12 +152,23 @@ class Agent(abc.ABC):
             return {}
         return {f"obs_norm/{name}": t for name, t in self.obs_norm.live_tensors().items()}
 
-    def memory_estimate(self) -> dict[str, int]:
-        """Bytes the agent will allocate, by part, from its config alone (``softac.memory``); a
-        family adds its data (the replay buffer)."""
-        return {"networks": self.learners * networks_bytes(self.config, self.spec)}
+    def check_before_allocating(self) -> None:
+        """What the config asks of this environment and this machine, checked before anything is
+        allocated: every structure's memory (``softac.memory.check_fits``); a family adds its
+        checks against the environment (n-step returns against the episode length)."""
+        where = "this GPU" if self.device.type == "cuda" else "this machine"
+        check_fits(self.config, lambda c: (self.memory_estimate(c), self.memory_reserved(c)), available(self.device),
+                   where)  # fmt: skip
 
-    def memory_reserved(self) -> dict[str, int]:
+    def memory_estimate(self, cfg: Any = None) -> dict[str, int]:
+        """Bytes the agent with config ``cfg`` (default: its own) will touch, by structure, from
+        the config and the spaces alone (one ``softac.memory`` function per structure). An
+        algorithm lists its networks; a family adds its data (the replay buffer, the rollout)."""
+        cfg = self.config if cfg is None else cfg
+        envs = memory.environments(self.learners, cfg.n_envs, self.spec.obs_dim, self.spec.act_dim)
+        return {"networks": generic_networks(cfg, self.spec, self.learners), "environments": envs}
+
+    def memory_reserved(self, cfg: Any = None) -> dict[str, int]:
         """Single allocations reserved whole but touched as they fill (``softac.memory``)."""
         return {}
 
