@@ -282,3 +282,25 @@ def check_fits(cfg: Any, estimate: Estimate, room: tuple[int, int] | None, where
     names = " and ".join(n for _, _, n in sorted(ranked, reverse=True)[:2]) or "the sizes"
     raise SoftacError(f"{head}: no single size lowered alone makes it fit; lower {names}, or use a machine with "
                       "more memory")
+
+
+def check_growth(before: Any, cfg: Any, estimate: Estimate, room: tuple[int, int] | None, where: str) -> None:
+    """A run extended past the budget it was checked with (``learn(total_steps)``, ``--resume
+    --total-steps``) touches more of what it reserved (the replay buffer's rows): what it adds
+    must fit the memory free now. Refused naming the largest ``total_steps`` that fits."""
+    if room is None:
+        return
+    held = sum(estimate(before)[0].values())
+
+    def growth(c: Any) -> int:
+        return sum(estimate(c)[0].values()) - held
+
+    if growth(cfg) <= room[0]:
+        return
+    lo, hi = before.total_steps, cfg.total_steps  # lo fits, hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if growth(_set(cfg, "total_steps", mid, check=False)) <= room[0] else (lo, mid)
+    raise SoftacError(f"total_steps={cfg.total_steps} would fill {human(growth(cfg))} more of the replay buffer than "
+                      f"the run holds now, more than {where} has ({human(room[0])} available of {human(room[1])}): "
+                      f"total_steps={lo} fits")  # fmt: skip

@@ -27,7 +27,7 @@ from softac.errors import SoftacError
 from softac.io.load import load_agent
 from softac.io.rundir import as_path
 from softac.io.state import save_checkpoint
-from softac.memory import available, check_fits, generic_networks
+from softac.memory import available, check_fits, check_growth, generic_networks
 from softac.optim import adam_step, adam_step_traceable, gradient_step
 from softac.perf import tune_allocator
 from softac.preset_apply import AppliedPreset
@@ -156,9 +156,14 @@ class Agent(abc.ABC):
         """What the config asks of this environment and this machine, checked before anything is
         allocated: every structure's memory (``softac.memory.check_fits``); a family adds its
         checks against the environment (n-step returns against the episode length)."""
-        where = "this GPU" if self.device.type == "cuda" else "this machine"
-        check_fits(self.config, lambda c: (self.memory_estimate(c), self.memory_reserved(c)), available(self.device),
-                   where)  # fmt: skip
+        check_fits(self.config, self._memory, available(self.device), self._where())
+        self._checked = self.config  # what ``learn`` checks an extended budget against
+
+    def _memory(self, cfg: Any) -> tuple[dict[str, int], dict[str, int]]:
+        return self.memory_estimate(cfg), self.memory_reserved(cfg)
+
+    def _where(self) -> str:
+        return "this GPU" if self.device.type == "cuda" else "this machine"
 
     def memory_estimate(self, cfg: Any = None) -> dict[str, int]:
         """Bytes the agent with config ``cfg`` (default: its own) will touch, by structure, from
@@ -271,8 +276,9 @@ class Agent(abc.ABC):
         for name, flag in (("progress", progress), ("overwrite", overwrite)):
             if not isinstance(flag, bool):
                 raise SoftacError(f"{name} must be true or false, got {flag!r}")
-        if total_steps is not None:
-            self.config = self.config.replace(total_steps=total_steps)
+        cfg = self.config.replace(total_steps=total_steps) if total_steps is not None else self.config
+        check_growth(self._checked, cfg, self._memory, available(self.device), self._where())
+        self.config = self._checked = cfg
         where = as_path(run_dir, "run_dir") if run_dir is not None else None
         train(self, where, progress=progress, overwrite=overwrite)
         return self
