@@ -153,22 +153,17 @@ class Agent(abc.ABC):
         return {f"obs_norm/{name}": t for name, t in self.obs_norm.live_tensors().items()}
 
     def check_before_allocating(self) -> None:
-        """What the config asks of this environment and this machine, checked before anything is
-        allocated: every structure's memory (``softac.memory.check_fits``); a family adds its
-        checks against the environment (n-step returns against the episode length)."""
-        check_fits(self.config, self._memory, available(self.device), self._where())
+        """Every structure's memory (``softac.memory.check_fits``), before any is allocated; a
+        family adds its checks against the environment (n-step returns against the episode)."""
+        check_fits(self.config, self._memory, available(self.device), memory.place(self.device))
         self._checked = self.config  # what ``learn`` checks an extended budget against
 
     def _memory(self, cfg: Any) -> tuple[dict[str, int], dict[str, int]]:
         return self.memory_estimate(cfg), self.memory_reserved(cfg)
 
-    def _where(self) -> str:
-        return "this GPU" if self.device.type == "cuda" else "this machine"
-
     def memory_estimate(self, cfg: Any = None) -> dict[str, int]:
-        """Bytes the agent with config ``cfg`` (default: its own) will touch, by structure, from
-        the config and the spaces alone (one ``softac.memory`` function per structure). An
-        algorithm lists its networks; a family adds its data (the replay buffer, the rollout)."""
+        """Bytes the agent with config ``cfg`` (default: its own) will touch, by structure (one
+        ``softac.memory`` function each): an algorithm lists its networks, a family its data."""
         cfg = self.config if cfg is None else cfg
         envs = memory.environments(self.learners, cfg.n_envs, self.spec.obs_dim, self.spec.act_dim)
         return {"networks": generic_networks(cfg, self.spec, self.learners), "environments": envs}
@@ -277,7 +272,7 @@ class Agent(abc.ABC):
             if not isinstance(flag, bool):
                 raise SoftacError(f"{name} must be true or false, got {flag!r}")
         cfg = self.config.replace(total_steps=total_steps) if total_steps is not None else self.config
-        check_growth(self._checked, cfg, self._memory, available(self.device), self._where())
+        check_growth(self._checked, cfg, self._memory, available(self.device), memory.place(self.device))
         self.config = self._checked = cfg
         where = as_path(run_dir, "run_dir") if run_dir is not None else None
         train(self, where, progress=progress, overwrite=overwrite)
