@@ -82,7 +82,9 @@ def refused_quickly(cls: type, *needles: str, **kwargs: Any) -> str:
 def test_the_command_line_refuses_in_one_line_before_allocating(
     flags: list[str], needles: list[str], tmp_path: Path
 ) -> None:
-    proc = run_limited("train", "--env", "Pendulum-v1", *flags, "--run-dir", str(tmp_path / "r"), "--no-progress")
+    # On the CPU: a CUDA context alone reserves more address space than the limit.
+    proc = run_limited("train", "--env", "Pendulum-v1", *flags, "--device", "cpu", "--run-dir", str(tmp_path / "r"),
+                       "--no-progress")  # fmt: skip
     line = one_line(proc, *needles)
     if " fits" in line:  # the refusal names a value, and it is one the config accepts
         assert "B available of" in line
@@ -232,6 +234,7 @@ def test_a_checkpoint_edited_to_an_impossible_size_is_refused_with_files_untouch
     _edit(state, **changes)
     before = _digests(run)
     args = ["eval", str(run)] if command == "eval" else ["train", "--resume", str(run), "--no-progress"]
+    args += ["--device", "cpu"]
     line = one_line(run_limited(*args), *needles)
     assert f"checkpoint {state.parent}" in line
     assert _digests(run) == before
@@ -244,7 +247,8 @@ def test_a_run_without_checkpoint_whose_config_json_was_edited_is_refused(traine
     shutil.rmtree(run / "checkpoints")
     _edit(run / "config.json", dist_bins=10_000_000)
     before = _digests(run)
-    line = one_line(run_limited("train", "--resume", str(run), "--no-progress"), "lower dist_bins", " fits")
+    line = one_line(run_limited("train", "--resume", str(run), "--device", "cpu", "--no-progress"), "lower dist_bins",
+                    " fits")  # fmt: skip
     assert f"{run / 'config.json'}:" in line
     assert _digests(run) == before
 
@@ -301,3 +305,12 @@ def test_the_address_space_limit_counts_as_the_machines_memory() -> None:
         capture_output=True, text=True, env=cli_env(), timeout=120, check=False, preexec_fn=_limited,
     )  # fmt: skip
     assert probe.returncode == 0 and int(probe.stdout) == LIMIT, probe.stderr
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_a_gpu_the_gpus_memory_is_the_bound() -> None:
+    _, total = torch.cuda.mem_get_info()
+    bins = int(total // (256 * 4 * 5)) + 1  # the critics' output layer alone exceeds the GPU
+    line = refused_quickly(SAC, "this GPU", "lower dist_bins", env="Pendulum-v1", device="cuda", critic_dist="c51",
+                           dist_bins=bins)  # fmt: skip
+    assert torch.cuda.memory_allocated() < 1 << 30, line
