@@ -185,7 +185,7 @@ def test_config_has_only_its_fields_and_other_configs_are_refused() -> None:
 
 def test_crossq_cli_run_reaches_updates_and_resumes_bit_identically(tmp_path: Path) -> None:
     flags = ["--critic-hidden-sizes", "32", "32", "--learning-starts", "100", "--eval-freq", "200",
-             "--checkpoint-freq", "200", "--renorm-warmup", "50", "--preset", "none"]  # fmt: skip
+             "--checkpoint-freq", "200", "--renorm-warmup", "50", "--preset", "none", "--threads", "1"]  # fmt: skip
     straight, half = tmp_path / "straight", tmp_path / "half"
     for run_dir, steps in ((straight, "400"), (half, "200")):
         r = run_cli("train", "--algo", "crossq", "--total-steps", steps, "--run-dir", str(run_dir), *flags)
