@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from softac.robotics import prepare as prepare_robotics
 from softac.env_checks import check_output
 from softac.errors import SoftacError
 
@@ -49,6 +50,7 @@ def make_env(env_id: str, kwargs: Sequence[tuple[str, Any]] = ()) -> gym.Env:
     keyword arguments its constructor refuses."""
     if not isinstance(env_id, str) or not env_id:
         raise SoftacError(f"environment id must be a non-empty string, got {env_id!r}")
+    prepare_robotics(env_id)  # Gymnasium-Robotics ids: registered on demand (softac.robotics)
     try:
         return gym.make(env_id, **dict(kwargs))
     except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound) as exc:

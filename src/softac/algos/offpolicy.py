@@ -20,12 +20,14 @@ from torch import Tensor
 from softac.accel.runner import Update, make_runners
 from softac.algos.base import Agent
 from softac.collector import Transitions
-from softac.config import OffPolicyConfig, PrioritizedReplayConfig
+from softac.config import GoalReplayConfig, OffPolicyConfig, PrioritizedReplayConfig
+from softac.data.her import HerReplay
 from softac.data.nstep import NStepAccumulator, Row
 from softac.data.per import PrioritizedReplay
 from softac.data.replay import ReplayBuffer
 from softac.envs import learner_observations
 from softac.errors import SoftacError
+from softac.goals import goal_reward
 from softac.memory import FLOAT
 from softac.nn import BatchedMLP, GaussianActor, Policy, numpy_forward
 
@@ -78,9 +80,13 @@ class OffPolicyAgent(Agent):
 
     def _replay(self, discount_column: bool) -> ReplayBuffer:
         """The replay buffer: prioritized (``softac.data.per``) with ``per``, whose algorithms' critic
-        losses take ``Batch.weight`` and return |δ| as the metric ``per/td``; plain otherwise."""
+        losses take ``Batch.weight`` and return |δ| as the metric ``per/td``; relabelling hindsight
+        goals (``softac.data.her``) with ``her``; plain otherwise."""
         cfg, spec = self.config, self.spec
         args = (self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device)
+        if isinstance(cfg, GoalReplayConfig) and cfg.her:
+            return HerReplay(*args, layout=spec.obs_layout, compute_reward=goal_reward(self.env_source, spec),
+                             k=cfg.her_k, strategy=cfg.her_strategy, env_name=spec.env_id)  # fmt: skip
         if isinstance(cfg, PrioritizedReplayConfig) and cfg.per:
             return PrioritizedReplay(*args, discount_column=discount_column, alpha=cfg.per_alpha, beta=cfg.per_beta,
                                      eps=cfg.per_eps)  # fmt: skip
@@ -93,7 +99,8 @@ class OffPolicyAgent(Agent):
 
     def _buffer_bytes(self, rows: int) -> int:
         row = 2 * self.spec.obs_dim + self.spec.act_dim + 2 + int(self.config.n_step > 1)  # ReplayBuffer's rows
-        return self.learners * rows * row * FLOAT
+        her = isinstance(self.config, GoalReplayConfig) and self.config.her  # two int64 episode bounds per row
+        return self.learners * rows * (row * FLOAT + 16 * her)
 
     def memory_estimate(self) -> dict[str, int]:
         # Only the rows this run fills are touched (torch.empty reserves, pages come as rows are
@@ -174,15 +181,21 @@ class OffPolicyAgent(Agent):
         rows = self.buffer.rows(tr.obs, tr.action, tr.reward, tr.terminated, tr.next_obs)
         if tr.ok.all():
             self.buffer.add_all(rows)
-            return
-        for k in range(self.learners):
-            self.buffer.add(k, rows[k][tr.ok[k]])
-        self.buffer.sync_size()
+        else:
+            for k in range(self.learners):
+                self.buffer.add(k, rows[k][tr.ok[k]])
+            self.buffer.sync_size()
+        if isinstance(self.buffer, HerReplay):  # one env per learner (GoalReplayConfig): episodes in order
+            for k in range(self.learners):
+                self.buffer.record(k, stored=bool(tr.ok[k, 0]), ends=bool(tr.done[k, 0] or not tr.ok[k, 0]))
 
     def cut_episodes(self) -> None:
         """Collection starts fresh episodes: pending n-step tails end here (``NStepAccumulator.cut``)."""
         if self.nstep is not None:
             self._store_completed(self.nstep.cut())
+        if isinstance(self.buffer, HerReplay):  # the running episodes end at their newest step
+            for k in range(self.learners):
+                self.buffer.close(k)
 
     def _add_nstep(self, acc: NStepAccumulator, tr: Transitions) -> None:
         self._store_completed(acc.push(tr.obs, tr.action, tr.reward, tr.terminated, tr.done, tr.next_obs, tr.ok))
@@ -200,7 +213,8 @@ class OffPolicyAgent(Agent):
         return self.buffer.state_tensors(k)
 
     def data_meta(self, k: int) -> dict[str, Any]:
-        return {"size": int(self.buffer.size[k]), "cursor": int(self.buffer.cursor[k])}
+        meta = {"size": int(self.buffer.size[k]), "cursor": int(self.buffer.cursor[k])}
+        return {**meta, **self.buffer.episode_meta(k)} if isinstance(self.buffer, HerReplay) else meta
 
     def data_targets(self, k: int) -> dict[str, Tensor]:
         if self.nstep is not None:
@@ -215,6 +229,8 @@ class OffPolicyAgent(Agent):
         self.buffer.set_fill(k, size, cursor)
         if self.nstep is not None:
             self.nstep.check(k)
+        if isinstance(self.buffer, HerReplay):
+            self.buffer.load_episode_meta(k, meta)
 
     # -- the update -------------------------------------------------------------------------
     def _runners(self) -> tuple[Update, Update]:
@@ -228,8 +244,9 @@ class OffPolicyAgent(Agent):
                 for sub in module.modules():
                     if isinstance(sub, BatchedMLP | GaussianActor):
                         sub.fused = cfg.fast_update
+            graphed = cfg.cuda_graph and not self.buffer.relabels  # relabelling samples on the host
             self._inner, self._runner = make_runners(self._draw, self._compute, self.mutable_tensors, self.rng.dev,
-                                                     self.device, compiled, cfg.cuda_graph)  # fmt: skip
+                                                     self.device, compiled, graphed)  # fmt: skip
             self._runner_key = key
         return self._inner, self._runner
 
