@@ -134,20 +134,26 @@ class CrashingEnv(gym.Env):
 class BoxEnv(gym.Env):
     """A trivial env with configurable action/observation spaces (for validation tests)."""
 
-    def __init__(self, low: Any = -1.0, high: Any = 1.0, obs_shape: tuple[int, ...] = (3,)) -> None:
+    def __init__(
+        self, low: Any = -1.0, high: Any = 1.0, obs_shape: tuple[int, ...] = (3,), obs_dtype: Any = np.float32
+    ) -> None:
         low = np.atleast_1d(np.asarray(low, dtype=np.float32))
         high = np.atleast_1d(np.asarray(high, dtype=np.float32))
         self.action_space = gym.spaces.Box(low, high, low.shape, np.float32)
-        self.observation_space = gym.spaces.Box(-10.0, 10.0, obs_shape, np.float32)
+        bound = 255 if obs_dtype == np.uint8 else 10.0
+        self.observation_space = gym.spaces.Box(-bound * (obs_dtype != np.uint8), bound, obs_shape, obs_dtype)
         self.obs_shape = obs_shape
+
+    def _obs(self) -> np.ndarray:
+        out = self.np_random.uniform(-1, 1, self.obs_shape)
+        return out.astype(self.observation_space.dtype)  # type: ignore[arg-type]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
         super().reset(seed=seed)
-        return self.np_random.uniform(-1, 1, self.obs_shape).astype(np.float32), {}
+        return self._obs(), {}
 
     def step(self, action: np.ndarray) -> Any:
-        obs = self.np_random.uniform(-1, 1, self.obs_shape).astype(np.float32)
-        return obs, -float(np.sum(np.square(action))), False, False, {}
+        return self._obs(), -float(np.sum(np.square(action))), False, False, {}
 
 
 class EvalNaNEnv(BoxEnv):
@@ -206,7 +212,8 @@ _register("SoftacTest/CounterTerminates-v0", CounterEnv, max_episode_steps=10, t
 _register("SoftacTest/NaNObs-v0", NonFiniteEnv, max_episode_steps=10, what="obs")
 _register("SoftacTest/InfReward-v0", NonFiniteEnv, max_episode_steps=10, what="reward")
 _register("SoftacTest/InfiniteBox-v0", BoxEnv, max_episode_steps=20, low=[-np.inf], high=[np.inf])
-_register("SoftacTest/ImageObs-v0", BoxEnv, max_episode_steps=20, obs_shape=(2, 2))
+_register("SoftacTest/ImageObs-v0", BoxEnv, max_episode_steps=20, obs_shape=(8, 8, 3), obs_dtype=np.uint8)
+_register("SoftacTest/MatrixObs-v0", BoxEnv, max_episode_steps=20, obs_shape=(2, 2))
 _register("SoftacTest/DictObs-v0", DictObsEnv, max_episode_steps=20)
 _register("SoftacTest/Asym-v0", BoxEnv, max_episode_steps=20, low=[-2.0, 0.0], high=[1.0, 5.0])
 _register("SoftacTest/Crash-v0", CrashingEnv, max_episode_steps=10)

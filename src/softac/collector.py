@@ -20,6 +20,7 @@ import numpy as np
 
 from softac.envs import get_rng_states, set_rng_states
 from softac.errors import EnvError, SoftacError
+from softac.obs import ObsLayout
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Collector:
         seeds: Sequence[int],
         skip_nonfinite: bool = False,
         env_name: str = "the environment",
+        layout: ObsLayout | None = None,
     ) -> None:
         """``to_env`` maps the library's actions to the environment's (``ActionScaler.to_env``);
         ``seeds`` holds one base seed per learner (sub-env i of learner k is seeded seeds[k] + i)."""
@@ -56,7 +58,10 @@ class Collector:
         self.reset_seeds = [int(s) + i for s in seeds for i in range(self.n)]
         self.skip_nonfinite = skip_nonfinite
         self.env_name = env_name
-        obs_dim = int(np.prod(envs.single_observation_space.shape or (1,)))
+        # How the environments' observations become rows (softac.obs): a flat Box as is, a Dict or
+        # a Discrete space flattened to its columns.
+        self.layout = layout if layout is not None else ObsLayout.of(envs.single_observation_space, env_name)
+        obs_dim = self.layout.dim
         self.obs: np.ndarray = np.zeros((self.L * self.n, obs_dim), dtype=np.float32)
         self.needs_reset = np.ones(self.L * self.n, dtype=bool)
         self._seeded = False  # the first reset seeds every sub-env
@@ -92,6 +97,9 @@ class Collector:
         ok = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
         if not ok.all() and not self.skip_nonfinite:
             env_index = int(np.flatnonzero(~ok)[0])
+            if values.ndim == 2 and not self.layout.identity:  # a Dict/Discrete observation: name the key
+                column = int(np.flatnonzero(~np.isfinite(values[env_index]))[0])
+                what = f"{what} ({self.layout.key_of_column(column).name})"
             raise SoftacError(
                 f"environment {env_index} returned a non-finite {what} at step {step}; fix the environment "
                 "or pass --skip-nonfinite to drop such transitions"
@@ -109,6 +117,14 @@ class Collector:
                 f"the environment {self.env_name} raised {type(exc).__name__} in {method}() at step {step}: {exc}"
             ) from exc
 
+    def _flatten(self, obs: Any, method: str, step: int) -> np.ndarray:
+        """The vector env's observations (L·n, ...) as float32 rows (L·n, obs_dim); a value that
+        does not fit its space is the environment's error (one line, as in ``_call``)."""
+        try:
+            return self.layout.flatten(obs, (self.L * self.n,))
+        except ValueError as exc:
+            raise EnvError(f"the environment {self.env_name} returned from {method}() at step {step}: {exc}") from None
+
     def _reset(self, step: int) -> None:
         if not self._seeded:
             seed: Any = self.reset_seeds if len(self.reset_seeds) > 1 else self.reset_seeds[0]
@@ -118,7 +134,7 @@ class Collector:
         else:
             mask = self.needs_reset.copy()
             obs, _ = self._call("reset", step, options={"reset_mask": mask})
-        obs = np.asarray(obs, dtype=np.float32)
+        obs = self._flatten(obs, "reset", step)
         bad = ~self._check_finite("observation after reset", obs, step)
         if (bad & mask).any():
             raise SoftacError(f"environment returned a non-finite observation after reset at step {step}")
@@ -139,7 +155,7 @@ class Collector:
         self.observe(step)
         flat_action = np.asarray(action).reshape(self.L * self.n, *np.shape(action)[2:])
         next_obs, reward, terminated, truncated, _ = self._call("step", step, self.to_env(flat_action))
-        next_obs = np.asarray(next_obs, dtype=np.float32)
+        next_obs = self._flatten(next_obs, "step", step)
         reward = np.asarray(reward, dtype=np.float64)
         terminated = np.asarray(terminated, dtype=bool)
         done = terminated | np.asarray(truncated, dtype=bool)

@@ -12,6 +12,7 @@ import numpy as np
 from softac.robotics import prepare as prepare_robotics
 from softac.env_checks import check_output
 from softac.errors import SoftacError
+from softac.obs import ObsLayout, batch_one
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class EnvSpec:
     n_actions: int  # Discrete: the number of actions; Box: 0
     action_low: np.ndarray  # Box bounds (Discrete: [0], [n − 1])
     action_high: np.ndarray
+    obs_layout: ObsLayout  # how an observation becomes the obs_dim columns (softac.obs)
 
 
 def module_of(env_id: str) -> str | None:
@@ -82,16 +84,11 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
     Which algorithm takes which action space is checked against the registry by the agent."""
     act = env.action_space
     obs = env.observation_space
-    if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
-        shape = getattr(obs, "shape", None)
-        raise SoftacError(
-            f"{env_id} has a {type(obs).__name__} observation space of shape {shape}; softac needs a flat "
-            "(1-D) Box: wrap it with gymnasium.wrappers.FlattenObservation"
-        )
-    obs_dim = int(obs.shape[0])
+    layout = ObsLayout.of(obs, env_id)
+    obs_dim = layout.dim
     if isinstance(act, gym.spaces.Discrete):
         low, high = np.array([float(act.start)]), np.array([float(act.start + act.n - 1)])
-        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high)
+        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high, layout)
     if not isinstance(act, gym.spaces.Box):
         raise SoftacError(
             f"{env_id} has a {type(act).__name__} action space; softac supports Box (continuous) and "
@@ -116,43 +113,8 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
         n_actions=0,
         action_low=np.asarray(act.low, dtype=np.float64),
         action_high=np.asarray(act.high, dtype=np.float64),
+        obs_layout=layout,
     )
-
-
-def observation_array(observation: Any, obs_dim: int) -> np.ndarray:
-    """One observation (obs_dim,) or a batch (B, obs_dim) as float32, or one clear error."""
-    if isinstance(observation, (str, bytes, dict)):
-        raise SoftacError(f"observation must be an array of numbers, got {type(observation).__name__}")
-    # Issue 22: a complex observation was cast with its imaginary part dropped (a numpy warning only).
-    try:
-        kind = np.asarray(observation).dtype.kind
-    except (TypeError, ValueError):
-        kind = "f"  # ragged or odd: the conversion below names the problem
-    if kind not in "biuf":
-        what = f"{type(observation).__name__} of kind {kind!r}"
-        raise SoftacError(f"observation must be an array of real numbers, got {what}")
-    try:
-        obs = np.asarray(observation, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise SoftacError(f"observation must be an array of numbers, got {type(observation).__name__} "
-                          f"({str(exc).splitlines()[0]})") from None  # fmt: skip
-    if obs.ndim not in (1, 2) or obs.shape[-1] != obs_dim:
-        raise SoftacError(f"observation has shape {obs.shape}; this policy expects ({obs_dim},)")
-    if not np.isfinite(obs).all():
-        raise SoftacError("observation holds non-finite values (NaN/inf); the policy's action would be NaN")
-    return obs
-
-
-def learner_observations(obs: Any, learners: int, obs_dim: int) -> tuple[np.ndarray, bool]:
-    """Observations (L, B, obs_dim) as float32, and whether they came as (B, obs_dim) — which a
-    single learner also takes, as in softac 0.1 — or one clear error."""
-    obs = np.asarray(obs, dtype=np.float32)
-    flat = obs.ndim == 2 and learners == 1
-    if flat:
-        obs = obs[None]
-    if obs.ndim != 3 or obs.shape[0] != learners or obs.shape[2] != obs_dim:
-        raise SoftacError(f"observations of shape {obs.shape}: expected ({learners}, B, {obs_dim})")
-    return obs, flat
 
 
 class ActionScaler:
@@ -220,7 +182,7 @@ class SingleVectorEnv(gym.vector.VectorEnv):
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    ) -> tuple[Any, dict[str, Any]]:
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         if mask is not None and not bool(np.asarray(mask).reshape(-1)[0]):
@@ -229,16 +191,16 @@ class SingleVectorEnv(gym.vector.VectorEnv):
         obs, info = self.env.reset(seed=single_seed, options=options)
         check_output(self.single_observation_space, obs)
         self._needs_reset = False
-        return np.asarray(obs)[None].copy(), info
+        return batch_one(obs), info
 
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("step() on an environment whose episode ended: reset it first")
         obs, reward, terminated, truncated, info = self.env.step(actions[0])
         check_output(self.single_observation_space, obs, reward)
         self._needs_reset = bool(terminated or truncated)
         return (
-            np.asarray(obs)[None].copy(),
+            batch_one(obs),
             np.array([reward], dtype=np.float64),
             np.array([terminated], dtype=np.bool_),
             np.array([truncated], dtype=np.bool_),

@@ -33,6 +33,14 @@ def _call(env: gym.Env, name: str, method: str, episode: int, *args: Any, **kwar
         ) from exc
 
 
+def _flat(agent: AgentLike, obs: Any, name: str, episode: int) -> np.ndarray:
+    """One observation as the policy's float32 row (a Dict or Discrete observation flattened)."""
+    try:
+        return agent.spec.obs_layout.flatten(obs, ())
+    except ValueError as exc:
+        raise EnvError(f"the evaluation environment {name} (evaluation episode {episode}): {exc}") from None
+
+
 def evaluate(
     agent: AgentLike,
     envs: Sequence[gym.Env],
@@ -64,7 +72,7 @@ def evaluate(
     name = agent.config.env_id
     for k, env in enumerate(envs):
         o, _ = _call(env, name, "reset", 0, seed=int(seeds[k]))
-        obs.append(np.asarray(o, dtype=np.float32))
+        obs.append(_flat(agent, o, name, 0))
     current = np.stack(obs)
     cut = 0
     while (done_eps < episodes).any():
@@ -76,7 +84,7 @@ def evaluate(
                 continue
             env_action = agent.to_env(actions[k][None])[0]
             o, r, terminated, truncated, _ = _call(env, name, "step", int(done_eps[k]), env_action)
-            o, reward = np.asarray(o, dtype=np.float32), float(r)
+            o, reward = _flat(agent, o, name, int(done_eps[k])), float(r)
             finite = bool(np.isfinite(reward) and np.isfinite(o).all())
             if not finite and not skip_nonfinite:
                 what = "reward" if not np.isfinite(reward) else "observation"
@@ -92,7 +100,7 @@ def evaluate(
                 done_eps[k] += 1
                 if done_eps[k] < episodes:
                     o, _ = _call(env, name, "reset", int(done_eps[k]), seed=int(seeds[k] + done_eps[k]))
-                    o = np.asarray(o, dtype=np.float32)
+                    o = _flat(agent, o, name, int(done_eps[k]))
             current[k] = o
     if cut:
         print(f"softac: warning: {cut} evaluation episode(s) ended early on a non-finite observation or reward",

@@ -22,12 +22,13 @@ from softac import registry
 from softac.config import BaseConfig
 from softac.data.normaliser import ObservationNormaliser
 from softac.env_sources import EnvLike, EnvSource, source_of
-from softac.envs import EnvSpec, action_mapper, observation_array
+from softac.envs import EnvSpec, action_mapper
 from softac.errors import SoftacError
 from softac.io.load import load_agent
 from softac.io.rundir import as_path
 from softac.io.state import save_checkpoint
 from softac.memory import check_fits, networks_bytes
+from softac.obs import observation_array
 from softac.optim import adam_step, adam_step_traceable, gradient_step
 from softac.perf import tune_allocator
 from softac.preset_apply import AppliedPreset
@@ -237,7 +238,7 @@ class Agent(abc.ABC):
             raise SoftacError(f"deterministic must be true or false, got {deterministic!r}")
         if self.learners > 1:
             raise SoftacError("predict acts for one learner: load one seed's run (e.g. SAC.load('RUN/seed_0'))")
-        obs = observation_array(observation, self.spec.obs_dim)
+        obs = observation_array(observation, self.spec.obs_dim, self.spec.obs_layout)
         single = obs.ndim == 1
         action = self.act((obs[None] if single else obs)[None], deterministic)[0]
         env_action = np.asarray(self.to_env(action))

@@ -25,11 +25,11 @@ from softac.data.her import HerReplay
 from softac.data.nstep import NStepAccumulator, Row
 from softac.data.per import PrioritizedReplay
 from softac.data.replay import ReplayBuffer
-from softac.envs import learner_observations
 from softac.errors import SoftacError
 from softac.goals import goal_reward
 from softac.memory import FLOAT
 from softac.nn import BatchedMLP, GaussianActor, Policy, numpy_forward
+from softac.obs import learner_observations
 
 # The numpy acting path serves at most this many rows: for one environment per learner the
 # action is a few vector–matrix products, where torch's fixed cost per op (dispatch, tensor

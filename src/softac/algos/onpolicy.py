@@ -46,8 +46,8 @@ from softac.distributions import (
     diag_gaussian_log_prob,
     diag_gaussian_sample,
 )
-from softac.envs import learner_observations
 from softac.nn import ActorCritic, BatchedMLP
+from softac.obs import learner_observations
 
 
 class OnPolicyAgent(Agent):

@@ -77,6 +77,14 @@ def _build(
             f"checkpoint {ckpt} was made on {state['env_id']} (observations of size {state['obs_dim']}, actions "
             f"of size {state['act_dim']}), but {now} has {agent.spec.obs_dim} and {agent.spec.act_dim}"
         )
+    layout = agent.spec.obs_layout
+    recorded, current = state.get("obs_layout"), (None if layout.identity else layout.describe())
+    if recorded != current:
+        now = f"the environment given ({agent.config.env_id})" if env is not None else f"{config.env_id} now"
+        raise SoftacError(
+            f"checkpoint {ckpt} was made on observations laid out as {recorded or 'one flat Box'}, but {now} "
+            f"gives {current or 'one flat Box'}: load it with the environment it was trained on"
+        )
     return agent
 
 

@@ -116,6 +116,7 @@ def save_checkpoint(agent: AgentLike, k: int, path: Path, include_data: bool = T
             "env": agent.env_source.describe(),
             "obs_dim": agent.spec.obs_dim,
             "act_dim": agent.spec.act_dim,
+            **_layout_record(agent),
             "config": agent.learner_config(k).to_dict(),
             "counters": {"env_steps": agent.env_steps, "updates": agent.updates, "episodes": agent.episodes[k]},
             "data": {"included": include_data, **agent.data_meta(k)},
@@ -265,3 +266,11 @@ def _load_data(agent: AgentLike, k: int, path: Path, meta: dict[str, Any]) -> No
         agent.load_data_meta(k, meta)
     except (KeyError, TypeError, ValueError) as exc:
         raise SoftacError(f"{path}: invalid data description in {STATE} ({exc})") from None
+
+
+def _layout_record(agent: AgentLike) -> dict[str, str]:
+    """A Dict/Discrete observation's layout (``softac.obs``), recorded so a load onto an environment
+    whose keys have the same total size in another arrangement is refused; a flat Box records
+    nothing (its ``obs_dim`` says it all, and its checkpoints stay as they were)."""
+    layout = agent.spec.obs_layout
+    return {} if layout.identity else {"obs_layout": layout.describe()}
