@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 from softac.data.her import HerReplay, relabelled_count
 from softac.errors import EnvError
-from softac.obs import ObsKey, ObsLayout
+from softac.obs import ObsLayout
 from softac.rng import LearnerRNG
 
 OBS, GOAL, ACT = 3, 2, 1
-LAYOUT = ObsLayout(
-    keys=(ObsKey("achieved_goal", "box", (GOAL,), 0, GOAL), ObsKey("desired_goal", "box", (GOAL,), GOAL, GOAL),
-          ObsKey("observation", "box", (OBS,), 2 * GOAL, OBS)),
-    dim=2 * GOAL + OBS,
-)  # fmt: skip
+LAYOUT = ObsLayout.of(gym.spaces.Dict({
+    "observation": gym.spaces.Box(-1, 1, (OBS,)), "achieved_goal": gym.spaces.Box(-1, 1, (GOAL,)),
+    "desired_goal": gym.spaces.Box(-1, 1, (GOAL,)),
+}))  # fmt: skip
 DIM = LAYOUT.dim
 AG, DG = LAYOUT.slice("achieved_goal"), LAYOUT.slice("desired_goal")
 S2 = DIM + ACT + 2  # first column of s'
@@ -150,7 +150,7 @@ def test_a_cut_episode_ends_at_its_newest_step_and_the_next_one_is_separate() ->
     buf = make()
     fill(buf, [], running=4)
     buf.close(0)  # a resumed run restarts the episode here
-    for t in range(3):
+    for _ in range(3):
         a = int(buf.written[0])
         buf.add(0, row(a, 9)[None])
         buf.record(0, stored=True, ends=False)

@@ -9,10 +9,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from softac.robotics import prepare as prepare_robotics
 from softac.env_checks import check_output
 from softac.errors import SoftacError
 from softac.obs import ObsLayout, batch_one
+from softac.robotics import prepare as prepare_robotics
 
 
 @dataclass(frozen=True)

@@ -75,4 +75,4 @@ def goal_reward(source: EnvSource, spec: EnvSpec) -> GoalReward:
             "relabelling calls it on batches (a vectorised compute_reward, as Gymnasium-Robotics' is)"
         ) from exc
     check_rewards(probe, 2, spec.env_id)
-    return fn  # type: ignore[no-any-return]
+    return fn

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.algos.temperature import SoftActor, SoftActorConfig, actor_optimizer_with_temperature
-from softac.config import GoalReplayConfig, SimbaActorConfig, _f
+from softac.config import SimbaActorConfig, _f
+from softac.config_goals import GoalReplayConfig
 from softac.data.replay import Batch
 from softac.losses import common
 from softac.losses import crossq as C

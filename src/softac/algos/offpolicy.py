@@ -20,7 +20,8 @@ from torch import Tensor
 from softac.accel.runner import Update, make_runners
 from softac.algos.base import Agent
 from softac.collector import Transitions
-from softac.config import GoalReplayConfig, OffPolicyConfig, PrioritizedReplayConfig
+from softac.config import OffPolicyConfig, PrioritizedReplayConfig
+from softac.config_goals import GoalReplayConfig
 from softac.data.her import HerReplay
 from softac.data.nstep import NStepAccumulator, Row
 from softac.data.per import PrioritizedReplay

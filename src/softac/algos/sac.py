@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from softac.algos.actor_critic import ActorCriticAgent
 from softac.algos.temperature import SoftActor, SoftActorConfig, actor_optimizer_with_temperature
-from softac.config import ActorCriticConfig, GoalReplayConfig
+from softac.config import ActorCriticConfig
+from softac.config_goals import GoalReplayConfig
 from softac.data.replay import Batch
 from softac.losses import sac as L
 from softac.nn import GaussianActor

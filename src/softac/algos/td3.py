@@ -10,7 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from softac.algos.actor_critic import ActorCriticAgent
-from softac.config import ActorCriticConfig, GoalReplayConfig, _f
+from softac.config import ActorCriticConfig, _f
+from softac.config_goals import GoalReplayConfig
 from softac.data.replay import Batch
 from softac.losses import td3 as L
 from softac.nn import DeterministicActor

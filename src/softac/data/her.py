@@ -201,7 +201,8 @@ class HerReplay(ReplayBuffer):
             raise ValueError("no hindsight episode counters (a checkpoint saved without --her cannot resume with it)")
         assert isinstance(written, int) and isinstance(open_, int)
         n = int(self.size[k])
-        if min(written, self.capacity) != n or written % self.capacity != int(self.cursor[k]) or not -1 <= open_ < written:
+        fits = min(written, self.capacity) == n and written % self.capacity == int(self.cursor[k])
+        if not fits or not -1 <= open_ < written:
             raise ValueError(f"hindsight episode counters (written {written}, open {open_}) do not fit the buffer's "
                              f"{n} rows")  # fmt: skip
         start, end = self.ep_start[k, :n], self.ep_end[k, :n]
