@@ -230,3 +230,13 @@ def test_sac_her_learns_a_sparse_goal_task() -> None:
     agent.learn(progress=False)
     success = _success(agent)
     assert (success >= 0.9).all(), success
+
+
+def test_the_robotics_suite_runs_sac_with_her_on_the_goal_tasks(tmp_path: Path) -> None:
+    from softac.suite.runner import train_argv
+    from softac.suite.spec import SUITES, expand
+
+    cells, _ = expand("robotics", None, None)
+    assert {c.env_id for c in cells} <= set(SUITES["robotics"][0]) and {c.variant for c in cells} == {"sac-her"}
+    argv = train_argv(cells[0], tmp_path / "cell", [0, 1], 1000, "cpu", 1, [])
+    assert argv[argv.index("--algo") + 1] == "sac" and argv[-1] == "--her"  # a bool override is a bare flag
