@@ -112,7 +112,8 @@ def test_single_env_path_equals_sync_vector_env(env_id: str, steps: int, skip: b
     (terminations, time-limit truncations, dropped non-finite steps, and a checkpoint restore)."""
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-    from softac.envs import SingleVectorEnv, get_rng_states, make_env
+    from softac.env_rng import get_rng_states
+    from softac.envs import SingleVectorEnv, make_env
 
     lean = make_vector_env(env_id, 1)
     assert isinstance(lean, SingleVectorEnv)

@@ -180,7 +180,9 @@ def _print_result(run_dir: Path) -> None:
         if rows:
             last = rows[-1]
             mean, std = float(last["eval_return_mean"]), float(last["eval_return_std"])
-            print(f"step {last['step']}: eval return {mean:.1f} ± {std:.1f}  (run directory: {d})")
+            rate = last.get("eval_success_rate")
+            success = f", success rate {float(rate):.2f}" if rate not in (None, "", "nan") else ""
+            print(f"step {last['step']}: eval return {mean:.1f} ± {std:.1f}{success}  (run directory: {d})")
 
 
 COMMANDS = {

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 
 from softac import preset_apply
 from softac.cli_args import Parser, allow_import_flag, int_arg
@@ -34,14 +35,25 @@ def cmd_eval(argv: Sequence[str]) -> int:
     agent = load_agent(args.path, device=args.device, allow_import=args.allow_import)
     envs = agent.env_source.evaluation_envs(agent.learners)
     seeds = [args.seed if args.seed is not None else s + EVAL_SEED_OFFSET for s in agent.seeds]
-    returns = evaluate(agent, envs, args.episodes, seeds)
+    success = np.full((agent.learners, args.episodes), np.nan)
+    returns = evaluate(agent, envs, args.episodes, seeds, success=success)
     for k, seed in enumerate(agent.seeds):
         who = f" (seed {seed})" if agent.learners > 1 else ""
         print(
             f"{agent.algo} on {agent.config.env_id} at step {agent.env_steps}{who}: mean return "
             f"{returns[k].mean():.2f} ± {returns[k].std():.2f} over {args.episodes} episodes"
+            + success_text(success[k])
         )
     return 0
+
+
+def success_text(flags: np.ndarray) -> str:
+    """``; success rate 0.80 (8 of 10 episodes)`` for the episodes that reported a success flag
+    (``softac.success``), or nothing when none did."""
+    reported = flags[np.isfinite(flags)]
+    if reported.size == 0:
+        return ""
+    return f"; success rate {reported.mean():.2f} ({reported.sum():g} of {reported.size} episodes)"
 
 
 def cmd_plot(argv: Sequence[str]) -> int:

@@ -18,9 +18,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from softac.envs import get_rng_states, set_rng_states
+from softac.env_rng import get_rng_states, set_rng_states
 from softac.errors import EnvError, SoftacError
 from softac.obs import ObsLayout
+from softac.success import vector_success
 
 
 @dataclass
@@ -35,6 +36,8 @@ class Transitions:
     # per learner, the episodes that ended this step
     episode_returns: list[list[float]] = field(default_factory=list)
     episode_lengths: list[list[int]] = field(default_factory=list)
+    # parallel to episode_returns: the flag at each ended episode's last step, None where not reported
+    episode_successes: list[list[float | None]] = field(default_factory=list)
 
 
 class Collector:
@@ -154,7 +157,7 @@ class Collector:
         names errors."""
         self.observe(step)
         flat_action = np.asarray(action).reshape(self.L * self.n, *np.shape(action)[2:])
-        next_obs, reward, terminated, truncated, _ = self._call("step", step, self.to_env(flat_action))
+        next_obs, reward, terminated, truncated, infos = self._call("step", step, self.to_env(flat_action))
         next_obs = self._flatten(next_obs, "step", step)
         reward = np.asarray(reward, dtype=np.float64)
         terminated = np.asarray(terminated, dtype=bool)
@@ -167,6 +170,11 @@ class Collector:
         ep_return, ep_length = self.ep_return.reshape(self.L, self.n), self.ep_length.reshape(self.L, self.n)
         returns = [[float(r) for r in ep_return[k][ended[k]]] for k in range(self.L)]
         lengths = [[int(n) for n in ep_length[k][ended[k]]] for k in range(self.L)]
+        successes: list[list[float | None]] = [[] for _ in range(self.L)]
+        # The flag is read at episode ends only (an episode's success is its last step's flag).
+        for k, i in zip(*np.nonzero(ended), strict=True) if ended.any() else ():
+            where = f"the environment {self.env_name} (step {step})"
+            successes[k].append(vector_success(infos, int(k * self.n + i), self.L * self.n, where))
         shape = (self.L, self.n)
         out = Transitions(
             obs=self.obs.reshape(*shape, -1).copy(),
@@ -178,6 +186,7 @@ class Collector:
             done=done.reshape(shape),
             episode_returns=returns,
             episode_lengths=lengths,
+            episode_successes=successes,
         )
         self.obs = next_obs
         # A dropped (non-finite) step ends that env's episode: its state can no longer be trusted.

@@ -1,4 +1,5 @@
-"""``softac compare A B``: final returns of two groups of runs, with bootstrap CIs and P(A > B).
+"""``softac compare A B``: final returns of two groups of runs, with bootstrap CIs and P(A > B);
+and their final success rates the same way when every run's environment reports success.
 
 A group is ONE command-line argument: a multi-seed directory (its ``seed_*`` runs), a run
 directory, or several of these joined by commas (``runs/a0,runs/a1``); any part may be a glob
@@ -17,7 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from softac.errors import SoftacError
-from softac.stats import Curve, aggregate, expand_runs, final_returns, probability_of_improvement, read_curve
+from softac.stats import (
+    Curve,
+    aggregate,
+    expand_runs,
+    final_returns,
+    has_column,
+    probability_of_improvement,
+    read_curve,
+)
+
+SUCCESS_METRIC = "eval_success_rate"
 
 
 def parse_group(text: str, name: str) -> list[Path]:
@@ -46,12 +57,27 @@ def _ci(lo: float, hi: float) -> str:
     return "[no CI: 1 run]" if not (math.isfinite(lo) and math.isfinite(hi)) else f"[{_fmt(lo)}, {_fmt(hi)}]"
 
 
-def compare(a: list[Curve], b: list[Curve], label_a: str, label_b: str, at_step: int | None) -> str:
-    """The comparison table as text (see :func:`main`)."""
+def compare(
+    a: list[Curve], b: list[Curve], label_a: str, label_b: str, at_step: int | None,
+    success: tuple[list[Curve], list[Curve]] | None = None,
+) -> str:
+    """The comparison table as text (see :func:`main`); ``success``: the groups' success-rate
+    curves (``eval_success_rate``), compared the same way in a second table."""
     envs = sorted({c.env_id for c in a + b} - {"?"})
     if len(envs) > 1:
         raise SoftacError(f"the groups mix environments ({', '.join(envs)}); compare runs on one environment")
+    lines = _table("final return", a, b, label_a, label_b, at_step, envs)
+    if success is not None:
+        lines += _table("final success rate", *success, label_a, label_b, at_step, envs)
+    return "\n".join(lines)
+
+
+def _table(
+    what: str, a: list[Curve], b: list[Curve], label_a: str, label_b: str, at_step: int | None, envs: list[str]
+) -> list[str]:
     xa, xb = final_returns(a, at_step), final_returns(b, at_step)
+    if np.isnan(np.concatenate([xa, xb])).any():
+        return [f"{what}: not compared, a run has none at the compared step"]
     if at_step is None:
         last = sorted({int(c.steps[-1]) for c in a + b})
         where = f"last evaluation of each run (step {last[0]})" if len(last) == 1 else (
@@ -60,7 +86,7 @@ def compare(a: list[Curve], b: list[Curve], label_a: str, label_b: str, at_step:
         where = f"evaluation at step {at_step}"
     width = max(len(label_a), len(label_b), 5)
     lines = [
-        f"final return on {envs[0] if envs else '?'}: {where}; 95% percentile-bootstrap CIs over runs",
+        f"{what} on {envs[0] if envs else '?'}: {where}; 95% percentile-bootstrap CIs over runs",
         f"{'group':<{width}}  {'n':>3}  {'mean [95% CI]':<28}  {'median':>9}  IQM [95% CI]",
     ]
     for label, x in ((label_a, xa), (label_b, xb)):
@@ -71,7 +97,7 @@ def compare(a: list[Curve], b: list[Curve], label_a: str, label_b: str, at_step:
     poi = probability_of_improvement(xa, xb)
     lines.append(f"P({label_a} > {label_b}) = {poi['p']:.3f} {_ci(poi['ci_low'], poi['ci_high'])}"
                  "  (probability that a run of the first group beats one of the second; 0.5: no difference)")
-    return "\n".join(lines)
+    return lines
 
 
 def _default_label(text: str, curves: list[Curve], other: str) -> str:
@@ -99,8 +125,8 @@ def main(argv: Sequence[str], parser_class: type[argparse.ArgumentParser]) -> in
     args = p.parse_args(argv)
     if args.at_step is not None and args.at_step <= 0:
         raise SoftacError(f"--at-step must be a positive integer, got {args.at_step}")
-    a = [read_curve(r) for r in parse_group(args.a, "A")]
-    b = [read_curve(r) for r in parse_group(args.b, "B")]
+    runs_a, runs_b = parse_group(args.a, "A"), parse_group(args.b, "B")
+    a, b = [read_curve(r) for r in runs_a], [read_curve(r) for r in runs_b]
     for name, group in (("A", a), ("B", b)):
         empty = [str(c.path) for c in group if len(c.steps) == 0]
         if empty:
@@ -111,5 +137,10 @@ def main(argv: Sequence[str], parser_class: type[argparse.ArgumentParser]) -> in
     label_b = args.label_b or _default_label(args.b, b, "B")
     if label_a == label_b:
         label_a, label_b = f"A:{label_a}", f"B:{label_b}"
-    print(compare(a, b, label_a, label_b, args.at_step))
+    # Success rates only where every run has them: a group half of whose runs report success would
+    # compare different things.
+    success = None
+    if all(has_column(r, SUCCESS_METRIC) for r in runs_a + runs_b):
+        success = ([read_curve(r, SUCCESS_METRIC) for r in runs_a], [read_curve(r, SUCCESS_METRIC) for r in runs_b])
+    print(compare(a, b, label_a, label_b, args.at_step, success))
     return 0

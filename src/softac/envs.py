@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -27,6 +29,8 @@ class EnvSpec:
     action_low: np.ndarray  # Box bounds (Discrete: [0], [n − 1])
     action_high: np.ndarray
     obs_layout: ObsLayout  # how an observation becomes the obs_dim columns (softac.obs)
+    # the space itself, for a user's encoder (built as ``Encoder(observation_space, ...)``)
+    observation_space: Any = field(default=None, compare=False, repr=False)
 
 
 def module_of(env_id: str) -> str | None:
@@ -47,11 +51,39 @@ def check_import_allowed(env_id: str, allowed: Collection[str], where: str) -> N
         )
 
 
+# Namespaces of environment ids whose environments a package registers only when imported, and
+# the softac extra that installs it. The modules are fixed here (a whitelist), never taken from an
+# id or a file, so a checkpoint naming "dm_control/…" imports nothing but this package.
+NAMESPACE_PACKAGES: dict[str, tuple[str, str]] = {"dm_control": ("shimmy", "dmc")}
+
+
+def register_namespace(env_id: str) -> None:
+    """Register the environments of ``env_id``'s namespace (``dm_control/cheetah-run-v0``: Shimmy's
+    DeepMind Control suite) if a known package provides them; one line naming the extra if missing."""
+    namespace = env_id.split("/", 1)[0] if "/" in env_id else None
+    if namespace not in NAMESPACE_PACKAGES or any(key.startswith(namespace + "/") for key in gym.registry):
+        return
+    module, extra = NAMESPACE_PACKAGES[namespace]
+    try:
+        with warnings.catch_warnings():
+            # dm_control tries a GLFW window at import; on a headless machine GLFW warns that there is
+            # no DISPLAY. State observations never render, so that warning is noise there.
+            warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing")
+            package = importlib.import_module(module)
+    except ImportError as exc:
+        raise SoftacError(
+            f"environment '{env_id}' needs the '{extra}' extra ({exc}): pip install 'softac[{extra}]' "
+            "(or `make setup`, which installs it)"
+        ) from None
+    gym.register_envs(package)
+
+
 def make_env(env_id: str, kwargs: Sequence[tuple[str, Any]] = ()) -> gym.Env:
     """``gym.make(env_id, **kwargs)`` with one clear error line for an id Gymnasium does not know or
     keyword arguments its constructor refuses."""
     if not isinstance(env_id, str) or not env_id:
         raise SoftacError(f"environment id must be a non-empty string, got {env_id!r}")
+    register_namespace(env_id)
     prepare_robotics(env_id)  # Gymnasium-Robotics ids: registered on demand (softac.robotics)
     try:
         return gym.make(env_id, **dict(kwargs))
@@ -88,7 +120,7 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
     obs_dim = layout.dim
     if isinstance(act, gym.spaces.Discrete):
         low, high = np.array([float(act.start)]), np.array([float(act.start + act.n - 1)])
-        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high, layout)
+        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high, layout, obs)
     if not isinstance(act, gym.spaces.Box):
         raise SoftacError(
             f"{env_id} has a {type(act).__name__} action space; softac supports Box (continuous) and "
@@ -114,6 +146,7 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
         action_low=np.asarray(act.low, dtype=np.float64),
         action_high=np.asarray(act.high, dtype=np.float64),
         obs_layout=layout,
+        observation_space=obs,
     )
 
 
@@ -236,33 +269,3 @@ def make_vector_env(
     if kind == "async":
         return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
     return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
-
-
-def get_rng_states(envs: gym.vector.VectorEnv) -> list[dict[str, Any]]:
-    """The bit-generator state of every sub-environment (JSON-serialisable)."""
-    return [gen.bit_generator.state for gen in envs.get_attr("np_random")]  # type: ignore[attr-defined]
-
-
-# The bit generators a checkpoint may name. Why a whitelist: the name comes from state.json, and
-# ``getattr(np.random, name)()`` would call whatever callable of numpy.random a file names.
-BIT_GENERATORS: dict[str, Callable[[], np.random.BitGenerator]] = {
-    "PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "MT19937": np.random.MT19937,
-    "Philox": np.random.Philox, "SFC64": np.random.SFC64,
-}  # fmt: skip
-
-
-def set_rng_states(envs: gym.vector.VectorEnv, states: list[dict[str, Any]]) -> None:
-    gens = []
-    for state in states:
-        name = state.get("bit_generator") if isinstance(state, dict) else None
-        if not isinstance(name, str) or name not in BIT_GENERATORS:
-            raise SoftacError(
-                f"an environment random state names the generator {name!r}; expected one of {', '.join(BIT_GENERATORS)}"
-            )
-        gen = np.random.Generator(BIT_GENERATORS[name]())
-        try:
-            gen.bit_generator.state = state
-        except (TypeError, ValueError, KeyError) as exc:
-            raise SoftacError(f"an environment random state is invalid ({type(exc).__name__}: {exc})") from None
-        gens.append(gen)
-    envs.set_attr("np_random", gens)  # type: ignore[attr-defined]

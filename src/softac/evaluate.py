@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -12,6 +12,7 @@ import numpy as np
 from softac.env_checks import check_output
 from softac.errors import EnvError, SoftacError
 from softac.protocols import AgentLike
+from softac.success import info_success
 
 EVAL_SEED_OFFSET = 100_000
 
@@ -48,6 +49,7 @@ def evaluate(
     seeds: Sequence[int],
     skip_nonfinite: bool = False,
     stop: Callable[[], bool] | None = None,
+    success: np.ndarray | None = None,
 ) -> np.ndarray:
     """Returns (L, episodes) of the deterministic policy (tanh(μ) for SAC, μ for TD3), learner k on
     ``envs[k]``.
@@ -64,9 +66,15 @@ def evaluate(
     ``stop`` is asked before every step; when it says so the evaluation is abandoned
     (:class:`EvaluationStopped`). Why: an episode that never ends (a huge ``max_episode_steps``)
     kept a SIGTERM'd trainer waiting until the scheduler's SIGKILL (issue 22).
+
+    ``success``, an (L, episodes) array if given, receives each episode's success: the environment's
+    flag at the episode's last step (``softac.success``), NaN where it reports none (and for an
+    episode cut as non-finite). An output argument, as numpy's ``out=``: the return stays the returns.
     """
     n = len(envs)
     returns = np.zeros((n, episodes))
+    if success is not None:
+        success[:] = np.nan
     done_eps = np.zeros(n, dtype=np.int64)
     obs = []
     name = agent.config.env_id
@@ -83,7 +91,7 @@ def evaluate(
             if done_eps[k] >= episodes:
                 continue
             env_action = agent.to_env(actions[k][None])[0]
-            o, r, terminated, truncated, _ = _call(env, name, "step", int(done_eps[k]), env_action)
+            o, r, terminated, truncated, info = _call(env, name, "step", int(done_eps[k]), env_action)
             o, reward = _flat(agent, o, name, int(done_eps[k])), float(r)
             finite = bool(np.isfinite(reward) and np.isfinite(o).all())
             if not finite and not skip_nonfinite:
@@ -96,6 +104,9 @@ def evaluate(
                 returns[k, done_eps[k]] += reward
             else:
                 cut += 1
+            if success is not None and (terminated or truncated) and finite and isinstance(info, Mapping):
+                flag = info_success(info, f"the evaluation environment {name} (learner {k}, episode {done_eps[k]})")
+                success[k, done_eps[k]] = np.nan if flag is None else flag
             if terminated or truncated or not finite:
                 done_eps[k] += 1
                 if done_eps[k] < episodes:

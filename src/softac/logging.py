@@ -28,6 +28,18 @@ FAMILY_FIELDS = {
 }
 # Every column some run may have (what `softac sweep --metric` may name).
 CSV_FIELDS = COMMON_FIELDS + list(dict.fromkeys(c for cols in FAMILY_FIELDS.values() for c in cols))
+# The success-rate columns of a run whose environment reports success (``softac.success``), each
+# placed after the column it sits beside. A run on any other environment never has them: they are
+# added, and the file rewritten with them, when the first evaluation row carries one.
+SUCCESS_FIELDS = {"eval_success_rate": "eval_return_std", "train_success_rate": "train_return_mean"}
+
+
+def with_success(fields: list[str]) -> list[str]:
+    """``fields`` with the success-rate columns, each right after the column it sits beside."""
+    out = [f for f in fields if f not in SUCCESS_FIELDS]
+    for column, after in SUCCESS_FIELDS.items():
+        out.insert(out.index(after) + 1 if after in out else len(out), column)
+    return out
 
 
 def csv_fields(family: str) -> list[str]:
@@ -66,8 +78,8 @@ class ProgressBar:
             self.bar.total = self.bar.n + steps
         self.bar.update(steps)
 
-    def note(self, key: str, value: float) -> None:
-        self.postfix[key] = f"{value:.1f}"
+    def note(self, key: str, value: float, fmt: str = ".1f") -> None:
+        self.postfix[key] = f"{value:{fmt}}"
         self.bar.set_postfix(self.postfix, refresh=False)
 
     def write(self, message: str) -> None:
@@ -116,6 +128,12 @@ class RunLogger:
         rows: list[dict[str, str]] = []
         if start_step > 0 and self.csv_path.exists():
             rows = [r for r in read_progress(self.csv_path) if int(r["step"]) <= start_step]
+            if rows and any(c in rows[0] for c in SUCCESS_FIELDS):  # a run that reports success keeps them
+                self.fields = with_success(self.fields)
+        self._write_csv(rows)
+
+    def _write_csv(self, rows: list[dict[str, str]]) -> None:
+        """progress.csv with this logger's header and ``rows``, replaced atomically."""
         tmp = self.csv_path.with_name(f".progress.csv.tmp-{os.getpid()}")
         try:
             with tmp.open("w", newline="") as f:
@@ -145,7 +163,14 @@ class RunLogger:
                 row.setdefault(column, self.last_scalars[key])
         self._tb("add_scalar", "eval/return_mean", row["eval_return_mean"], step)
         self._tb("add_scalar", "eval/return_std", row["eval_return_std"], step)
+        for column, tag in (("eval_success_rate", "eval/success_rate"), ("train_success_rate", "rollout/success_rate")):
+            if isinstance(row.get(column), float) and math.isfinite(row[column]):
+                self._tb("add_scalar", tag, row[column], step)
         self._tb("flush")
+        if any(c in row for c in SUCCESS_FIELDS) and not all(c in self.fields for c in SUCCESS_FIELDS):
+            # The first row that knows the environment reports success: the columns join the header.
+            self.fields = with_success(self.fields)
+            self._write_csv(read_progress(self.csv_path))
         clean = {k: (f"{v:.6g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items()}
         try:
             with self.csv_path.open("a", newline="") as f:

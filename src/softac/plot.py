@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from softac.errors import SoftacError
-from softac.stats import Curve, curve_table, load_labelled
+from softac.stats import Curve, curve_table, has_column, load_labelled, read_curve
 
 STATS = ("mean", "iqm")
 # What matplotlib's Agg canvas can write; anything else failed deep inside savefig with
@@ -70,12 +70,24 @@ def _draw(ax: Any, label: str, curves: list[Curve], stat: str, describe: bool) -
                         color=line.get_color(), alpha=0.2, linewidth=0)  # fmt: skip
 
 
+Panels = dict[str, dict[str, list[Curve]]]  # {env_id: {label: curves}}
+SUCCESS_METRIC = "eval_success_rate"
+
+
+def _nonempty(panels: Panels) -> Panels:
+    panels = {env: {k: [c for c in v if len(c.steps)] for k, v in g.items()} for env, g in panels.items()}
+    panels = {env: {k: v for k, v in g.items() if v} for env, g in panels.items()}
+    return {env: g for env, g in panels.items() if g}
+
+
 def plot_groups(
-    panels: dict[str, dict[str, list[Curve]]], out: Path, title: str | None = None, stat: str = "mean",
-    describe: bool = True,
+    panels: Panels, out: Path, title: str | None = None, stat: str = "mean", describe: bool = True,
+    success: Panels | None = None,
 ) -> Path:
     """Draw ``{env_id: {label: curves}}``, one panel per environment; written atomically.
-    ``describe``: add the seeds and the statistic to each legend label (else the title should)."""
+    ``describe``: add the seeds and the statistic to each legend label (else the title should).
+    ``success``: the same for the runs whose environment reports success (``eval_success_rate``),
+    drawn as a second row of panels under the returns of their environment."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,22 +95,20 @@ def plot_groups(
 
     if stat not in STATS:
         raise SoftacError(f"unknown statistic '{stat}': use one of {', '.join(STATS)}")
-    panels = {env: {k: [c for c in v if len(c.steps)] for k, v in g.items()} for env, g in panels.items()}
-    panels = {env: {k: v for k, v in g.items() if v} for env, g in panels.items()}
-    panels = {env: g for env, g in panels.items() if g}
+    panels = _nonempty(panels)
+    rated = _nonempty(success or {})
     if not panels:
         raise SoftacError("no evaluation rows to plot yet")
     out = resolve_out(out)
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
-    for ax, (env_id, groups) in zip(axes[0], sorted(panels.items()), strict=True):
-        for label, curves in sorted(groups.items()):
-            _draw(ax, label, curves, stat, describe)
-        ax.set_xlim(left=0)
-        ax.set_title(env_id)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("deterministic evaluation return")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+    rows = 2 if rated else 1
+    fig, axes = plt.subplots(rows, len(panels), figsize=(6 * len(panels), 4.2 * rows), squeeze=False)
+    for i, (env_id, groups) in enumerate(sorted(panels.items())):
+        _panel(axes[0][i], env_id, groups, stat, describe, "deterministic evaluation return")
+        if rows == 2 and env_id in rated:
+            _panel(axes[1][i], f"{env_id}: success rate", rated[env_id], stat, describe, "evaluation success rate")
+            axes[1][i].set_ylim(-0.03, 1.03)
+        elif rows == 2:
+            axes[1][i].set_axis_off()  # this environment reports no success
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -113,14 +123,31 @@ def plot_groups(
     return out
 
 
+def _panel(ax: Any, name: str, groups: dict[str, list[Curve]], stat: str, describe: bool, ylabel: str) -> None:
+    for label, curves in sorted(groups.items()):
+        _draw(ax, label, curves, stat, describe)
+    ax.set_xlim(left=0)
+    ax.set_title(name)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+
+
 def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None, stat: str = "mean") -> Path:
     """Learning curves of any set of runs: one panel per environment; one line per algorithm for
     single-seed run directories, one line per multi-seed directory (see
     :func:`softac.stats.load_labelled`); seeds of a line are aggregated (``stat``: mean or iqm,
     with a 95 % CI band)."""
-    panels: dict[str, dict[str, list[Curve]]] = defaultdict(dict)
+    panels: Panels = defaultdict(dict)
+    success: Panels = defaultdict(dict)
     for (label, env_id), curves in load_labelled(list(run_dirs)).items():
         panels[env_id][label] = curves
-    return plot_groups(panels, resolve_out(out, Path(run_dirs[0]) if len(run_dirs) == 1 else None), title, stat)
+        # The runs whose environment reports success (the column exists only then): a second row.
+        rated = [read_curve(c.path, SUCCESS_METRIC) for c in curves if has_column(c.path, SUCCESS_METRIC)]
+        if rated:
+            success[env_id][label] = rated
+    out = resolve_out(out, Path(run_dirs[0]) if len(run_dirs) == 1 else None)
+    return plot_groups(panels, out, title, stat, success=success)
 
 

@@ -141,6 +141,16 @@ def expand_runs(paths: list[Path]) -> list[Path]:
     return runs
 
 
+def has_column(run_dir: Path, column: str) -> bool:
+    """Whether the run's progress.csv has ``column`` (e.g. ``eval_success_rate``, which only a run
+    whose environment reports success has); False when the file cannot be read."""
+    try:
+        with (Path(run_dir) / "progress.csv").open(newline="") as f:
+            return column in (csv.DictReader(f).fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+
+
 def read_curve(run_dir: Path, metric: str = "eval_return_mean") -> Curve:
     """Read a run's ``config.json`` (algo, env, seed; '?' when missing) and ``progress.csv``.
     A missing file, a missing column or a non-numeric step is a :class:`SoftacError`."""

@@ -8,6 +8,9 @@ becomes a histogram (``losses.distributional.target_histogram``) and the loss a 
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import Tensor
 
 from softac.algos.offpolicy import OffPolicyAgent
@@ -16,24 +19,52 @@ from softac.data.replay import Batch
 from softac.losses import common
 from softac.losses import distributional as D
 from softac.nn import CriticEnsemble
+from softac.nn.encoder import EncodedPolicy, StackedEncoder
 from softac.optim import adam, frozen_copy
 
 
 class ActorCriticAgent(OffPolicyAgent):
     config: ActorCriticConfig
+    takes_encoder = True
+    encoder: StackedEncoder | None = None
 
-    def _build_critics(self) -> None:
+    def _build_encoder(self) -> int:
+        """The user's encoder, if any (``softac.nn.encoder``), built first from the learners'
+        streams; returns the width the actor and the critics read: its features, or obs_dim."""
+        cls, kwargs = self.encoder_spec
+        if cls is None:
+            return self.spec.obs_dim
+        self.encoder = StackedEncoder(cls, kwargs, self.spec.observation_space, self.spec.obs_layout, self.rng.host)
+        self.encoder.to(self.device)
+        return self.encoder.features
+
+    def acting_policy(self, actor: Any) -> Any:
+        """The policy that acts: the actor, or the actor behind the encoder."""
+        return actor if self.encoder is None else EncodedPolicy(self.encoder, actor)
+
+    def features(self, obs: Tensor) -> Tensor:
+        """What the actor and the target read: the encoder's features, detached (the encoder learns
+        from the critic loss alone: SAC-AE, DrQ), or the observation itself."""
+        if self.encoder is None:
+            return obs
+        with torch.no_grad():
+            return self.encoder(obs)
+
+    def _build_critics(self, in_dim: int | None = None) -> None:
         """The critics (initialised from the learners' streams after the actor, as every
-        algorithm here orders its draws), their target and their optimizer."""
+        algorithm here orders its draws), their target and their optimizer. With an encoder the
+        critics read its features, and their optimizer trains it too (its parameters after theirs)."""
         cfg, spec = self.config, self.spec
         dist = cfg.critic_dist != "none"
-        self.critic = CriticEnsemble(self.learners, cfg.n_critics, spec.obs_dim + spec.act_dim, cfg.hidden_sizes,
+        width = (spec.obs_dim if in_dim is None else in_dim) + spec.act_dim
+        self.critic = CriticEnsemble(self.learners, cfg.n_critics, width, cfg.hidden_sizes,
                                      cfg.critic_layer_norm, cfg.simba("critic"),
                                      bins=cfg.dist_bins if dist else 1)  # fmt: skip
         self.critic.net.reset_parameters(self.rng.host, members=cfg.n_critics)
         self.critic.to(self.device)
         self.critic_target = frozen_copy(self.critic)
-        self.critic_opt = adam(self.critic.net.params(), cfg.critic_lr, self.device)
+        encoder = [] if self.encoder is None else self.encoder.params()
+        self.critic_opt = adam([*self.critic.net.params(), *encoder], cfg.critic_lr, self.device)
         # The support z_k: a constant of the config (not state: never checkpointed, never updated).
         self.atoms = D.support(cfg.dist_v_min, cfg.dist_v_max, cfg.dist_bins).to(self.device) if dist else None
 
@@ -54,7 +85,12 @@ class ActorCriticAgent(OffPolicyAgent):
         """Σ_j E[(Q_φj(s, a) − y)²] as a function of the critics' parameters φ (weighted by w with
         prioritized replay); distributional: Σ_j E[−Σ_k p_k log softmax(ℓ_φj(s, a))_k] to the target
         histogram p (the config refuses it together with prioritized replay)."""
-        out = self.critic(batch.obs_act, params=params)
+        if self.encoder is None:
+            out = self.critic(batch.obs_act, params=params)
+        else:  # Q_φ(f_ψ(s), a): the gradient reaches the encoder ψ (the parameters after the critics')
+            n = len(self.critic.net.params())
+            feats = self.encoder(batch.obs, params=params[n:])
+            out = self.critic(torch.cat([feats, batch.action], dim=-1), params=params[:n])
         loss = common.critic_loss(out, y, batch.weight) if self.atoms is None else D.critic_loss(out, y)
         q = self._values(out.detach())
         metrics = {"loss/critic": loss.detach(), "q/mean": q.mean(dim=(-2, -1))}

@@ -28,6 +28,7 @@ from softac.io.load import load_agent
 from softac.io.rundir import as_path
 from softac.io.state import save_checkpoint
 from softac.memory import check_fits, networks_bytes
+from softac.nn.encoder import check_encoder
 from softac.obs import observation_array
 from softac.optim import adam_step, adam_step_traceable, gradient_step
 from softac.perf import tune_allocator
@@ -43,6 +44,7 @@ class Agent(abc.ABC):
     algo: ClassVar[str]
     config_cls: ClassVar[type[BaseConfig]]
     family: ClassVar[str]
+    takes_encoder: ClassVar[bool] = False  # whether ``encoder=`` is supported (softac.nn.encoder)
     preset: AppliedPreset | None
 
     def __init__(
@@ -53,6 +55,8 @@ class Agent(abc.ABC):
         seeds: Iterable[int] | None = None,
         eval_env: gym.Env | Callable[[], gym.Env] | None = None,
         preset: str | None = None,
+        encoder: type[nn.Module] | None = None,
+        encoder_kwargs: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> None:
         """``SAC("HalfCheetah-v5", batch_size=256)``: an environment, a config, and/or config fields.
@@ -65,7 +69,9 @@ class Agent(abc.ABC):
         independent learners (one per seed) in one process, their networks stacked on a learner
         axis and updated in one call. ``preset="auto"`` starts from the preset of (algorithm,
         environment) in ``softac.presets`` where there is one (the fields given here override it;
-        ``self.preset`` says what was applied); by default, none."""
+        ``self.preset`` says what was applied); by default, none. ``encoder=MyModule`` (with
+        ``encoder_kwargs``) puts the user's own network between the observation and the actor and
+        critics (``softac.nn.encoder``); it is code, never saved: ``load`` needs it again."""
         if preset not in (None, "none") and config is not None:
             raise SoftacError("pass a config or a preset, not both: a preset would replace the config's values")
         cfg = config if config is not None else self.config_cls()
@@ -97,6 +103,7 @@ class Agent(abc.ABC):
         elif cfg.env_kwargs:
             raise SoftacError("env_kwargs apply to an environment id; an instance or factory is used as given")
         self.config = cfg
+        self.encoder_spec = check_encoder(encoder, encoder_kwargs, self.algo, self.takes_encoder)
         if seeds is None:
             self.seeds = (cfg.seed,)
         self.env_source = source
@@ -288,13 +295,18 @@ class Agent(abc.ABC):
         *,
         env: EnvLike | None = None,
         allow_import: Iterable[str] = (),
+        encoder: type[nn.Module] | None = None,
+        encoder_kwargs: dict[str, Any] | None = None,
     ) -> Any:
         """Load a checkpoint directory, a run directory (its newest checkpoint) or a batched run.
 
         ``env`` gives the environment again (needed for a run made from an instance, a factory or
         a vector env, which a checkpoint cannot record). Loading never imports a module a file
-        names: a run on a ``module:EnvId`` environment loads only with ``allow_import=["module"]``."""
-        agent = load_agent(as_path(path, "path"), device=device, env=env, allow_import=tuple(allow_import))
+        names: a run on a ``module:EnvId`` environment loads only with ``allow_import=["module"]``, and
+        a run trained with the user's ``encoder`` class only with that class given again."""
+        spec = check_encoder(encoder, encoder_kwargs, getattr(cls, "algo", "this algorithm"), True)
+        agent = load_agent(as_path(path, "path"), device=device, env=env, allow_import=tuple(allow_import),
+                           encoder=spec)  # fmt: skip
         # Exact type: DDPG subclasses TD3 only to share its update, a DDPG run is not a TD3 run.
         if getattr(cls, "algo", None) is not None and type(agent) is not cls:
             raise SoftacError(

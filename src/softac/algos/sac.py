@@ -32,19 +32,21 @@ class SAC(SoftActor, ActorCriticAgent):
 
     def _build(self) -> None:
         cfg, spec, n = self.config, self.spec, self.learners
-        self.actor = GaussianActor(n, spec.obs_dim, spec.act_dim, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max,
+        width = self._build_encoder()
+        self.actor = GaussianActor(n, width, spec.act_dim, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max,
                                    cfg.simba("actor"))  # fmt: skip
         self.actor.trunk.reset_parameters(self.rng.host)
         self.actor.to(self.device)
-        self._build_critics()
-        self.policy = self.actor
+        self._build_critics(width)
+        self.policy = self.acting_policy(self.actor)
         self.target_entropy = float(cfg.target_entropy if cfg.target_entropy is not None else -spec.act_dim)
         actor_params = self.actor.trunk.params()
         self.log_alpha, self.actor_opt = actor_optimizer_with_temperature(cfg, actor_params, n, self.device)
         self._noise = torch.empty((n, 2, cfg.batch_size, spec.act_dim), device=self.device)
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
+        encoder = {} if self.encoder is None else {"encoder": self.encoder}
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target, **encoder}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"actor": self.actor_opt, "critic": self.critic_opt}
@@ -58,8 +60,9 @@ class SAC(SoftActor, ActorCriticAgent):
         # y = r + γ(1 − d)(min_j Q_targ,j(s', ã') − α log π(ã'|s')), ã' ~ π_θ(·|s') (the current policy).
         gamma = batch.gamma(self.config.gamma)  # γ, or the per-row γ^m of n-step returns
         with torch.no_grad():
-            next_action, next_log_prob = self.actor.sample(batch.next_obs, noise[:, 0])
-            next_q = self.critic_target(torch.cat([batch.next_obs, next_action], dim=-1))
+            next_obs = self.features(batch.next_obs)  # s', or the encoder's f(s') (no target encoder: DrQ-v2)
+            next_action, next_log_prob = self.actor.sample(next_obs, noise[:, 0])
+            next_q = self.critic_target(torch.cat([next_obs, next_action], dim=-1))
             if self.atoms is None:
                 y = L.soft_target(batch.reward, batch.terminated, gamma, next_q, next_log_prob, alpha)
             else:  # a histogram: every atom shifted by the entropy term α log π(ã'|s')
@@ -77,8 +80,9 @@ class SAC(SoftActor, ActorCriticAgent):
         same samples as a function of log α (log π detached): disjoint parameters, so one gradient
         step of the actor's optimizer serves both."""
         n = len(self.actor.trunk.params())
-        action, log_prob = self.actor.sample(batch.obs, noise, params=params[:n])
-        q_pi = self._values(self.critic(torch.cat([batch.obs, action], dim=-1), detach_params=True))
+        obs = self.features(batch.obs)  # with an encoder: its features after the critic step, detached
+        action, log_prob = self.actor.sample(obs, noise, params=params[:n])
+        q_pi = self._values(self.critic(torch.cat([obs, action], dim=-1), detach_params=True))
         loss = L.actor_loss(q_pi, log_prob, alpha)
         metrics = {"loss/actor": loss.detach(), "policy/entropy": -log_prob.detach().mean(dim=-1), "alpha": alpha}
         if self.config.autotune_alpha:

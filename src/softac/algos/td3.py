@@ -51,23 +51,26 @@ class TD3(ActorCriticAgent):
 
     def _build(self) -> None:
         cfg, spec, n = self.config, self.spec, self.learners
-        self.actor = DeterministicActor(n, spec.obs_dim, spec.act_dim, cfg.hidden_sizes, cfg.simba("actor"))
+        width = self._build_encoder()
+        self.actor = DeterministicActor(n, width, spec.act_dim, cfg.hidden_sizes, cfg.simba("actor"))
         self.actor.trunk.reset_parameters(self.rng.host)
         self.actor.to(self.device)
-        self._build_critics()
+        self._build_critics(width)
         self.actor_target = frozen_copy(self.actor)
-        self.policy = self.actor
+        self.policy = self.acting_policy(self.actor)
         self.actor_opt = adam(self.actor.trunk.params(), cfg.actor_lr, self.device)
         # The latest actor loss, kept between delayed actor updates so the logs always have one.
         self._last_actor_loss = torch.zeros(n, device=self.device)
         self._noise = torch.empty((n, cfg.batch_size, spec.act_dim), device=self.device)
 
     def modules(self) -> dict[str, nn.Module]:
+        encoder = {} if self.encoder is None else {"encoder": self.encoder}
         return {
             "actor": self.actor,
             "actor_target": self.actor_target,
             "critic": self.critic,
             "critic_target": self.critic_target,
+            **encoder,
         }
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -99,10 +102,11 @@ class TD3(ActorCriticAgent):
         cfg = self.config
         # y = r + γ(1 − d) min_j Q_targ,j(s', a'(s')), a'(s') = clip(μ_targ(s') + clip(ε, −c, c), −1, 1).
         with torch.no_grad():
-            next_action = self.actor_target(batch.next_obs)
+            next_obs = self.features(batch.next_obs)  # s', or the encoder's f(s') (no target encoder: DrQ-v2)
+            next_action = self.actor_target(next_obs)
             if noise is not None:
                 next_action = L.smoothed_target_action(next_action, noise * cfg.target_noise, cfg.target_noise_clip)
-            next_q = self.critic_target(torch.cat([batch.next_obs, next_action], dim=-1))
+            next_q = self.critic_target(torch.cat([next_obs, next_action], dim=-1))
             if self.atoms is None:
                 y = L.target(batch.reward, batch.terminated, batch.gamma(cfg.gamma), next_q)
             else:  # a histogram from the member with the smallest expected value
@@ -120,7 +124,8 @@ class TD3(ActorCriticAgent):
     def _actor_loss(self, params: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """−E[Q_φ1(s, μ_θ(s))] as a function of θ, the critic's weights detached (Q_φ1 alone is evaluated;
         distributional: its expected value — TD3's actor loss unchanged, only the critic differs)."""
-        obs_act = torch.cat([batch.obs, self.actor(batch.obs, params=params)], dim=-1)
+        obs = self.features(batch.obs)  # with an encoder: its features after the critic step, detached
+        obs_act = torch.cat([obs, self.actor(obs, params=params)], dim=-1)
         q_pi = self._values(self.critic(obs_act, detach_params=True, members=1))
         loss = L.actor_loss(q_pi[:, 0])
         return loss, {"loss/actor": loss.detach()}

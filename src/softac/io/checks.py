@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from softac.envs import BIT_GENERATORS
+from softac.env_rng import BIT_GENERATORS
 from softac.errors import SoftacError
 from softac.io.rundir import STATE
 
@@ -63,6 +63,9 @@ def check_resume(ckpt: Path, resume: dict[str, Any], n_envs: Any) -> None:
     recent = resume.get("recent_returns", [])
     if not isinstance(recent, list) or not all(_finite_number(v) for v in recent):
         raise bad("recent_returns", recent)
+    flags = resume.get("recent_successes", [])
+    if not isinstance(flags, list) or not all(_finite_number(v) and 0 <= v <= 1 for v in flags):
+        raise bad("recent_successes", flags)
     if not isinstance(resume.get("pending_evaluation", False), bool):
         raise bad("pending_evaluation", resume.get("pending_evaluation"))
 

@@ -26,6 +26,7 @@ from softac.io.rundir import (
     step_checkpoint_path,
 )  # fmt: skip
 from softac.io.state import check_finite, load_learner, read_state
+from softac.nn.encoder import EncoderSpec, check_encoder_record
 from softac.protocols import AgentLike
 
 
@@ -55,9 +56,11 @@ def check_env_record(record: Any, config: Any, where: str, env: Any, allow_impor
 
 
 def _build(
-    state: dict[str, Any], ckpt: Path, device: str | None, seeds: list[int], env: Any, allow_import: Collection[str]
-) -> AgentLike:
+    state: dict[str, Any], ckpt: Path, device: str | None, seeds: list[int], env: Any, allow_import: Collection[str],
+    encoder: EncoderSpec = (None, {}),
+) -> AgentLike:  # fmt: skip
     info = registry.get(state["algo"])
+    check_encoder_record(state.get("encoder"), encoder[0], f"checkpoint {ckpt}")
     # Before anything else reads the environment id: the top-level copy is checked too, in case a
     # tool reads it.
     check_import_allowed(state["env_id"], {*allow_import, *_named(env)}, f"checkpoint {ckpt}")
@@ -68,7 +71,7 @@ def _build(
         config = config.replace(device=device)
     if env is not None and not isinstance(env, str):
         config = config.replace(env_kwargs=())
-    agent: AgentLike = info.agent_cls(env, config=config, seeds=seeds)
+    agent: AgentLike = info.agent_cls(env, config=config, seeds=seeds, **_encoder_args(encoder))
     if (agent.spec.obs_dim, agent.spec.act_dim) != (state["obs_dim"], state["act_dim"]):
         # Issue 22: with env= given, the line named the checkpoint's environment twice ("made for 3,
         # but Pendulum-v1 now has 2"); it names the one given, and the one the run was made on.
@@ -119,6 +122,7 @@ def load_agent(
     expect: dict[str, Any] | None = None,
     env: Any = None,
     allow_import: Collection[str] = (),
+    encoder: EncoderSpec = (None, {}),
 ) -> AgentLike:
     """An agent from a checkpoint directory, a run directory (its newest checkpoint) or a batched
     run directory (every seed, at the newest step they all reached).
@@ -130,11 +134,11 @@ def load_agent(
     path = Path(path)
     seeds = batched_seeds(path) if path.is_dir() else None
     if seeds is not None:
-        return _load_batched(path, seeds, device, expect, env, allow_import)
+        return _load_batched(path, seeds, device, expect, env, allow_import, encoder)
     ckpt = resolve_checkpoint(path)
     state = read_state(ckpt)
     _check_expect(state, ckpt, expect)
-    agent = _build(state, ckpt, device, [state["config"].get("seed", 0)], env, allow_import)
+    agent = _build(state, ckpt, device, [state["config"].get("seed", 0)], env, allow_import, encoder)
     try:
         _restore(agent, [(ckpt, state)])
     except FileNotFoundError as exc:
@@ -145,7 +149,7 @@ def load_agent(
 
 def _load_batched(
     run_dir: Path, seeds: list[int], device: str | None, expect: dict[str, Any] | None, env: Any,
-    allow_import: Collection[str],
+    allow_import: Collection[str], encoder: EncoderSpec,
 ) -> AgentLike:  # fmt: skip
     """Why the newest *common* step: the learners' checkpoints are written one after another, so a
     crash between two of them leaves the newest step on some seeds only; the one before is
@@ -171,7 +175,8 @@ def _load_batched(
         }
         if state["algo"] != first["algo"] or not same:
             raise SoftacError(f"{ckpt} belongs to a different run than {pairs[0][0]} (algorithm or settings differ)")
-    agent = _build(first, pairs[0][0], device, [s["config"].get("seed", 0) for _, s in pairs], env, allow_import)
+    seeds_ = [s["config"].get("seed", 0) for _, s in pairs]
+    agent = _build(first, pairs[0][0], device, seeds_, env, allow_import, encoder)
     _restore(agent, pairs)
     agent.seed_dirs = True  # type: ignore[attr-defined]  # its layout: softac.io.rundir.seed_layout
     return agent
@@ -219,3 +224,10 @@ def restart_agent(path: Path, device: str | None, allow_import: Collection[str],
     agent: AgentLike = info.agent_cls(env, config=config, seeds=seeds if seeds is not None else [config.seed])
     agent.seed_dirs = seeds is not None  # type: ignore[attr-defined]
     return agent
+
+
+def _encoder_args(encoder: EncoderSpec) -> dict[str, Any]:
+    """``encoder=``/``encoder_kwargs=`` for the agent's constructor, only when there is one (the
+    algorithms without encoders take neither)."""
+    return {} if encoder[0] is None else {"encoder": encoder[0], "encoder_kwargs": encoder[1]}
+

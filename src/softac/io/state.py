@@ -33,6 +33,7 @@ from softac.errors import SoftacError, WriteError
 from softac.io.checks import check_data_counters, check_resume
 from softac.io.files import DTYPE_NAMES, fsync_dir, loads_json, read_tensors, refuse_foreign, write_safetensors
 from softac.io.rundir import STATE
+from softac.nn.encoder import encoder_record
 from softac.protocols import AgentLike, state_tensors
 
 FORMAT = "softac-checkpoint"
@@ -117,6 +118,7 @@ def save_checkpoint(agent: AgentLike, k: int, path: Path, include_data: bool = T
             "obs_dim": agent.spec.obs_dim,
             "act_dim": agent.spec.act_dim,
             **_layout_record(agent),
+            **encoder_record(getattr(agent, "encoder", None)),
             "config": agent.learner_config(k).to_dict(),
             "counters": {"env_steps": agent.env_steps, "updates": agent.updates, "episodes": agent.episodes[k]},
             "data": {"included": include_data, **agent.data_meta(k)},

@@ -20,6 +20,8 @@ class StepResult:
     episode_returns: list[list[float]]  # per learner, the training episodes that ended during the step
     episode_lengths: list[list[int]]
     metrics: dict[str, Tensor] = field(default_factory=dict)  # the latest update's, per learner (L,)
+    # parallel to episode_returns: each ended episode's success flag, None where not reported
+    episode_successes: list[list[float | None]] = field(default_factory=list)
 
 
 def make_collector(

@@ -26,7 +26,8 @@ class OnPolicyStep:
     def __call__(self) -> StepResult:
         agent, collector = self.agent, self.collector
         lead = (agent.learners, agent.config.n_envs)
-        result = StepResult([[] for _ in range(agent.learners)], [[] for _ in range(agent.learners)])
+        result = StepResult([[] for _ in range(agent.learners)], [[] for _ in range(agent.learners)],
+                            episode_successes=[[] for _ in range(agent.learners)])  # fmt: skip
         for t in range(agent.config.n_steps):
             starts = collector.needs_reset.reshape(lead).copy()  # the envs whose next episode begins now
             obs = collector.observe(agent.env_steps)
@@ -39,6 +40,7 @@ class OnPolicyStep:
             for k in range(agent.learners):
                 result.episode_returns[k] += tr.episode_returns[k]
                 result.episode_lengths[k] += tr.episode_lengths[k]
+                result.episode_successes[k] += tr.episode_successes[k]
         result.metrics = agent.update()
         return result
 

@@ -31,6 +31,7 @@ from softac.logging import ProgressBar, RunLogger, csv_fields
 from softac.plot import plot_runs
 from softac.protocols import AgentLike
 from softac.stats import write_summary
+from softac.success import recent_successes, success_columns
 from softac.train.carry import LIVE, notices, pending_evaluation, recent_returns, take_live_step, wall_time
 from softac.train.offpolicy import OffPolicyStep
 from softac.train.onpolicy import OnPolicyStep
@@ -61,6 +62,7 @@ class _Run:
         # The training returns since the last evaluation are part of the exact state (issue 22:
         # train_return_mean differed after kill and resume although the weights were identical).
         self.recent: list[list[float]] = [recent_returns(r) for r in (resume or [{}] * agent.learners)]
+        self.recent_success: list[list[float]] = [recent_successes(r) for r in (resume or [{}] * agent.learners)]
         self.wall_offset = wall_time(resume)
         self.pending_eval = pending_evaluation(resume)
         self.guard: SignalGuard | None = None
@@ -87,7 +89,7 @@ class _Run:
         except BaseException:
             self.close()
             raise
-        if cfg.compile_update is None and cfg.compiles(agent.device.type):
+        if cfg.compile_update is None and cfg.compiles(agent.device.type) and getattr(agent, "encoder", None) is None:
             note_auto_compile()  # before the bar: the first update will take tens of seconds
         # The step the run will end at (PPO's last rollout may pass total_steps): the bar's total.
         final_step = getattr(self.step, "final_step", None)
@@ -103,7 +105,8 @@ class _Run:
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [{**self.step.state(k), "wall_time_s": self.wall(), "recent_returns": list(self.recent[k]),
-                 "pending_evaluation": self.pending_eval} for k in range(self.agent.learners)]  # fmt: skip
+                 "recent_successes": list(self.recent_success[k]), "pending_evaluation": self.pending_eval}
+                for k in range(self.agent.learners)]  # fmt: skip
 
     def checkpoint(self) -> Path | None:
         agent = self.agent
@@ -148,22 +151,26 @@ class _Run:
         # progress.csv equals an uninterrupted run's.
         self.pending_eval = True
         try:
+            success = np.full((agent.learners, cfg.eval_episodes), np.nan)
             returns = evaluate(agent, self.eval_envs, cfg.eval_episodes, seeds, cfg.skip_nonfinite,
-                               stop=None if guard is None else lambda: guard.signum is not None)  # fmt: skip
+                               stop=None if guard is None else lambda: guard.signum is not None, success=success)
         except EvaluationStopped:
             assert guard is not None and guard.signum is not None
             raise Interrupted(guard.signum, self.checkpoint()) from None
         self.pending_eval = False
         self.bar.note("eval", float(returns.mean()))
+        columns = [success_columns(success[k].tolist(), self.recent_success[k]) for k in range(agent.learners)]
+        if np.isfinite(success).any():
+            self.bar.note("success", float(np.nanmean(success)), ".2f")
         for k, logger in enumerate(self.loggers):
             recent = self.recent[k]
             logger.evaluation(step, {
                 "step": step, "wall_time_s": self.wall(), "updates": agent.updates, "episodes": agent.episodes[k],
                 "eval_return_mean": float(returns[k].mean()), "eval_return_std": float(returns[k].std()),
                 "train_return_mean": float(np.mean(recent)) if recent else float("nan"),
-                "steps_per_s": self.steps_per_s,
+                "steps_per_s": self.steps_per_s, **columns[k],
             })  # fmt: skip
-        for recent in self.recent:
+        for recent in (*self.recent, *self.recent_success):
             recent.clear()
 
     def loop(self, guard: SignalGuard) -> None:
@@ -181,6 +188,7 @@ class _Run:
             if result.metrics:
                 self.metrics = result.metrics
             for k, (rets, lens) in enumerate(zip(result.episode_returns, result.episode_lengths, strict=True)):
+                self.recent_success[k] += [f for f in result.episode_successes[k] if f is not None]
                 for ret, length in zip(rets, lens, strict=True):
                     agent.episodes[k] += 1
                     self.recent[k].append(ret)
