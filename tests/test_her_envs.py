@@ -179,7 +179,9 @@ def test_fetch_runs_through_the_adapter_and_reports_success() -> None:
     from softac import robotics
     from softac.envs import make_env
 
-    importlib.reload(mujoco_utils)  # the released helpers again, whatever ran before
+    importlib.reload(mujoco_utils)  # the released helpers again, whatever ran before ...
+    if hasattr(mujoco_utils, "softac_adapted"):  # ... and not yet probed (reload keeps other attributes)
+        del mujoco_utils.softac_adapted
     broken = robotics.released_helpers_fail()
     if broken:  # MuJoCo 4 + gymnasium-robotics 1.4.2: the task itself fails without the adapter
         with pytest.raises(AssertionError):
@@ -240,3 +242,16 @@ def test_the_robotics_suite_runs_sac_with_her_on_the_goal_tasks(tmp_path: Path) 
     assert {c.env_id for c in cells} <= set(SUITES["robotics"][0]) and {c.variant for c in cells} == {"sac-her"}
     argv = train_argv(cells[0], tmp_path / "cell", [0, 1], 1000, "cpu", 1, [])
     assert argv[argv.index("--algo") + 1] == "sac" and argv[-1] == "--her"  # a bool override is a bare flag
+
+
+def test_fetch_runs_when_gymnasium_robotics_was_imported_first() -> None:
+    """Importing gymnasium_robotics registers its ids itself: ``make_env`` must still apply the adapter."""
+    pytest.importorskip("gymnasium_robotics")
+    import subprocess
+
+    code = ("import gymnasium_robotics\nfrom softac.envs import make_env\n"
+            "make_env('FetchReach-v4').reset(seed=0)\nprint('ran')")  # fmt: skip
+    from helpers import cli_env
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ran", out.stderr[-500:]

@@ -18,6 +18,7 @@ the replacements to MuJoCo's own addressing and runs FetchReach through them.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 from typing import Any
 
@@ -38,17 +39,22 @@ def is_robotics(env_id: str) -> bool:
 def prepare(env_id: str) -> None:
     """Make a Gymnasium-Robotics id known to ``gymnasium.make`` (and its Fetch tasks runnable), or
     one line naming the extra when it is missing. Other ids: nothing happens."""
-    if not is_robotics(env_id) or env_id in gym.registry:
+    if not is_robotics(env_id):
         return
-    try:
-        # Why stderr is held: importing 1.4.2 prints a notice about the Adroit tasks' reward
-        # versions on every start, a second line beside softac's own one-line messages.
-        with contextlib.redirect_stderr(io.StringIO()):
-            import gymnasium_robotics
-    except ImportError:
-        raise SoftacError(f"{env_id} is a Gymnasium-Robotics task, which needs the optional extra: {EXTRA}") from None
-    gym.register_envs(gymnasium_robotics)
-    adapt_joint_helpers()
+    if env_id not in gym.registry:
+        try:
+            # Why stderr is held: importing 1.4.2 prints a notice about the Adroit tasks' reward
+            # versions on every start, a second line beside softac's own one-line messages.
+            with contextlib.redirect_stderr(io.StringIO()):
+                import gymnasium_robotics
+        except ImportError:
+            raise SoftacError(f"{env_id} is a Gymnasium-Robotics task, which needs the optional extra: "
+                              f"{EXTRA}") from None  # fmt: skip
+        gym.register_envs(gymnasium_robotics)
+    # Also when the ids were already registered (importing gymnasium_robotics registers them, so a
+    # program that imported it first must still get the adapter).
+    if importlib.util.find_spec("gymnasium_robotics") is not None:
+        adapt_joint_helpers()
 
 
 def _width(model: Any, joint: int, free: int, ball: int) -> int:
@@ -117,7 +123,10 @@ def adapt_joint_helpers() -> bool:
     True when they were replaced."""
     from gymnasium_robotics.utils import mujoco_utils
 
-    if getattr(mujoco_utils, "softac_adapted", False) or not released_helpers_fail():
+    if getattr(mujoco_utils, "softac_adapted", None) is not None:  # probed already in this process
+        return False
+    if not released_helpers_fail():
+        mujoco_utils.softac_adapted = False
         return False
     for fn in (set_joint_qpos, set_joint_qvel, get_joint_qpos, get_joint_qvel):
         setattr(mujoco_utils, fn.__name__, fn)
