@@ -113,6 +113,13 @@ def test_her_trains_with_every_continuous_off_policy_algorithm(algo: Any) -> Non
     assert (agent.buffer.ep_end[0, :140] == np.repeat(np.arange(20, 141, 20), 20)).all()
 
 
+def test_her_with_a_distributional_critic_is_defined_and_trains() -> None:
+    """Allowed: a relabelled row is an ordinary transition for the distributional target too."""
+    agent = TD3("SoftacTest/GoalPoint-v0", her=True, critic_dist="hl_gauss", dist_v_min=-25.0, dist_v_max=5.0, **RUN)
+    agent.learn(progress=False)
+    assert agent.updates == 80 and agent.buffer.relabels
+
+
 def test_several_learners_equal_single_runs() -> None:
     stacked = SAC("SoftacTest/GoalPoint-v0", her=True, seeds=[3, 4], **RUN)
     stacked.learn(progress=False)
