@@ -15,7 +15,10 @@ $(BIN)/softac: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev,bench,ray,export,docs,suite,dmc,robotics]"
 	touch $(BIN)/softac
 
+# Every example in the documentation calls a bare `softac`: say where it is.
 setup: $(BIN)/softac
+	@echo "softac $$($(BIN)/python -c 'import softac; print(softac.__version__)') is installed in $(VENV)/:" \
+		"run 'source $(VENV)/bin/activate' once per shell to use the softac command (or call $(BIN)/softac)"
 
 # The main job: SAC on Pendulum-v1 with its preset (a few minutes on a laptop CPU). Evaluated every
 # 1,000 of its 20,000 steps, not the default 5,000: the curve a newcomer sees first then has 20

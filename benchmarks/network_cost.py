@@ -34,6 +34,8 @@ VARIANTS: dict[str, tuple[type, dict[str, Any]]] = {
     "sac prioritized replay": (SAC, {"per": True}),
     "sac n-step 3": (SAC, {"n_step": 3}),
     "crossq critics 256x256": (CrossQ, {"critic_hidden_sizes": (256, 256)}),
+    "crossq critics 512x512": (CrossQ, {"critic_hidden_sizes": (512, 512)}),
+    "crossq critics 1024x1024": (CrossQ, {"critic_hidden_sizes": (1024, 1024)}),
     "crossq paper (critics 2048x2048)": (CrossQ, {}),
     "td3 mlp 256x256": (TD3, {"policy_delay": 1}),
     "td3 simba (paper widths)": (TD3, {"network": "simba", "policy_delay": 1}),

@@ -2,7 +2,7 @@
 
 Why: ``softac/__init__.py`` imports the algorithms and so torch (≈1.5 s). A console script that
 named ``softac.cli:main`` imported all of it before ``main``'s own ``try`` could catch anything,
-so a Ctrl-C during start-up printed a KeyboardInterrupt traceback (issue 16, item 8). Any module
+so a Ctrl-C during start-up printed a KeyboardInterrupt traceback. Any module
 inside the package would be imported only after the package's ``__init__``, hence a top-level
 module whose import costs nothing and which imports softac inside a ``try``.
 """

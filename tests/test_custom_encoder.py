@@ -15,6 +15,7 @@ from helpers import TINY, assert_bit_identical, assert_learners_equal_singles, r
 from torch import nn
 
 from softac import DQN, SAC, TD3, SoftacError
+from softac.export import export_policy
 
 SHORT: dict[str, Any] = {**TINY, "learning_starts": 100, "eval_freq": 200, "checkpoint_freq": 200}
 
@@ -107,6 +108,9 @@ def test_checkpoints_hold_weights_not_code(tmp_path: Path) -> None:
         SAC.load(SAC("Pendulum-v1", **SHORT).save(tmp_path / "plain"), encoder=Encoder)
     with pytest.raises(SoftacError, match=r"has shape \(1, 8, 32\), this agent's has \(1, 4, 32\)"):  # other widths
         SAC.load(run, encoder=Encoder, encoder_kwargs={"features": 4})
+    with pytest.raises(SoftacError, match="encoder= cannot be exported yet"):
+        export_policy(resumed, tmp_path / "policy.onnx", "onnx")
+    assert not (tmp_path / "policy.onnx").exists()
     # the command line names no module: eval and --resume of such a run say how to load it
     for args in (["eval", str(run)], ["train", "--resume", str(run), "--total-steps", "600"]):
         proc = run_cli(*args)

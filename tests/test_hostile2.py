@@ -156,7 +156,8 @@ def test_sigterm_during_an_evaluation_that_never_ends_exits_at_once(tmp_path: Pa
     assert proc.returncode == 143, err
     assert took < 10, took
     last = err.strip().splitlines()[-1]
-    assert re.fullmatch(r"softac: interrupted by SIGTERM; checkpoint saved to \S+step_0000000300", last), err
+    assert re.fullmatch(r"softac: interrupted by SIGTERM; checkpoint saved to \S+step_0000000300"
+                        rf" — to continue it: softac train --resume {re.escape(str(run))}", last), err
     assert "Traceback" not in err
 
 

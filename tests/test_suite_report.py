@@ -152,9 +152,9 @@ def test_report_at_a_step_reads_every_cell_there_and_names_those_short_of_it(tmp
     (d / "results.csv").write_text("\n".join(lines) + "\n")
     out = write_report(d, tmp_path / "rep", figures=False, step=2000)
     text = out.read_text()
-    assert "left out, short of it: td3 on Hopper-v5 (reached 1000)" in text
+    assert "left out: td3 on Hopper-v5 (reached 1000)" in text
     table = (tmp_path / "rep" / "table.md").read_text()
     assert "softac td3" not in table and "| Hopper-v5 | 2000 |" in table
     assert "21.0" in table  # the IQM of 20, 21, 22 (the step-2000 returns), not of the step-3000 ones
-    with pytest.raises(SoftacError, match=r"no cell .* reached step 5000"):
+    with pytest.raises(SoftacError, match=r"no cell .* has an evaluation at step 5000"):
         write_report(d, tmp_path / "rep2", figures=False, step=5000)

@@ -22,7 +22,7 @@ from softac.algos import (
 from softac.config import BaseConfig, OffPolicyConfig, OnPolicyConfig
 from softac.errors import DivergenceError, SoftacError
 
-__version__ = "0.2.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "DDPG", "DQN", "PPO", "SAC", "TD3", "Agent", "BaseConfig", "CrossQ", "CrossQConfig", "DDPGConfig", "DQNConfig",

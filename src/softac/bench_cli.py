@@ -1,4 +1,4 @@
-"""The steady-state rate of the ``softac train`` command itself, the path users run (issue 23).
+"""The steady-state rate of the ``softac train`` command itself, the path users run.
 
 Two whole processes with the same settings and two budgets, ``short`` and ``long`` environment
 steps, each timed from start to exit: ``(long − short) / (t_long − t_short)``. Whatever both
@@ -7,7 +7,7 @@ capture or compilation, the final evaluation and checkpoint) cancels; what stays
 step of the training loop as the command runs it — progress bar, CSV/TensorBoard logging, the
 divergence checks, periodic checkpoints — which the in-process figure of ``softac bench`` leaves
 out. Evaluation is set apart (``--eval-freq`` past the budget, one episode at the end) because
-the issue's figures and SB3's side exclude it.
+the figures it is compared with, and SB3's side, exclude it.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import softac.algos  # noqa: F401  (registers every algorithm)
-from softac import preset_apply, registry
+from softac import __version__, preset_apply, registry
 from softac.cli_args import Parser, add_config_flags, allow_import_flag, flag_name, run_dir_arg, seeds_arg
 from softac.cli_tools import (
     cmd_bench,
@@ -36,8 +38,10 @@ from softac.io.load import load_agent, restart_agent
 from softac.io.lock import RunLock
 from softac.io.rundir import NoCheckpoint, batched_seeds, holds_run
 from softac.logging import read_progress
+from softac.stats import aggregate
 from softac.train import Interrupted
 from softac.train.carry import pending_evaluation
+from softac.train.plan import no_update_reason
 
 # Fields that only say how to run, not what is learned: these may change when a run is resumed.
 RUN_FIELDS = {
@@ -90,7 +94,7 @@ def cmd_train(argv: Sequence[str]) -> int:
     given = {k: v for k, v in vars(args).items() if k in fields}
     if "hidden_sizes" in given:
         given["hidden_sizes"] = tuple(given["hidden_sizes"])
-    # Issue 22: conflicting inputs were ignored (one silently won); refuse them instead.
+    # Conflicting inputs are refused: ignoring one of them (as was done) let the other silently win.
     if args.seeds is not None and "seed" in given:
         raise SoftacError("--seeds and --seed conflict: give --seeds S (several learners) or --seed S (one), not both")
     if args.resume is not None and args.overwrite:
@@ -104,14 +108,44 @@ def cmd_train(argv: Sequence[str]) -> int:
         agent = info.agent_cls(seeds=args.seeds, preset=args.preset or "auto", **given)
         agent.seed_dirs = args.seeds is not None  # --seeds 7: DIR/seed_7/ as --help says (io.rundir.seed_layout)
         config = agent.config
+        _refuse_no_update(agent, given)
         if agent.preset is not None:
             print(agent.preset.line(), flush=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         seed_tag = f"s{config.seed}" if args.seeds is None else f"seeds{args.seeds[0]}-{args.seeds[-1]}"
         run_dir = args.run_dir or Path("runs") / f"{algo}-{config.env_id}-{seed_tag}-{stamp}"
-        agent.learn(run_dir=run_dir, progress=not args.no_progress, overwrite=args.overwrite)
+        try:
+            agent.learn(run_dir=run_dir, progress=not args.no_progress, overwrite=args.overwrite)
+        except Interrupted as exc:
+            exc.resume_with = f"softac train --resume {shlex.quote(str(run_dir))}"
+            raise
     _print_result(Path(run_dir))
     return 0
+
+
+def _refuse_no_update(agent: Any, given: dict[str, Any]) -> None:
+    """A run that would make no gradient update is refused unless the user gave both numbers (then
+    the training shell warns): see ``softac.train.plan``."""
+    cfg = agent.config
+    needed = {"total_steps", "learning_starts"} | ({"utd_ratio"} if cfg.total_steps > cfg.learning_starts else set())
+    if no_update_reason(cfg) is None or needed <= set(given):
+        return
+    preset = agent.preset.values if agent.preset is not None else {}
+
+    def value(name: str) -> str:
+        where = "" if name in given else f", from the {agent.preset.name} preset" if name in preset else ", the default"
+        return f"{flag_name(name)} {getattr(cfg, name)}{where}"
+
+    if cfg.total_steps <= cfg.learning_starts:
+        what = f"{value('total_steps')} ends before learning starts ({value('learning_starts')})"
+        fix = f"--total-steps above {cfg.learning_starts} or --learning-starts below {cfg.total_steps}"
+    else:
+        what = f"{value('utd_ratio')} owes no update after learning starts ({value('learning_starts')})"
+        fix = "a larger --utd-ratio or --total-steps"
+    names = [flag_name(n) for n in ("total_steps", "learning_starts", "utd_ratio") if n in needed]
+    anyway = ", ".join(names[:-1]) + " and " + names[-1]
+    raise SoftacError(f"this run would make no gradient update: {what}; pass {fix} (or give {anyway} explicitly "
+                      "to run it anyway)")  # fmt: skip
 
 
 def _resume(args: argparse.Namespace, given: dict[str, Any], argv: Sequence[str]) -> Path | None:
@@ -168,13 +202,20 @@ def _resume_locked(
     if not overwrite:
         print(f"softac: resuming {agent.algo} on {agent.config.env_id} at step {agent.env_steps} in {run_dir}",
               file=sys.stderr)  # fmt: skip
-    agent.learn(run_dir=run_dir, progress=not args.no_progress, overwrite=overwrite)  # type: ignore[attr-defined]
+    try:
+        agent.learn(run_dir=run_dir, progress=not args.no_progress, overwrite=overwrite)  # type: ignore[attr-defined]
+    except Interrupted as exc:
+        exc.resume_with = f"softac train --resume {shlex.quote(str(run_dir))}"
+        raise
     return run_dir
 
 
 def _print_result(run_dir: Path) -> None:
+    """One line per seed, and for several seeds one line across them: the mean of the final
+    evaluation returns with its 95% bootstrap interval over seeds (``softac.stats.aggregate``)."""
     seeds = batched_seeds(run_dir)
     dirs = [run_dir] if seeds is None else [run_dir / f"seed_{s}" for s in seeds]
+    finals: list[tuple[int, float]] = []
     for d in dirs:
         rows = read_progress(d / "progress.csv") if (d / "progress.csv").is_file() else []
         if rows:
@@ -182,7 +223,15 @@ def _print_result(run_dir: Path) -> None:
             mean, std = float(last["eval_return_mean"]), float(last["eval_return_std"])
             rate = last.get("eval_success_rate")
             success = f", success rate {float(rate):.2f}" if rate not in (None, "", "nan") else ""
+            finals.append((int(last["step"]), mean))
             print(f"step {last['step']}: eval return {mean:.1f} ± {std:.1f}{success}  (run directory: {d})")
+    if len(finals) > 1:
+        agg = aggregate([r for _, r in finals])
+        steps = sorted({s for s, _ in finals})
+        at = f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}-{steps[-1]}"
+        ci = f"[{agg['mean_ci_low']:.1f}, {agg['mean_ci_high']:.1f}]"
+        print(f"{agg['n']} seeds at {at}: final eval return mean {agg['mean']:.1f}, 95% CI {ci} (bootstrap over "
+              f"seeds; every evaluation: {run_dir / 'summary.csv'})")  # fmt: skip
 
 
 COMMANDS = {
@@ -192,16 +241,37 @@ COMMANDS = {
 }  # fmt: skip
 
 
+USAGE = f"""usage: softac COMMAND [options]    (softac COMMAND --help: every option of COMMAND)
+
+softac {__version__}: Soft Actor-Critic and its family (SAC, TD3, DDPG, DQN, PPO, discrete SAC, CrossQ)
+on PyTorch and Gymnasium.
+
+commands:
+  train     train an agent, or continue a run (--resume DIR)
+  eval      evaluate a saved policy
+  plot      draw learning curves of runs
+  compare   compare runs across seeds (IQM, bootstrap intervals, probability of improvement)
+  sweep     train environments × settings × seeds, or search hyper-parameters
+  export    write the policy as ONNX or TorchScript, for use without softac
+  bench     measure update and training speed
+  presets   list the per-(algorithm, environment) presets that train applies
+  suite     run a benchmark suite of algorithms × environments, and report it
+
+first run (a few minutes on a laptop CPU):
+  softac train --algo sac --env Pendulum-v1 --run-dir runs/first
+
+options: -h, --help (this text), --version"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    if not argv:
-        argv = ["train"]  # `softac` alone trains SAC on Pendulum-v1
-    if argv[0] in ("-h", "--help"):
-        print(f"usage: softac {{{','.join(COMMANDS)}}} [options]  (softac COMMAND --help for each)")
-        return 0
-    command = argv[0]
+    # A bare `softac` prints this help: it used to start a 5-minute training run nobody asked for.
+    command = argv[0] if argv else "--help"
     try:
+        if command in ("-h", "--help", "--version"):
+            print(USAGE if command != "--version" else f"softac {__version__}", flush=True)
+            return 0
         if command not in COMMANDS:
             raise SoftacError(f"unknown command '{command}': use one of {', '.join(COMMANDS)}")
         return COMMANDS[command](argv[1:])
@@ -213,6 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"softac: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # `softac | head -3`: the reader left. Python's own flush at exit would raise again, so stdout
+        # points at /dev/null first; 141 is the status a SIGPIPE death gives (128 + 13), without a word.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         # Why: Ctrl-C outside the training loop's signal guard (building the agent, `softac eval`,
         # drawing the figure) printed a KeyboardInterrupt traceback; exit 130 with one line instead.

@@ -17,7 +17,7 @@ from softac.errors import SoftacError
 from softac.io.files import loads_json
 from softac.runtime import MAX_LEARNERS, MAX_SEED, parse_seeds
 
-# A negative number argparse takes for a flag: it knows only -5 and -.5 (issue 22: `--gamma -inf`).
+# A negative number argparse takes for a flag: it knows only -5 and -.5 (`--gamma -inf` was "expected one argument").
 _NEGATIVE = re.compile(r"^-(inf|infinity|nan|\d[\d_]*\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?)$", re.IGNORECASE)
 
 

@@ -104,7 +104,7 @@ def cmd_sweep(argv: Sequence[str]) -> int:
 
 
 def cmd_export(argv: Sequence[str]) -> int:
-    from softac.export import FORMATS, export_policy
+    from softac.export import FORMATS, export_policy, signature
 
     p = Parser(prog="softac export", description="Write the deterministic policy for use without softac.")
     p.add_argument("path", type=Path, help="run directory (newest checkpoint), checkpoint directory or batched run")
@@ -122,14 +122,14 @@ def cmd_export(argv: Sequence[str]) -> int:
     k = agent.seeds.index(args.seed) if args.seed is not None else 0
     out = export_policy(agent, args.out, args.format, k, overwrite=args.overwrite)
     print(f"wrote {out}: the deterministic {agent.algo} policy of seed {agent.seeds[k]} at step {agent.env_steps} "
-          f"(input 'observation' (batch, {agent.spec.obs_dim}) → output 'action' (batch, {agent.spec.act_dim}))")
+          f"({signature(agent)})")
     return 0
 
 
 def cmd_bench(argv: Sequence[str]) -> int:
     from softac.bench import main as bench_main
 
-    # Issue 22: an unknown --env failed in the timing subprocess with its traceback; checked here first.
+    # Why: an unknown --env failed in the timing subprocess with its traceback; checked here first.
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--env", default=None)
     pre.add_argument("--worker", default=None)

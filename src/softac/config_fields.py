@@ -12,7 +12,7 @@ from typing import Any
 
 from softac.errors import SoftacError
 
-# Issue 22: seeds ≥ 2**64 and ints ≥ 2**63 crashed in torch/numpy; every integer field is bounded.
+# Why: seeds ≥ 2**64 and ints ≥ 2**63 crashed in torch/numpy; every integer field is bounded.
 MAX_SEED, MAX_INT = 2**32 - 1, 2**62
 # Range checks by name: a predicate and the error message ({name}, {kind}, {value} filled in).
 _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
@@ -50,7 +50,7 @@ def _type_name(hint: Any) -> str:
 Kwargs = tuple[tuple[str, Any], ...]
 _JSON_SCALARS = (str, int, float, bool, type(None))
 # Runs that plan this many gradient updates compile their update by default on the CPU
-# (``BaseConfig.compiles``). Measured on the project's 2-core machine (2026-12-04, issue 23): SAC's
+# (``BaseConfig.compiles``). Measured on the project's 2-core machine (2026-12-04): SAC's
 # HalfCheetah update takes 7.5 ms compiled against 11.6 ms eager (256×256, batch 256, 2 threads),
 # and compiling costs ≈ 26 s the first time and ≈ 7 s once Inductor's on-disk cache holds the
 # graph. 50,000 updates save ≈ 200 s for those ≤ 26 s; a 100k-step SAC run (99,000 updates)
@@ -66,7 +66,7 @@ def _json_value(value: Any, depth: int = 0) -> Any:
             raise ValueError(f"{value} is out of range (at most 2**62 in size)")
         return value
     if isinstance(value, (list, tuple)):
-        if depth >= 16:  # issue 22: deep nesting ended in a RecursionError traceback
+        if depth >= 16:  # Why: deep nesting ended in a RecursionError traceback
             raise ValueError("lists nested more than 16 deep")
         return tuple(_json_value(v, depth + 1) for v in value)
     raise ValueError(f"{value!r} is not a number, string, true/false, null or list")
@@ -83,7 +83,7 @@ def _check_kwargs(name: str, value: Any) -> Kwargs:
             out.append((key, _json_value(item)))
     except (TypeError, ValueError) as exc:
         raise SoftacError(f"{name} must map keyword names to JSON values ({exc})") from None
-    steps = dict(out).get("max_episode_steps")  # issue 22: -1 made evaluation never end (a hang)
+    steps = dict(out).get("max_episode_steps")  # Why: -1 made evaluation never end (a hang)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0):
         raise SoftacError(f"{name}: max_episode_steps must be a positive integer (or null), got {steps!r}")
     keys = [k for k, _ in out]

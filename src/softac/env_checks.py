@@ -1,4 +1,4 @@
-"""What an environment returns, checked where softac calls it (issue 22)."""
+"""What an environment returns, checked where softac calls it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 def check_output(space: gym.Space[Any], obs: Any, reward: Any = 0.0) -> None:
     """A ValueError unless the observation fits the space and the reward is one number; raised in
-    the environment call, so it exits 4 with one line (issue 22: these were numpy tracebacks)."""
+    the environment call, so it exits 4 with one line (these were numpy tracebacks)."""
     _check_obs(space, obs, "observation")
     if np.ndim(reward) != 0 or np.asarray(reward).dtype.kind not in "biuf":
         raise ValueError(f"reward must be one number, got {type(reward).__name__} {np.shape(reward)}")

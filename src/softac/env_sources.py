@@ -1,5 +1,5 @@
 """Where an agent's environments come from: an id (with keyword arguments), the user's instance, a
-factory, or the user's vector env (issue 16, item 12).
+factory, or the user's vector env.
 
 Why this exists: ``SAC(gym.make("Pendulum-v1", g=2.0))`` used to keep only the instance's id and
 rebuild a plain ``Pendulum-v1``, silently dropping the keyword arguments and every wrapper. Now an

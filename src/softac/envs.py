@@ -41,7 +41,7 @@ def module_of(env_id: str) -> str | None:
 def check_import_allowed(env_id: str, allowed: Collection[str], where: str) -> None:
     """Refuse an environment id read from a file (``where``) that would import a module the user has
     not named. Why: ``gymnasium.make("mod:Env-v0")`` imports ``mod``, i.e. runs its code, so a
-    state.json edited to say ``"this:Pendulum-v1"`` ran code on ``softac eval`` (issue 16)."""
+    state.json edited to say ``"this:Pendulum-v1"`` ran code on ``softac eval``."""
     module = module_of(env_id)
     if module is not None and module not in allowed:
         raise SoftacError(

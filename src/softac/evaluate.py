@@ -65,7 +65,7 @@ def evaluate(
 
     ``stop`` is asked before every step; when it says so the evaluation is abandoned
     (:class:`EvaluationStopped`). Why: an episode that never ends (a huge ``max_episode_steps``)
-    kept a SIGTERM'd trainer waiting until the scheduler's SIGKILL (issue 22).
+    kept a SIGTERM'd trainer waiting until the scheduler's SIGKILL.
 
     ``success``, an (L, episodes) array if given, receives each episode's success: the environment's
     flag at the episode's last step (``softac.success``), NaN where it reports none (and for an

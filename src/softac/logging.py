@@ -2,7 +2,7 @@
 
 Every write of a run's output turns an ``OSError`` (disk full, read-only, quota) into one
 :class:`WriteError` line naming the file, with no temporary file left behind; the trainer adds
-the last good checkpoint, which a failed log write never touches (issue 16, item 4)."""
+the last good checkpoint, which a failed log write never touches."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from softac.errors import WriteError
 
-# progress.csv's columns: the ones every run has, then its family's (issue 22: a SAC run carried
+# progress.csv's columns: the ones every run has, then its family's (a SAC run carried
 # five PPO columns that were always empty). ``step`` and ``eval_return_mean`` are always present.
 COMMON_FIELDS = [
     "step", "wall_time_s", "updates", "episodes", "eval_return_mean", "eval_return_std",
@@ -73,7 +73,7 @@ class ProgressBar:
 
     def advance(self, steps: int) -> None:
         # A run may end past its budget (PPO at the first rollout boundary at or past it): tqdm
-        # drops the total once n exceeds it, so the total follows instead (issue 22).
+        # drops the total once n exceeds it, so the total follows instead.
         if self.bar.total is not None and self.bar.n + steps > self.bar.total:
             self.bar.total = self.bar.n + steps
         self.bar.update(steps)

@@ -1,4 +1,4 @@
-"""Memory that cannot exist is refused before it is allocated (issue 16, item 6).
+"""Memory that cannot exist is refused before it is allocated.
 
 Why: ``--buffer-size 1e12`` or ``--hidden-sizes 1000000000`` used to fail with "can't allocate
 memory" after a long pause (or, with overcommit, much later, when the pages were touched). The

@@ -231,7 +231,7 @@ def observation_array(observation: Any, obs_dim: int, layout: ObsLayout | None =
             raise SoftacError(f"{exc}; this policy takes observations of {layout.describe()}") from None
     if isinstance(observation, (str, bytes, dict)):
         raise SoftacError(f"observation must be an array of numbers, got {type(observation).__name__}")
-    # Issue 22: a complex observation was cast with its imaginary part dropped (a numpy warning only).
+    # Why: a complex observation was cast with its imaginary part dropped (a numpy warning only).
     try:
         kind = np.asarray(observation).dtype.kind
     except (TypeError, ValueError):

@@ -65,7 +65,7 @@ def adam_step(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | None = None)
     A group's ``lr`` may be a 0-d tensor (``set_lr``): the kernel then reads it from memory at
     each call, so a schedule that changes it in place needs no new CUDA graph or compilation."""
     # Consecutive groups with the same settings go to one kernel call (SAC's actor and log α at
-    # equal learning rates: two calls cost ≈ 40 µs more per update on a 2-core CPU, issue 23).
+    # equal learning rates: two calls cost ≈ 40 µs more per update on a 2-core CPU).
     runs: list[tuple[tuple[Any, ...], dict[str, Any], list[Tensor], list[Tensor]]] = []
     for group, gs in _groups(opt, grads):
         params = [p for p, g in zip(group["params"], gs, strict=True) if g is not None]
@@ -85,7 +85,7 @@ def adam_step(opt: torch.optim.Optimizer, grads: Sequence[Tensor] | None = None)
         states = [opt.state[p] for p in params]
         steps = [s["step"] for s in states]
         # A tensor 1 of the steps' own dtype: with a Python number the CPU loop converts it once per
-        # tensor (17 against 6 µs for SAC's six actor tensors, issue 23).
+        # tensor (17 against 6 µs for SAC's six actor tensors).
         torch._foreach_add_(steps, [_one(steps[0])] * len(steps))
         kernel(
             params,

@@ -58,7 +58,7 @@ def _draw(ax: Any, label: str, curves: list[Curve], stat: str, describe: bool) -
     lo = np.array([r[f"{stat}_ci_low"] for r in rows])
     hi = np.array([r[f"{stat}_ci_high"] for r in rows])
     # Markers: a curve of one evaluation is a single point, which a line without markers does not
-    # draw at all (issue 22: the figure showed the legend only).
+    # draw at all (the figure showed the legend only).
     line = ax.plot(steps, center, marker="o", ms=3,
                    label=f"{label} ({stat} of seeds {seeds}, 95% CI)" if describe else label)[0]  # fmt: skip
     # Steps that only one seed reached have no interval (NaN bounds): leave the band out there.

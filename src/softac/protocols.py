@@ -71,6 +71,9 @@ class AgentLike(Protocol):
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions for observations (L, B, obs_dim), in the library's action space."""
 
+    def start_notes(self) -> list[str]:
+        """Lines to print before a run starts (what it will cost, where that is surprising)."""
+
 
 class OffPolicyLike(AgentLike, Protocol):
     buffer: ReplayBuffer
@@ -105,7 +108,7 @@ class OnPolicyLike(AgentLike, Protocol):
 
 
 def state_tensors(agent: AgentLike) -> dict[str, Tensor]:
-    """THE definition of an agent's learned state (issue 20): every tensor an update may change, by
+    """THE definition of an agent's learned state: every tensor an update may change, by
     checkpoint name, as the live tensors themselves (a ``copy_`` into one changes the agent):
 
     - ``net/<module>/<key>``: each module's ``state_dict`` — parameters *and buffers* (batch

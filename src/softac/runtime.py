@@ -26,7 +26,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-# Issue 22: seeds of 2**64 and more ended in a traceback (numpy/torch seeding); ranges like
+# Why: seeds of 2**64 and more ended in a traceback (numpy/torch seeding); ranges like
 # 0-99999999999999999999 ran out of memory while the list was built. Same bound as config.MAX_SEED.
 MAX_SEED = 2**32 - 1
 MAX_LEARNERS = 4096
@@ -67,7 +67,7 @@ def others_running() -> int:
 
     This process's own runnable threads are taken off, not just the calling one: right after any
     parallel torch op its OpenMP workers still spin (runnable) for a while, and counting them
-    made a quiet 2-core machine look half busy, so the run chose one thread (issue 23)."""
+    made a quiet 2-core machine look half busy, so the run chose one thread."""
     try:
         with open("/proc/loadavg") as f:
             running = int(f.read().split()[3].split("/")[0])
@@ -101,7 +101,7 @@ def choose_threads(requested: int, cores: int, busy: int, jobs: int = 1) -> int:
     sharing the ``cores`` gets an equal share, and no more than the cores the ``busy`` other
     runnable threads leave free, at least 1. Why not one thread per core: torch's intra-op pool
     splits each op into equal parts and waits for the slowest at every op's end, so one core
-    taken by another process stalls every op for a scheduler time slice (issue 23: with one
+    taken by another process stalls every op for a scheduler time slice (with one
     CPU-bound neighbour on 2 cores softac kept 32 % of its speed at 2 threads). One thread
     fewer than the cores costs at most the parallel part of an update; a stalled barrier costs
     most of it."""

@@ -80,7 +80,7 @@ class Agent(abc.ABC):
         if type(cfg) is not self.config_cls:
             raise SoftacError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(cfg).__name__}")
         if seeds is not None:
-            if "seed" in overrides:  # issue 22: one of the two was silently ignored
+            if "seed" in overrides:  # Why: one of the two was silently ignored
                 raise SoftacError("seeds= and seed= conflict: give seeds (several learners) or seed (one), not both")
             self.seeds = parse_seeds(seeds)
             overrides["seed"] = self.seeds[0]
@@ -168,6 +168,10 @@ class Agent(abc.ABC):
     def memory_reserved(self) -> dict[str, int]:
         """Single allocations reserved whole but touched as they fill (``softac.memory``)."""
         return {}
+
+    def start_notes(self) -> list[str]:
+        """Lines the training shell prints before a run starts: a cost the user would not expect."""
+        return []
 
     @abc.abstractmethod
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:

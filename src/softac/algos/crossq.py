@@ -8,6 +8,7 @@ learner axis."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,21 @@ class CrossQConfig(SimbaActorConfig, SoftActorConfig, GoalReplayConfig):
     )
 
 
+# CrossQ's update on one CPU thread, measured 2026-12-06 on a 2-core machine (benchmarks/network_cost.py
+# --only crossq --rounds 5 --updates 10, Pendulum-v1, batch 256, medians): critics 256², 512², 1024², 2048²
+# cost 44, 96, 230, 774 ms per update. Fitted from 512 up: ms ≈ 49.7 + 1.72e-4 · (batch / 256) ·
+# (n_critics / 2) · Σ in·out over one critic's layers (within 1 %; it overestimates 256² at 61 ms).
+_MS_FIXED, _MS_PER_MAC = 49.7, 1.72e-4
+_SLOW_MS = 150.0  # slower than ≈ 7 updates/s: a run of the presets' 1M steps takes days on a CPU
+
+
+def cpu_ms_per_update(cfg: CrossQConfig, in_dim: int, widths: tuple[int, ...]) -> float:
+    """The estimated ms of one update on one CPU thread with critics of ``widths`` (see above)."""
+    dims = [in_dim, *widths, 1]
+    macs = sum(a * b for a, b in itertools.pairwise(dims))
+    return _MS_FIXED + _MS_PER_MAC * macs * (cfg.batch_size / 256) * (cfg.n_critics / 2)
+
+
 class CrossQ(SoftActor, OffPolicyAgent):
     algo = "crossq"
     config_cls = CrossQConfig
@@ -106,10 +122,32 @@ class CrossQ(SoftActor, OffPolicyAgent):
     def memory_estimate(self) -> dict[str, int]:
         out = super().memory_estimate()
         # The critics are wider than ``hidden_sizes``: count them at their width, twice the batch.
-        wide = self.config.replace(hidden_sizes=self.config.critic_hidden_sizes,
-                                   batch_size=2 * self.config.batch_size)  # fmt: skip
+        # (The buffer is raised with it only to pass the config's batch ≤ buffer check: a user's
+        # --buffer-size 300 with batch 256 was refused as "batch_size (512) must not exceed 300".)
+        rows = 2 * self.config.batch_size
+        wide = self.config.replace(hidden_sizes=self.config.critic_hidden_sizes, batch_size=rows,
+                                   buffer_size=max(rows, self.config.buffer_size))  # fmt: skip
         out["networks"] = max(out["networks"], self.learners * _networks_bytes(wide, self.spec))
         return out
+
+    def start_notes(self) -> list[str]:
+        """The paper's 2048-wide critics train at ≈ 1.3 updates/s on a CPU thread: say so, with the
+        run's cost and the narrower critics that fit a CPU, before the run starts."""
+        cfg = self.config
+        in_dim = self.spec.obs_dim + self.spec.act_dim
+        ms = cpu_ms_per_update(cfg, in_dim, cfg.critic_hidden_sizes)
+        if self.device.type != "cpu" or ms < _SLOW_MS:
+            return []
+        hours = max(0, cfg.planned_updates() - self.updates) * ms / 3.6e6
+        took = f"{hours:.1f} h" if hours >= 1 else f"{60 * hours:.0f} min"
+        widths = "×".join(map(str, cfg.critic_hidden_sizes))
+        small = {w: cpu_ms_per_update(cfg, in_dim, (w, w)) for w in (512, 256)}
+        return [
+            f"softac: note: CrossQ's {widths} critics cost about {ms:.0f} ms per update on one CPU thread (≈ "
+            f"{took} for this run's updates); on a CPU pass --critic-hidden-sizes 512 512 (about "
+            f"{small[512]:.0f} ms) or 256 256 (about {small[256]:.0f} ms; it learns Pendulum-v1 in 10,000 steps), "
+            "or train on a GPU (--device cuda)"
+        ]
 
     def update_phase(self, index: int) -> Hashable:
         """Whether update ``index`` includes the delayed actor and α step (every policy_delay-th)."""

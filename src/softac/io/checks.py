@@ -1,5 +1,5 @@
 """Cross-checks of a checkpoint's ``state.json`` that go beyond each field's type: the resume
-section (what a training run continues from) and the stored rows against the counters (issue 22:
+section (what a training run continues from) and the stored rows against the counters (
 edited values crashed later with a traceback, or were accepted)."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _finite_number(value: Any) -> bool:
 
 
 def check_resume(ckpt: Path, resume: dict[str, Any], n_envs: Any) -> None:
-    """Every field of the resume section, checked before anything uses it. Issue 22: an RNG state of
+    """Every field of the resume section, checked before anything uses it. Why: an RNG state of
     2**200, an empty ``rng`` list, ``collector: "x"`` or ``wall_time_s: "abc"`` crashed with a
     traceback when the run resumed (or, worse, after its first steps)."""
 
@@ -71,7 +71,7 @@ def check_resume(ckpt: Path, resume: dict[str, Any], n_envs: Any) -> None:
 
 
 def check_data_counters(ckpt: Path, state: dict[str, Any]) -> None:
-    """The stored rows against the step counter and the buffer's position (issue 22: env_steps edited
+    """The stored rows against the step counter and the buffer's position (env_steps edited
     below the buffer's rows was accepted). Each step adds at most one row per environment, and a
     buffer that has not wrapped writes its next row right after its last one."""
     data, steps = state["data"], state["counters"]["env_steps"]

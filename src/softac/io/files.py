@@ -119,7 +119,7 @@ def read_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, Te
 
 def loads_json(text: str) -> Any:
     """``json.loads`` that answers deeply nested input (``[[[[...``) with a JSONDecodeError like any
-    other malformed JSON, not a RecursionError traceback (issue 22): every reader of a file or flag
+    other malformed JSON, not a RecursionError traceback: every reader of a file or flag
     goes through here."""
     try:
         return json.loads(text)

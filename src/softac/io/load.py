@@ -73,7 +73,7 @@ def _build(
         config = config.replace(env_kwargs=())
     agent: AgentLike = info.agent_cls(env, config=config, seeds=seeds, **_encoder_args(encoder))
     if (agent.spec.obs_dim, agent.spec.act_dim) != (state["obs_dim"], state["act_dim"]):
-        # Issue 22: with env= given, the line named the checkpoint's environment twice ("made for 3,
+        # Why: with env= given, the line named the checkpoint's environment twice ("made for 3,
         # but Pendulum-v1 now has 2"); it names the one given, and the one the run was made on.
         now = f"the environment given ({agent.config.env_id})" if env is not None else f"{config.env_id} now"
         raise SoftacError(
@@ -92,7 +92,7 @@ def _build(
 
 
 def verify_files(state: dict[str, Any], ckpt: Path) -> None:
-    """Every file a checkpoint needs is listed with its checksum, and matches it. Issue 22: an empty
+    """Every file a checkpoint needs is listed with its checksum, and matches it. Why: an empty
     ``"files": {}`` disabled verification, and ``"data": {"included": false}`` with a listed buffer
     resumed with an empty replay buffer, silently."""
     files = state["files"]
@@ -166,7 +166,7 @@ def _load_batched(
         ckpt = step_checkpoint_path(d, step)
         state = read_state(ckpt)
         _check_expect(state, ckpt, expect)
-        verify_files(state, ckpt)  # every learner's files (v0.2 checked the first seed's only)
+        verify_files(state, ckpt)  # every learner's files (only the first seed's were once checked)
         pairs.append((ckpt, state))
     first = pairs[0][1]
     for ckpt, state in pairs[1:]:

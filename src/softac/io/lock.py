@@ -1,15 +1,15 @@
-"""One process per run directory (issue 16, item 3): an OS advisory lock on ``RUN/.lock``.
+"""One process per run directory: an OS advisory lock on ``RUN/.lock``.
 
 Why ``flock`` on a file rather than a PID file alone: the kernel releases the lock when the process
 exits for any reason (a crash, ``kill -9``), so a stale lock can never block a resume, and two
 processes can never both hold it (checking a PID file and then writing it would race). The file
 also holds the PID of the holder, only to name it in the refusal. A batched run directory (one
 ``seed_<s>/`` per learner) is locked once, at its top; a lock on one of its ``seed_<s>/`` takes the
-top's lock first (issue 22: ``--run-dir R/seed_0 --overwrite`` deleted a live learner's checkpoints
+top's lock first (``--run-dir R/seed_0 --overwrite`` deleted a live learner's checkpoints
 while ``--seeds 0-1 --run-dir R`` ran). The lock is advisory: it keeps softac
 processes apart, which is what interleaved progress.csv rows and checkpoints came from.
 
-A clean release removes the file (issue 22: a finished run left ``.lock`` behind). It is unlinked
+A clean release removes the file (a finished run left ``.lock`` behind). It is unlinked
 while still locked, and a process that wins the flock checks that the path still names the file
 it locked (else it locked a removed file and tries again): without that check, a process that
 opened the file just before the removal and one that created a new file could both hold "the"
@@ -86,7 +86,7 @@ class RunLock:
 
     def _open_locked(self) -> int:
         """The lock file, open and flocked. Why the inode check: ``release`` removes the file (a
-        run's ``.lock`` stayed behind after a clean exit, issue 22), so a process that opened the
+        run's ``.lock`` stayed behind after a clean exit), so a process that opened the
         old file just before it was removed holds a lock on nothing; it tries again on the new one."""
         for _ in range(100):
             try:

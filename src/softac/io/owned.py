@@ -1,6 +1,6 @@
-"""What ``--overwrite`` may delete: only files softac wrote and can recognise (issue 22, data loss).
+"""What ``--overwrite`` may delete: only files softac wrote and can recognise.
 
-Why recognise by content and not by name alone: v0.2 removed every ``config.json``,
+Why recognise by content and not by name alone: an earlier release removed every ``config.json``,
 ``progress.csv``, ``checkpoints/`` and ``tb/`` tree it found, so a user's own ``config.json`` or
 ``checkpoints/myproject/model.pt`` in the chosen directory was lost. Each name softac writes has a
 marker here (a JSON layout, a CSV header, matplotlib's PNG signature, TensorBoard's event-file

@@ -32,7 +32,7 @@ class NoCheckpoint(SoftacError):
 def as_path(value: object, what: str) -> Path:
     """A path argument of the Python API (``load``, ``save``, ``learn(run_dir=)``): a str or
     os.PathLike, non-empty. ``SAC.load(123)`` raised a TypeError traceback, ``run_dir=""`` wrote
-    into the current directory without a word (issue 22)."""
+    into the current directory without a word."""
     if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
         raise SoftacError(f"{what} must be a path (str or os.PathLike), got {value!r}")
     text = os.fspath(value)
@@ -79,7 +79,7 @@ def holds_run(run_dir: Path) -> bool:
 
 def seed_layout(agent: object) -> bool:
     """Whether the agent's run has one ``seed_<s>/`` per learner: several learners, or a run made
-    with ``--seeds`` (``--seeds 7`` makes ``DIR/seed_7/`` as ``--help`` promises, issue 22) or loaded
+    with ``--seeds`` (``--seeds 7`` makes ``DIR/seed_7/`` as ``--help`` promises) or loaded
     from a batched run directory (a one-seed ``runs.json`` sent a resume to the wrong directory)."""
     seeds = getattr(agent, "seeds", ())
     return bool(getattr(agent, "seed_dirs", False)) or len(seeds) > 1

@@ -37,8 +37,9 @@ from softac.nn.encoder import encoder_record
 from softac.protocols import AgentLike, state_tensors
 
 FORMAT = "softac-checkpoint"
-# softac 0.1 wrote version 1 (one learner per agent, networks in another layout); 0.2 before issue 16
-# wrote 2 (no "env" record and no env_kwargs: it could not tell an instance's run from an id's).
+# The first release wrote version 1 (one learner per agent, networks in another layout); later ones,
+# until environments were recorded, wrote 2 (no "env" record and no env_kwargs: it could not tell an
+# instance's run from an id's).
 VERSION = 3
 MODEL = "model.safetensors"
 DATA = "buffer.safetensors"
@@ -167,7 +168,7 @@ def read_state(ckpt: Path) -> dict[str, Any]:
             f"this softac reads format {VERSION}: retrain, or evaluate it with that softac"
         )
     version = state.get("version")
-    if not isinstance(version, int) or isinstance(version, bool):  # issue 22: "3" read "version '3'; reads 3"
+    if not isinstance(version, int) or isinstance(version, bool):  # Why: "3" read "version '3'; reads 3"
         raise SoftacError(
             f"{ckpt} has a 'version' field of the wrong type in {STATE} ({version!r}, a {type(version).__name__}; "
             f"it must be the integer {VERSION}); it is corrupted"
@@ -186,7 +187,7 @@ def read_state(ckpt: Path) -> dict[str, Any]:
         for sub in nested.get(key, ()):
             item: Any = state[key].get(sub)
             ok = isinstance(item, bool) if sub == "included" else isinstance(item, int) and not isinstance(item, bool)
-            # Bounded: a counter of 2**63 or more overflowed int64 tensors later (issue 22).
+            # Bounded: a counter of 2**63 or more overflowed int64 tensors later.
             if not ok or (not isinstance(item, bool) and not 0 <= item <= _MAX_COUNTER):
                 raise SoftacError(f"checkpoint {ckpt} has an invalid '{key}.{sub}' in {STATE}: {item!r}")
     check_resume(ckpt, state["resume"], state["config"].get("n_envs"))
@@ -215,7 +216,7 @@ def load_learner(agent: AgentLike, k: int, ckpt: Path, state: dict[str, Any]) ->
         for name, target in live.items():
             dst = learner_slice(target, k, agent.learners)
             src = tensors[name]
-            if src.dtype != dst.dtype:  # issue 22: F64/I64/BOOL tensors were cast silently
+            if src.dtype != dst.dtype:  # Why: F64/I64/BOOL tensors were cast silently
                 raise SoftacError(
                     f"checkpoint {ckpt}: {name} is stored as {src.dtype}, this agent's is {dst.dtype}; it is corrupted"
                 )
@@ -253,7 +254,7 @@ def _load_data(agent: AgentLike, k: int, path: Path, meta: dict[str, Any]) -> No
                 for start in range(0, shape[0], step):
                     stop = min(shape[0], start + step)
                     dst[start:stop].copy_(src[start:stop])
-                    # Issue 22: NaN rows trained into NaN weights, reported as a divergence. Nothing
+                    # Why: NaN rows trained into NaN weights, reported as a divergence. Nothing
                     # non-finite is ever stored (such steps are refused or dropped by the collector).
                     if dst.is_floating_point() and not bool(torch.isfinite(dst[start:stop]).all()):
                         raise SoftacError(

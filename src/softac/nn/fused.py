@@ -74,7 +74,7 @@ class _LinearReLUStack(torch.autograd.Function):
                 # δ ⊙ 1[h > 0] with h = this layer's output, saved as the next layer's input. In place:
                 # g is the product this backward just made (never autograd's grad_out, which only
                 # the last layer sees), and writing it again saves a fresh (G, B, width) buffer and
-                # a pass over memory per layer (the op was 2× v0.1's in-place one, issue 23).
+                # a pass over memory per layer (the op was 2× the in-place one of the earlier hand-derived release).
                 g = torch.ops.aten.threshold_backward.grad_input(g, acts[i + 1], 0.0, grad_input=g)
             if need_params[2 * i]:
                 if w.shape[-1] == 1:  # (G, 1, B)·(G, B, in) → (G, 1, in), the thin product transposed
@@ -103,7 +103,7 @@ def linear_relu_stack(x: Tensor, params: list[Tensor]) -> Tensor:
 # (distributions.squashed_gaussian_rsample after the clamp) as one node, for every algorithm whose
 # policy is that distribution. Built from separate ops it records ~15 autograd nodes and runs ~45
 # small elementwise kernels per call (forward and backward) on (L, B, act_dim) tensors, a fixed
-# cost of ≈0.5 ms per update on a 2-core CPU where the arithmetic is microseconds (issue 23).
+# cost of ≈0.5 ms per update on a 2-core CPU where the arithmetic is microseconds.
 # With ℓ = clamp(raw, ℓ_min, ℓ_max), u = μ + e^ℓ ξ, ã = tanh(u) and
 #     log π = Σ_i [−ξ_i²/2 − ℓ_i − log(2π)/2 − 2(log 2 − u_i − softplus(−2u_i))]   (the stable form),
 # the backward pass, for upstream gradients ḡ_ã and ḡ_logπ, is

@@ -1,7 +1,9 @@
 """The report's figures, drawn with rliable's plot_utils (matplotlib, no display): per task a
 sample-efficiency curve (IQM over seeds, 95 % CI band); across the normalised tasks the aggregate
 IQM/mean/median with CIs and the performance profile; probability of improvement between every
-pair of algorithms when there are two or more."""
+pair of algorithms when there are two or more. Each algorithm has one colour, the same in every
+figure of a report (rliable picks a palette per call, so curves drawn one call per algorithm all came
+out in its first colour)."""
 
 from __future__ import annotations
 
@@ -31,30 +33,51 @@ def _save(plt: Any, fig: Any, path: Path) -> Path:
     return path
 
 
-def curve_figure(rows: list[dict[str, Any]], env: str, out: Path) -> Path | None:
+def palette(algos: list[str]) -> dict[str, Any]:
+    """{algorithm: colour}: colour-blind-safe (seaborn's "colorblind", as rliable's own default),
+    assigned in sorted order over every algorithm of the report so each keeps its colour throughout."""
+    import seaborn as sns
+
+    names = sorted(set(algos))
+    return dict(zip(names, sns.color_palette("colorblind", n_colors=max(len(names), 1)), strict=False))
+
+
+def curve_axes(rows: list[dict[str, Any]], env: str, colors: dict[str, Any] | None = None) -> tuple[Any, Any] | None:
+    """(figure, axes) of ``env``'s sample-efficiency curves, one colour and legend entry per algorithm."""
     data = S.curves(rows, env)
     if not data:
         return None
+    colors = colors or palette(list(data))
     plt, pu = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     # rliable's plot takes one frame axis for all algorithms; each algorithm keeps its own steps here.
     for algo, (steps, point, ci) in data.items():
         pu.plot_sample_efficiency_curve(steps, {algo: point}, {algo: ci}, algorithms=[algo], ax=ax,
-                                        xlabel="environment steps", ylabel="IQM return (95% CI)",
-                                        labelsize="medium", ticklabelsize="small")  # fmt: skip
+                                        colors={algo: colors[algo]}, xlabel="environment steps",
+                                        ylabel="IQM return (95% CI)", labelsize="medium",
+                                        ticklabelsize="small")  # fmt: skip
     ax.set_title(env)
     ax.legend(loc="best")
-    return _save(plt, fig, out / f"curve_{env.translate(_SAFE)}.png")
+    return fig, ax
 
 
-def aggregate_figure(point: dict[str, np.ndarray], ci: dict[str, np.ndarray], out: Path) -> Path:
+def curve_figure(rows: list[dict[str, Any]], env: str, out: Path, colors: dict[str, Any] | None = None) -> Path | None:
+    drawn = curve_axes(rows, env, colors)
+    if drawn is None:
+        return None
+    plt, _ = _plt()
+    return _save(plt, drawn[0], out / f"curve_{env.translate(_SAFE)}.png")
+
+
+def aggregate_figure(point: dict[str, np.ndarray], ci: dict[str, np.ndarray], out: Path,
+                     colors: dict[str, Any] | None = None) -> Path:  # fmt: skip
     plt, pu = _plt()
-    fig, _ = pu.plot_interval_estimates(point, ci, metric_names=["IQM", "Mean", "Median"],
-                                        algorithms=sorted(point), xlabel="normalised score")  # fmt: skip
+    fig, _ = pu.plot_interval_estimates(point, ci, metric_names=["IQM", "Mean", "Median"], algorithms=sorted(point),
+                                        colors=colors or palette(list(point)), xlabel="normalised score")  # fmt: skip
     return _save(plt, fig, out / "aggregate.png")
 
 
-def profile_figure(scores: dict[str, np.ndarray], out: Path) -> Path:
+def profile_figure(scores: dict[str, np.ndarray], out: Path, colors: dict[str, Any] | None = None) -> Path:
     rly, _ = S.rliable()
     plt, pu = _plt()
     top = max(1.0, max(float(v.max()) for v in scores.values()))
@@ -62,7 +85,8 @@ def profile_figure(scores: dict[str, np.ndarray], out: Path) -> Path:
     with S.seeded():
         profiles, cis = rly.create_performance_profile(scores, taus, reps=S.CURVE_REPS)
     fig, ax = plt.subplots(figsize=(6, 4))
-    pu.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,
+    colors = colors or palette(list(scores))
+    pu.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax, colors=colors,
                                  xlabel=r"normalised score $\tau$", ylabel=r"fraction of runs > $\tau$")  # fmt: skip
     ax.legend(loc="best")
     return _save(plt, fig, out / "performance_profile.png")

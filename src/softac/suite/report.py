@@ -28,7 +28,7 @@ def _ci(low: float, high: float, digits: int = 1) -> str:
 
 
 def task_rows(rows: list[dict[str, Any]]) -> dict[str, list[tuple[str, int, dict[str, float]]]]:
-    """{env: [(algorithm, first final step, rliable estimates)]}."""
+    """{env: [(algorithm, final step (the same for every seed: check_finals), rliable estimates)]}."""
     out: dict[str, list[tuple[str, int, dict[str, float]]]] = {}
     for (env, algo), seeds in sorted(S.final_by_cell(rows).items()):
         est = S.task_estimates([v for _, v in sorted(seeds.values())])
@@ -96,7 +96,9 @@ def _across(rows: list[dict[str, Any]], figures: dict[str, Path]) -> list[str]:
 
 def readme_table(rows: list[dict[str, Any]]) -> str:
     """The README's table: one row per task, one column per algorithm (IQM [95% CI], seeds), then the
-    published SAC number at the same step where one ships."""
+    published SAC number at the same step where one ships. Each number is labelled with the step it
+    was read at: the task's when every algorithm shares it, else its own (a PPO cell ends at the
+    first rollout boundary at or past the budget, not at the budget)."""
     tasks = task_rows(rows)
     algos = sorted({a for entries in tasks.values() for a, _, _ in entries})
     refs = {(r["env"], int(r["step"])): float(r["return"]) for r in S.reference() if r["algorithm"] == "SAC"}
@@ -104,11 +106,14 @@ def readme_table(rows: list[dict[str, Any]]) -> str:
              + " | SAC, published (Gym v4, not rerun) |", "|---" * (len(algos) + 3) + "|"]  # fmt: skip
     for env, entries in tasks.items():
         by = {a: (step, est) for a, step, est in entries}
-        step = min(s for s, _ in by.values())
+        steps = {s for s, _ in by.values()}
+        common = next(iter(steps)) if len(steps) == 1 else None
+        at = {a: "" if common is not None else f" at step {by[a][0]}" for a in by}
         cells = [f"{by[a][1]['iqm']:.1f} {_ci(by[a][1]['iqm_ci_low'], by[a][1]['iqm_ci_high'])} ({int(by[a][1]['n'])})"
-                 if a in by else "–" for a in algos]  # fmt: skip
-        ref = refs.get((env.split("-v")[0], step))
-        lines.append(f"| {env} | {step} | " + " | ".join(cells) + f" | {'–' if ref is None else f'{ref:.0f}'} |")
+                 f"{at[a]}" if a in by else "–" for a in algos]  # fmt: skip
+        ref = refs.get((env.split("-v")[0], common)) if common is not None else None
+        label = str(common) if common is not None else "see each"
+        lines.append(f"| {env} | {label} | " + " | ".join(cells) + f" | {'–' if ref is None else f'{ref:.0f}'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -117,16 +122,17 @@ def write_figures(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
     made: dict[str, Path] = {}
     finals = S.final_by_cell(rows)
     envs, algos = sorted({e for e, _ in finals}), sorted({a for _, a in finals})
+    colors = F.palette(algos)  # one colour per algorithm across every figure
     for env in envs:
-        path = F.curve_figure(rows, env, out)
+        path = F.curve_figure(rows, env, out, colors)
         if path is not None:
             made[env] = path
     common = [e for e in envs if all((e, a) in finals for a in algos)]
     norms = S.normalisers(common)
     if norms:
         scores = S.score_matrix(finals, algos, sorted(norms), {e: n for e, (n, _) in norms.items()})
-        made["aggregate"] = F.aggregate_figure(*S.aggregates(scores), out)
-        made["profile"] = F.profile_figure(scores, out)
+        made["aggregate"] = F.aggregate_figure(*S.aggregates(scores), out, colors)
+        made["profile"] = F.profile_figure(scores, out, colors)
     if len(algos) >= 2 and common:
         made["improvement"] = F.improvement_figure(*S.improvement(S.score_matrix(finals, algos, common, {})), out)
     return made
@@ -134,14 +140,75 @@ def write_figures(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
 
 def at_step(rows: list[dict[str, Any]], step: int) -> tuple[list[dict[str, Any]], list[str]]:
     """The rows up to ``step``, for a table at one budget (a suite stopped early, or a 1M suite read at
-    100k); cells that did not reach ``step`` are left out and named, never shown at a smaller step."""
-    reached: dict[tuple[str, str], int] = {}
+    100k). A cell is kept only if every one of its seeds has an evaluation at exactly ``step``: one
+    that stopped before it, or evaluated around it (400 and 600 for 500), is left out and named, never
+    shown at another step under this one's label."""
+    evals: dict[tuple[str, str], dict[int, set[int]]] = {}
     for r in rows:
-        key = (r["env"], r["algorithm"])
-        reached[key] = max(reached.get(key, 0), r["step"])
-    short = sorted(k for k, s in reached.items() if s < step)
+        evals.setdefault((r["env"], r["algorithm"]), {}).setdefault(r["seed"], set()).add(r["step"])
+    short: dict[tuple[str, str], str] = {}
+    for (env, algo), seeds in sorted(evals.items()):
+        missing = sorted(s for s, steps in seeds.items() if step not in steps)
+        if not missing:
+            continue
+        reached = max(max(v) for v in seeds.values())
+        if reached < step:
+            short[(env, algo)] = f"{algo} on {env} (reached {reached})"
+        else:
+            near = sorted({t for s in missing for t in seeds[s]}, key=lambda t: (abs(t - step), t))[:2]
+            around = " and ".join(map(str, sorted(near)))
+            short[(env, algo)] = (f"{algo} on {env} (no evaluation at {step} for seed(s) "
+                                  f"{', '.join(map(str, missing))}; nearest {around})")  # fmt: skip
     kept = [r for r in rows if r["step"] <= step and (r["env"], r["algorithm"]) not in short]
-    return kept, [f"{algo} on {env} (reached {reached[(env, algo)]})" for env, algo in short]
+    return kept, list(short.values())
+
+
+def check_finals(rows: list[dict[str, Any]]) -> None:
+    """Refuse a cell whose seeds end at different steps: its IQM would mix them under one label."""
+    for (env, algo), seeds in sorted(S.final_by_cell(rows).items()):
+        steps = {st for st, _ in seeds.values()}
+        if len(steps) > 1:
+            ends = ", ".join(f"seed {s} at {st}" for s, (st, _) in sorted(seeds.items()))
+            raise SoftacError(f"{algo} on {env}: its seeds end at different steps ({ends}); read every cell at one "
+                              f"step with --step {min(steps)}")  # fmt: skip
+
+
+def seed_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """A line per task whose cells ran different seeds (their CIs are over different runs) or ended at
+    different steps, and one when the seed sets or final steps differ across tasks (the aggregates
+    then compare unequal samples, or mix steps)."""
+    finals = S.final_by_cell(rows)
+    notes = []
+    by_env: dict[str, dict[str, list[int]]] = {}
+    for (env, algo), seeds in finals.items():
+        by_env.setdefault(env, {})[algo] = sorted(seeds)
+    for env, algos in sorted(by_env.items()):
+        if len({tuple(v) for v in algos.values()}) > 1:
+            notes.append(
+                f"**Unequal seeds on {env}**: " + "; ".join(f"{a}: {_seeds(v)}" for a, v in sorted(algos.items()))
+            )
+        ends = {a: next(iter(finals[(env, a)].values()))[0] for a in algos}
+        if len(set(ends.values())) > 1:
+            notes.append(
+                f"**Different final steps on {env}**: " + "; ".join(f"{a} at {st}" for a, st in sorted(ends.items()))
+            )
+    every = {tuple(v) for algos in by_env.values() for v in algos.values()}
+    if len(every) > 1 and not notes:
+        notes.append(
+            "**Unequal seeds across tasks**: "
+            + "; ".join(
+                f"{a} on {e}: {_seeds(v)}" for e, algos in sorted(by_env.items()) for a, v in sorted(algos.items())
+            )
+        )
+    ends = {e: next(iter(seeds.values()))[0] for (e, _), seeds in finals.items()}
+    if len(set(ends.values())) > 1 and not any("final steps" in n for n in notes):
+        notes.append("**Different final steps across tasks** (the aggregates mix them): "
+                     + "; ".join(f"{e} at {st}" for e, st in sorted(ends.items())))  # fmt: skip
+    return notes
+
+
+def _seeds(seeds: list[int]) -> str:
+    return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
 
 
 def write_report(results_dir: Path, report_dir: Path | None = None, figures: bool = True,
@@ -164,16 +231,20 @@ def write_report(results_dir: Path, report_dir: Path | None = None, figures: boo
     if step is not None:
         rows, short = at_step(rows, step)
         if not rows:
-            raise SoftacError(f"no cell in {path} reached step {step}")
+            raise SoftacError(f"no cell in {path} has an evaluation at step {step} on every seed: "
+                              f"{'; '.join(short)}")  # fmt: skip
+    check_finals(rows)
     S.rliable()  # the clear "install softac[suite]" line before anything is written
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / MARKER).write_text("written by softac suite report\n")
     made = write_figures(rows, report_dir) if figures else {}
-    (report_dir / "table.md").write_text(readme_table(rows))
+    (report_dir / "table.md").write_text(readme_table(rows) + "".join(f"\n{n}\n" for n in seed_notes(rows)))
     out = report_dir / "report.md"
     text = render(rows, made)
+    notes = seed_notes(rows)
     if step is not None:
-        note = f"Read at step {step}" + (f"; left out, short of it: {', '.join(short)}." if short else ".")
-        text = text.replace("\n\n", f"\n\n{note}\n\n", 1)
+        notes.insert(0, f"Read at step {step}" + (f"; left out: {'; '.join(short)}." if short else "."))
+    if notes:
+        text = text.replace("\n\n", "\n\n" + "\n\n".join(notes) + "\n\n", 1)
     out.write_text(text)
     return out

@@ -35,6 +35,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 EXTERNAL: dict[str, tuple[str, str]] = {
     "sb3-sac": ("stable_baselines3", "sb3-sac needs stable-baselines3 (pip install 'softac[bench]')"),
 }
+# The action space of every suite task (gymnasium class name): an algorithm runs on a task only if
+# its registry entry lists this kind. A named suite's default matrix holds only such pairs.
+ACTION_KIND = {**{e: "Box" for e in MUJOCO + ROBOTICS}, "Pendulum-v1": "Box", "CartPole-v1": "Discrete",
+               "LunarLander-v3": "Discrete"}  # fmt: skip
+# sb3_cell runs SB3's SAC, which needs a Box action space.
+EXTERNAL_KINDS: dict[str, tuple[str, ...]] = {"sb3-sac": ("Box",)}
 # Environments that need an optional package; a cell without it is skipped with this reason.
 NEEDS = {"LunarLander-v3": ("Box2D", "LunarLander needs Box2D (pip install 'gymnasium[box2d]')"),
          **{e: ("gymnasium_robotics", f"{e} needs gymnasium-robotics (pip install 'softac[robotics]')")
@@ -80,8 +86,25 @@ def env_problem(env_id: str) -> str | None:
     return None
 
 
+def action_problem(variant: str, env_id: str) -> str | None:
+    """Why ``variant`` cannot act in ``env_id``'s action space (None: it can)."""
+    kind = ACTION_KIND.get(env_id)
+    if variant in EXTERNAL:
+        kinds = EXTERNAL_KINDS.get(variant, ("Box",))
+    else:
+        algo = VARIANTS[variant][0]
+        if algo not in registry.names():
+            return None  # variant_problem names this
+        kinds = registry.get(algo).action_spaces
+    if kind is None or kind in kinds:
+        return None
+    fits = [v for v in VARIANTS if VARIANTS[v][0] in registry.names()
+            and kind in registry.get(VARIANTS[v][0]).action_spaces]  # fmt: skip
+    return f"{env_id} has a {kind} action space, which {variant} does not support (variants that do: {', '.join(fits)})"
+
+
 def _pick(given: list[str] | None, valid: tuple[str, ...] | list[str], what: str) -> list[str]:
-    if not given:
+    if given is None:
         return list(valid)
     bad = [g for g in given if g not in valid]
     if bad:
@@ -91,7 +114,9 @@ def _pick(given: list[str] | None, valid: tuple[str, ...] | list[str], what: str
 
 def expand(name: str, algos: list[str] | None, envs: list[str] | None) -> tuple[list[Cell], dict[str, str]]:
     """The cells of suite ``name`` restricted to ``algos``/``envs``, and {cell key: reason} of
-    those skipped because this build or machine cannot run them."""
+    those skipped because this build or machine cannot run them. A named suite's own matrix (no
+    ``algos`` given) holds only the pairs whose action spaces fit (SAC is not on CartPole); a pair
+    asked for by name that cannot act there is skipped with its reason."""
     if name not in SUITES:
         raise SoftacError(f"unknown suite '{name}': choose one of {', '.join(SUITES)}")
     suite_envs, _, default_algos = SUITES[name]
@@ -101,7 +126,10 @@ def expand(name: str, algos: list[str] | None, envs: list[str] | None) -> tuple[
     for v in chosen_algos:
         for e in chosen_envs:
             cell = Cell(v, e)
-            why = variant_problem(v) or env_problem(e)
+            mismatch = action_problem(v, e)
+            if mismatch is not None and not algos:
+                continue  # not a cell of the named suite
+            why = variant_problem(v) or mismatch or env_problem(e)
             if why is None:
                 cells.append(cell)
             else:

@@ -1,4 +1,4 @@
-"""What `softac train` refuses at once, refused by `softac sweep` before Ray starts (issue 22:
+"""What `softac train` refuses at once, refused by `softac sweep` before Ray starts (
 ``--algo dqn --env Pendulum-v1`` or ``--grid buffer_size=1e12`` started Ray and failed inside
 each trial): every trial's agent is built here as the trial will build it, and SIGTERM ends the
 sweep with one line."""
@@ -37,7 +37,7 @@ def terminated(exc: BaseException) -> bool:
 
 def catch_sigterm() -> Any:
     """SIGTERM → :class:`SweepTerminated` (returns the previous handler). Again after ``ray.init``,
-    whose own handler calls ``sys.exit(15)`` (exit 1 with Ray's stack dump: issue 22)."""
+    whose own handler calls ``sys.exit(15)`` (it exited 1 with Ray's stack dump)."""
     return signal.signal(signal.SIGTERM, _terminate)
 
 

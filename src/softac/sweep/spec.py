@@ -98,7 +98,7 @@ def parse_seeds(text: str) -> list[int]:
         if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
             raise SoftacError(f"invalid --seeds '{text}': use a range like 0-4 or a list like 0,3,9")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-        # Issue 22: 0-99999999999999999999 built the list until memory ran out; same bounds as train's.
+        # Why: 0-99999999999999999999 built the list until memory ran out; same bounds as train's.
         if hi > MAX_SEED or len(seeds) + hi - lo + 1 > MAX_LEARNERS:
             raise SoftacError(f"--seeds '{text}': at most {MAX_LEARNERS} seeds, each in [0, {MAX_SEED}]")
         seeds.extend(range(lo, hi + 1))

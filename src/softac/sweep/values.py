@@ -12,7 +12,7 @@ from softac.io.files import loads_json
 
 def env_kwargs_value(text: str) -> dict[str, Any]:
     """``--env-kwargs`` as `softac train` reads it (KEY=VALUE ..., VALUE as JSON if it parses, else
-    a string), or one JSON object. Issue 22: the text went to the config as it was, so no sweep could
+    a string), or one JSON object. Why: the text went to the config as it was, so no sweep could
     give environment arguments. The config checks the keys and values."""
     if text.startswith("{"):
         try:
@@ -37,7 +37,7 @@ def env_kwargs_value(text: str) -> dict[str, Any]:
 def check_env(algo: str, env_id: str) -> None:
     """The environment can be made, its spaces are supported and the algorithm takes its action
     space, as `softac train` checks at once. Built as train builds it: a ``module:EnvId`` the user
-    typed imports its module (issue 22: sweep refused it, looking the id up without the import),
+    typed imports its module (sweep refused it, looking the id up without the import),
     and ``--algo dqn`` on Pendulum failed only inside a Ray trial."""
     from softac.envs import env_spec, make_env
 

@@ -1,6 +1,6 @@
 """What carries over into a training call: the live training step a previous ``learn()`` left on
-the agent, the checkpoint's resume section (checked: issue 22), and the notes that tell the user
-how the run continues."""
+the agent, the checkpoint's resume section (checked field by field), and the notes that tell the
+user how the run continues."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import numpy as np
 from softac.errors import SoftacError
 from softac.io.state import read_state
 from softac.protocols import AgentLike
+from softac.train.plan import no_update_warning
 
 # Where a finished ``learn()`` leaves its training step (environments, their current observations,
 # episode statistics, n-step tails) on the agent, with the step count and resume state it ended at.
-# Issue 22: a second ``learn()`` in the same process rebuilt the step from the resume state, so
+# Why: a second ``learn()`` in the same process once rebuilt the step from the resume state, so
 # every unfinished episode restarted (and the mid-episode *checkpoint* note was printed, although
 # nothing was loaded); the environments are alive and simply continue, as SB3's
 # ``learn(reset_num_timesteps=False)`` does. An attribute on the agent, not a WeakKeyDictionary:
@@ -71,14 +72,19 @@ def wall_time(resume: list[dict[str, Any]] | None) -> float:
 
 
 def notices(agent: AgentLike, run_dir: Path | None) -> None:
-    """One line each for what the user should know before a run starts (issue 16, items 11, 12)."""
+    """One line each for what the user should know before a run starts: where the environment comes
+    from, a cost the user would not expect, a budget that makes no update, and how a checkpoint's
+    run continues."""
     note = agent.env_source.notice()
     if note is not None and run_dir is not None:
         print(note, file=sys.stderr)
+    for line in [*agent.start_notes(), no_update_warning(agent.config)]:
+        if line is not None:
+            print(line, file=sys.stderr)
     if live_step(agent) is not None:  # a second learn(): it continues the live environments
         return
     if agent.loaded_from is not None and not read_state(agent.loaded_from)["data"]["included"]:
-        # Issue 22: such a checkpoint resumed with an empty buffer and no word. Decision: allowed
+        # Such a checkpoint resumed with an empty buffer and no word. Decision: allowed
         # (save(include_buffer=False) is how a small checkpoint is made), with one line.
         print(
             f"softac: note: {agent.loaded_from} holds no training data (saved without its replay buffer/rollout); "

@@ -61,7 +61,7 @@ def _source_run(agent: AgentLike) -> Path | None:
 
 
 def _check_target(run_dir: Path, agent: AgentLike) -> None:
-    """Issue 22: ``--resume A --run-dir B`` (or ``SAC.load(A).learn(run_dir=B)``) wrote A's state
+    """Why: ``--resume A --run-dir B`` (or ``SAC.load(A).learn(run_dir=B)``) wrote A's state
     over another run B of the same algorithm and environment (B's config.json, progress.csv and
     checkpoints replaced). A resumed agent continues its own run, or goes to a directory that
     holds no run."""
@@ -101,7 +101,7 @@ def _same_run(run_dir: Path, agent: AgentLike) -> None:
     if problem is not None:
         # Why rewrite when the checkpoint came from this directory: config.json is derived from the
         # checkpoint (which is checksummed and validated), so a damaged copy must not refuse a healthy
-        # run (issue 16, item 9: it was refused as "holds a different run (None on None)").
+        # run (it was refused as "holds a different run (None on None)").
         if agent.loaded_from is not None and run_dir.resolve() in agent.loaded_from.resolve().parents:
             print(f"softac: note: {run_dir / 'config.json'} {problem}; rewriting it from the checkpoint",
                   file=sys.stderr)  # fmt: skip

@@ -59,7 +59,7 @@ class _Run:
         cfg = agent.config
         self.agent = agent
         resume = agent.resume_state
-        # The training returns since the last evaluation are part of the exact state (issue 22:
+        # The training returns since the last evaluation are part of the exact state (without them,
         # train_return_mean differed after kill and resume although the weights were identical).
         self.recent: list[list[float]] = [recent_returns(r) for r in (resume or [{}] * agent.learners)]
         self.recent_success: list[list[float]] = [recent_successes(r) for r in (resume or [{}] * agent.learners)]
@@ -75,7 +75,7 @@ class _Run:
         except (KeyError, TypeError, ValueError, OverflowError, IndexError, AttributeError) as exc:
             if not resume:
                 raise
-            # Issue 22: an edited resume section (RNG state 2**200, empty rng, collector "x") crashed here.
+            # An edited resume section (RNG state 2**200, empty rng, collector "x") crashed here with a traceback.
             raise SoftacError(
                 f"the checkpoint's resume section in state.json is invalid ({type(exc).__name__}: {exc}); "
                 "it is corrupted: use an earlier checkpoint"

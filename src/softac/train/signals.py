@@ -18,8 +18,15 @@ class Interrupted(Exception):
         self.signum = signum
         self.exit_code = 128 + signum
         self.checkpoint = checkpoint
+        # The command that continues the run, where the caller knows it (``softac train`` does): a
+        # user who pressed Ctrl-C should not have to look up how to resume.
+        self.resume_with: str | None = None
         where = f"checkpoint saved to {checkpoint}" if checkpoint else "no run directory, nothing saved"
         super().__init__(f"interrupted by {signal.Signals(signum).name}; {where}")
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} — to continue it: {self.resume_with}" if self.resume_with and self.checkpoint else text
 
 
 class SignalGuard:
