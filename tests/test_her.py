@@ -188,3 +188,19 @@ def test_a_broken_compute_reward_is_one_environment_error(fn: Any, needle: str) 
     with pytest.raises(EnvError, match="Goal-v0's compute_reward") as info:
         sample(buf, 16)
     assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_goals_are_relabelled_in_the_raw_rows_then_normalised() -> None:
+    from softac.data.normaliser import ObservationNormaliser
+
+    plain, normed = make(), make()
+    for buf in (plain, normed):
+        fill(buf, [6, 9], running=2)
+    norm = ObservationNormaliser((1,), (DIM,))
+    norm.update(torch.randn(1, 50, DIM, dtype=torch.float32) * 3 + 1)
+    normed.normaliser = norm
+    raw = sample(plain, 200)  # the same draws (same seed): raw relabelled rows
+    got = normed.sample(200, LearnerRNG([0], torch.device("cpu")))
+    assert torch.equal(got.obs, norm.normalise(raw[..., :DIM]))
+    assert torch.equal(got.next_obs, norm.normalise(raw[..., S2:]))
+    assert torch.equal(got.reward, raw[..., DIM + ACT])  # rewards from the raw goals
