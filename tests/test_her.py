@@ -173,6 +173,8 @@ def test_checkpoint_round_trip_samples_the_same() -> None:
         b.load_episode_meta(0, {})
     with pytest.raises(ValueError, match="do not fit"):
         b.load_episode_meta(0, {"her_written": 5, "her_open": -1})
+    with pytest.raises(ValueError, match="corrupted"):  # rows of a running episode, but none is open
+        b.load_episode_meta(0, {**a.episode_meta(0), "her_open": -1})
 
 
 @pytest.mark.parametrize(("fn", "needle"), [

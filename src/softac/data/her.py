@@ -206,6 +206,8 @@ class HerReplay(ReplayBuffer):
             raise ValueError(f"hindsight episode counters (written {written}, open {open_}) do not fit the buffer's "
                              f"{n} rows")  # fmt: skip
         start, end = self.ep_start[k, :n], self.ep_end[k, :n]
-        if n and (bool((start < 0).any()) or bool((start >= written).any()) or bool((end > written).any())):
+        running = end == -1  # rows of the running episode, which starts at ``open_``
+        if n and (bool((start < 0).any()) or bool((start >= written).any()) or bool((end > written).any())
+                  or bool((end < -1).any()) or bool((start[running] != open_).any())):  # fmt: skip
             raise ValueError("hindsight episode bounds of the stored rows are out of range (the file is corrupted)")
         self.written[k], self.open[k] = written, open_
