@@ -21,12 +21,19 @@ from softac.algos import (
 )
 from softac.config import BaseConfig, OffPolicyConfig, OnPolicyConfig
 from softac.errors import DivergenceError, SoftacError
+from softac.train.callbacks import (
+    Callback,
+    CallbackInfo,
+    StopTrainingOnNoModelImprovement,
+    StopTrainingOnRewardThreshold,
+)
 
 __version__ = "0.4.0"
 
 __all__ = [
-    "DDPG", "DQN", "PPO", "SAC", "TD3", "Agent", "BaseConfig", "CrossQ", "CrossQConfig", "DDPGConfig", "DQNConfig",
-    "DiscreteSAC",
+    "DDPG", "DQN", "PPO", "SAC", "TD3", "Agent", "BaseConfig", "Callback", "CallbackInfo", "CrossQ", "CrossQConfig",
+    "DDPGConfig", "DQNConfig", "DiscreteSAC",
     "DiscreteSACConfig", "DivergenceError", "OffPolicyAgent", "OffPolicyConfig", "OnPolicyAgent", "OnPolicyConfig",
-    "PPOConfig", "SACConfig", "SoftacError", "TD3Config", "__version__",
+    "PPOConfig", "SACConfig", "SoftacError", "StopTrainingOnNoModelImprovement", "StopTrainingOnRewardThreshold",
+    "TD3Config", "__version__",
 ]  # fmt: skip

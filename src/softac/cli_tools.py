@@ -5,6 +5,7 @@ Each parses its own flags and returns an exit code; ``softac.cli.main`` turns er
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,10 +16,11 @@ from softac import preset_apply
 from softac.cli_args import Parser, allow_import_flag, int_arg
 from softac.errors import SoftacError
 from softac.io.load import load_agent
+from softac.train.signals import SignalFlag
 
 
 def cmd_eval(argv: Sequence[str]) -> int:
-    from softac.evaluate import EVAL_SEED_OFFSET, evaluate
+    from softac.evaluate import EVAL_SEED_OFFSET, EvaluationStopped, evaluate
 
     p = Parser(prog="softac eval", description="Evaluate a saved policy deterministically.")
     p.add_argument("path", type=Path, help="run directory (newest checkpoint), checkpoint directory or batched run")
@@ -32,11 +34,20 @@ def cmd_eval(argv: Sequence[str]) -> int:
         raise SoftacError(f"--episodes must be a positive integer, got {args.episodes}")
     if args.seed is not None and args.seed < 0:
         raise SoftacError(f"--seed must be a non-negative integer, got {args.seed}")
-    agent = load_agent(args.path, device=args.device, allow_import=args.allow_import)
-    envs = agent.env_source.evaluation_envs(agent.learners)
-    seeds = [args.seed if args.seed is not None else s + EVAL_SEED_OFFSET for s in agent.seeds]
-    success = np.full((agent.learners, args.episodes), np.nan)
-    returns = evaluate(agent, envs, args.episodes, seeds, success=success)
+    with SignalFlag() as flag:
+        agent = load_agent(args.path, device=args.device, allow_import=args.allow_import)
+        envs = agent.env_source.evaluation_envs(agent.learners)
+        seeds = [args.seed if args.seed is not None else s + EVAL_SEED_OFFSET for s in agent.seeds]
+        success = np.full((agent.learners, args.episodes), np.nan)
+        try:
+            returns = evaluate(agent, envs, args.episodes, seeds, stop=flag.stopped, success=success)
+        except EvaluationStopped:
+            returns = None
+        if returns is None or flag.signum is not None:
+            assert flag.signum is not None
+            print(f"softac: eval interrupted by {flag.name()} before its {args.episodes} episodes ended; no result "
+                  "(eval writes nothing, so nothing was changed)", file=sys.stderr)  # fmt: skip
+            return 128 + flag.signum
     for k, seed in enumerate(agent.seeds):
         who = f" (seed {seed})" if agent.learners > 1 else ""
         print(

@@ -5,6 +5,7 @@ values. Kept apart from :mod:`softac.config` (the fields themselves) so each fil
 from __future__ import annotations
 
 import math
+import numbers
 import types
 import typing
 from dataclasses import field
@@ -28,6 +29,12 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
 
 def _f(default: Any, help: str, check: str = "any", choices: tuple[str, ...] = ()) -> Any:
     return field(default=default, metadata={"help": help, "check": check, "choices": choices})
+
+
+def is_integer(value: Any) -> bool:
+    """An integer as the API takes counts and sizes: any ``numbers.Integral`` (``int``, NumPy's and
+    PyTorch-free integer scalars such as ``np.int64(150)``, which ``learn`` refused), never a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _type_name(hint: Any) -> str:
@@ -59,6 +66,11 @@ COMPILE_AUTO_UPDATES = 50_000
 
 
 def _json_value(value: Any, depth: int = 0) -> Any:
+    # NumPy scalars (``max_episode_steps=np.int64(500)``) as the plain numbers JSON records.
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+        value = int(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, (bool, float, int)):
+        value = float(value)
     if isinstance(value, _JSON_SCALARS):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{value} is not finite")
@@ -112,15 +124,16 @@ def _check_type(name: str, hint: Any, value: Any) -> Any:
     if hint is bool:
         ok = isinstance(value, bool)
     elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok = is_integer(value)
+        value = int(value) if ok else value
     elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif hint is str:
         ok = isinstance(value, str)
     elif typing.get_origin(hint) is tuple:
-        ok = isinstance(value, (tuple, list)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        value = tuple(value) if ok else value
+        ok = isinstance(value, (tuple, list)) and all(is_integer(v) for v in value)
+        value = tuple(int(v) for v in value) if ok else value
     if not ok:
         raise SoftacError(f"{name} must be {_type_name(hint)}, got {value!r} ({type(value).__name__})")
     return value

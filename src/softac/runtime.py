@@ -3,6 +3,7 @@ learners, and how many CPU threads torch may use for it."""
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -42,8 +43,10 @@ def parse_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
         out = tuple(seeds)
     except TypeError:
         raise SoftacError(f"seeds must be a list of non-negative integers, got {seeds!r}") from None
-    if not out or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in out):
+    integral = all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in out)
+    if not out or not integral or not all(0 <= s <= MAX_SEED for s in out):
         raise SoftacError(f"seeds must be a non-empty list of integers in [0, {MAX_SEED}], got {_short(out)}")
+    out = tuple(int(s) for s in out)  # np.arange(4) gives NumPy integers: plain ints from here on
     if len(out) > MAX_LEARNERS:
         raise SoftacError(f"at most {MAX_LEARNERS} seeds fit in one process, got {len(out)}")
     if len(set(out)) != len(out):

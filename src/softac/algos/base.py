@@ -263,19 +263,23 @@ class Agent(abc.ABC):
         run_dir: str | os.PathLike[str] | None = None,
         progress: bool = True,
         overwrite: bool = False,
+        callback: Any = None,
     ) -> Agent:
         """Train until ``total_steps`` environment steps (default: the config's). On an agent
         loaded from a checkpoint (or trained before) this continues the run where it stopped.
         With ``run_dir`` the run writes config.json, progress.csv, TensorBoard events,
         checkpoints and a learning curve there (one ``seed_<s>/`` each for several seeds);
-        ``overwrite`` replaces another run's files."""
+        ``overwrite`` replaces another run's files. ``callback``: a function, an object with
+        hooks (``on_step``, ``on_evaluation``, ...) or a list of them; a hook returning False stops
+        training with a checkpoint (``softac.train.callbacks``, docs/callbacks.md). Callbacks are
+        never saved: a resumed run uses the ones given to its ``learn``."""
         for name, flag in (("progress", progress), ("overwrite", overwrite)):
             if not isinstance(flag, bool):
                 raise SoftacError(f"{name} must be true or false, got {flag!r}")
         if total_steps is not None:
             self.config = self.config.replace(total_steps=total_steps)
         where = as_path(run_dir, "run_dir") if run_dir is not None else None
-        train(self, where, progress=progress, overwrite=overwrite)
+        train(self, where, progress=progress, overwrite=overwrite, callback=callback)
         return self
 
     def save(self, path: str | os.PathLike[str], include_buffer: bool = True) -> Path:

@@ -26,7 +26,7 @@ from softac.config_goals import GoalReplayConfig
 from softac.data.her import HerReplay
 from softac.data.nstep import NStepAccumulator, Row
 from softac.data.per import PrioritizedReplay
-from softac.data.replay import ReplayBuffer
+from softac.data.replay import ReplayBuffer, RowsOutOfRange
 from softac.errors import SoftacError
 from softac.goals import goal_reward
 from softac.memory import FLOAT
@@ -229,6 +229,9 @@ class OffPolicyAgent(Agent):
                    for v in (size, cursor)):  # fmt: skip
             raise ValueError(f"size {size!r} / cursor {cursor!r} do not fit a buffer of {self.buffer.capacity}")
         self.buffer.set_fill(k, size, cursor)
+        problem = self.buffer.row_problem(k, self.spec.n_actions if self.spec.action_kind == "Discrete" else None)
+        if problem is not None:
+            raise RowsOutOfRange(problem)
         if self.nstep is not None:
             self.nstep.check(k)
         if isinstance(self.buffer, HerReplay):

@@ -113,6 +113,12 @@ class ObservationNormaliser:
                     f"normaliser state {key!r} is {got.dtype} of shape {tuple(got.shape)}, "
                     f"expected torch.float64 of shape {tuple(shape)}"
                 )
+        # The statistics' natural ranges: a negative variance made √(σ² + ε) NaN, a negative count a
+        # division by a non-positive total in ``update``; both surfaced as NaN actions much later.
+        for key in ("var", "count"):
+            values = state[key]
+            if not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
+                raise ValueError(f"normaliser state {key!r} must be finite and >= 0, got {values.min().item():g}")
         for key in self.STATE_KEYS:
             getattr(self, key).copy_(state[key])
 

@@ -27,6 +27,10 @@ from softac.data.normaliser import ObservationNormaliser
 from softac.rng import LearnerRNG
 
 
+class RowsOutOfRange(ValueError):
+    """Loaded replay rows holding a value that no transition can have (see ``row_problem``)."""
+
+
 @dataclass(frozen=True)
 class Batch:
     """Views into one gathered (L, B, row) tensor."""
@@ -206,6 +210,33 @@ class ReplayBuffer:
 
     def load_rows(self, k: int, start: int, rows: Tensor) -> None:
         self.storage[k, start : start + rows.shape[0]].copy_(rows)
+
+    def row_problem(self, k: int, n_actions: int | None) -> str | None:
+        """The first stored value of learner k outside its range, or None: actions in [−1, 1] (the
+        library's action space) or, for a Discrete space (``n_actions``), whole numbers in
+        [0, n_actions); the termination flag d in {0, 1}; an n-step row's γ^m in [0, 1]. Why: a
+        loaded action index of 7 for two actions was a gather's IndexError traceback at the first
+        update, and an action of 5 or a flag of 0.5 trained on silently."""
+        o, a = self.obs_dim, self.act_dim
+        rows = self.storage[k, : int(self.size[k])]
+        act, done = rows[:, o : o + a], rows[:, o + a + 1]
+        if n_actions is not None:
+            bad_act = (act < 0) | (act >= n_actions) | (act != torch.floor(act))
+            act_range = f"a whole number in [0, {n_actions})"
+        else:
+            bad_act = (act < -1) | (act > 1)
+            act_range = "in [-1, 1]"
+        checks = [(bad_act.any(dim=1), "action", act_range, o),
+                  (~((done == 0) | (done == 1)), "termination flag d", "0 or 1", o + a + 1)]  # fmt: skip
+        if self.discount_column:
+            gm = rows[:, -1]
+            checks.append(((gm < 0) | (gm > 1), "discount γ^m", "in [0, 1]", self.row - 1))
+        for bad, what, allowed, column in checks:
+            if bool(bad.any()):
+                i = int(torch.nonzero(bad)[0])
+                value = rows[i, o : o + a].tolist() if what == "action" else rows[i, column].item()
+                return f"stored row {i} has the {what} {value}, which must be {allowed}"
+        return None
 
     def set_fill(self, k: int, size: int, cursor: int) -> None:
         self.size[k] = size

@@ -66,6 +66,9 @@ def check_resume(ckpt: Path, resume: dict[str, Any], n_envs: Any) -> None:
     flags = resume.get("recent_successes", [])
     if not isinstance(flags, list) or not all(_finite_number(v) and 0 <= v <= 1 for v in flags):
         raise bad("recent_successes", flags)
+    scalars = resume.get("last_scalars", {})
+    if not isinstance(scalars, dict) or not all(isinstance(k, str) and _finite_number(v) for k, v in scalars.items()):
+        raise bad("last_scalars", scalars)
     if not isinstance(resume.get("pending_evaluation", False), bool):
         raise bad("pending_evaluation", resume.get("pending_evaluation"))
 

@@ -81,17 +81,29 @@ def sha256_file(path: Path) -> str:
 
 
 def refuse_foreign(path: Path) -> None:
-    """Name the common wrong files (pickles, torch.save zips) before the generic parse error."""
+    """Name the common wrong files (pickles, torch.save zips) and a truncated file before the generic
+    parse error."""
+    size = path.stat().st_size
     with path.open("rb") as f:
         head = f.read(9)
-    # Why this first: a safetensors file starts with its header length as a little-endian u64, so
-    # a header of 128 mod 256 bytes starts with 0x80 like a pickle (e.g. every DDPG checkpoint on
-    # Pendulum with 64×64 networks, or default SAC on Humanoid, was refused as "a pickle"). A
-    # plausible safetensors prefix (length that fits the file, then the JSON '{') is not foreign;
-    # nothing is unpickled either way, this only picks the error message.
-    if len(head) == 9 and head[8:9] == b"{" and 8 + struct.unpack("<Q", head[:8])[0] <= path.stat().st_size:
-        return
-    if head[:1] == b"\x80" or head[:2] == b"PK":
+    # Why the safetensors shape first: a safetensors file starts with its header length as a
+    # little-endian u64, so a header of 128 mod 256 bytes starts with 0x80 like a pickle (e.g. every
+    # DDPG checkpoint on Pendulum with 64×64 networks). A pickle's second byte is its protocol (2-5)
+    # and a FRAME opcode follows, never seven bytes of a length and then '{'. Nothing is unpickled
+    # either way: this only picks the error message.
+    if len(head) == 9 and head[8:9] == b"{":
+        if 8 + struct.unpack("<Q", head[:8])[0] <= size:
+            return
+        raise SoftacError(
+            f"{path} is truncated or damaged: its safetensors header says it holds more bytes than the file's "
+            f"{size} (an interrupted copy or a full disk?); use an earlier checkpoint or copy it again"
+        )
+    if size < 9 and not head.startswith(b"PK"):
+        raise SoftacError(
+            f"{path} is truncated or damaged ({size} bytes, shorter than any safetensors file); use an earlier "
+            "checkpoint or copy it again"
+        )
+    if (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or head[:2] == b"PK":
         raise SoftacError(
             f"{path} is a pickle/torch.save file, not a softac checkpoint; softac never unpickles "
             "files (it could run arbitrary code)"
@@ -105,7 +117,28 @@ def verify_file(path: Path, expected_sha256: str) -> None:
         raise SoftacError(f"checkpoint file {path} is not a regular file (a link, device or FIFO); it is refused")
     refuse_foreign(path)
     if sha256_file(path) != expected_sha256:
+        end, size = _declared_end(path), path.stat().st_size
+        if end is not None and end > size:
+            raise SoftacError(
+                f"checkpoint file {path} is truncated: its header describes {end} bytes, the file has {size} "
+                "(an interrupted copy or a full disk?); use an earlier checkpoint or copy it again"
+            )
         raise SoftacError(f"checkpoint file {path} is corrupted or truncated (checksum mismatch)")
+
+
+def _declared_end(path: Path) -> int | None:
+    """The byte count a safetensors file's header describes (header + the last tensor's end), or
+    None when the header cannot be read: only to tell a truncated file from an altered one."""
+    try:
+        with path.open("rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > 100 * 1024 * 1024:
+                return None
+            header = loads_json(f.read(length).decode())
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+        return 8 + length + max(ends, default=0)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, struct.error):
+        return None
 
 
 def read_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, Tensor]:
@@ -114,6 +147,8 @@ def read_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, Te
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             return {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (not a dict)
     except Exception as exc:  # safetensors raises several types for malformed files
+        if "incomplete" in str(exc).lower() or "out of bounds" in str(exc).lower():
+            raise SoftacError(f"{path} is truncated or damaged ({exc}); use an earlier checkpoint") from None
         raise SoftacError(f"{path} is not a valid safetensors file ({exc})") from None
 
 

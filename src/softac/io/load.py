@@ -155,6 +155,10 @@ def _load_batched(
     crash between two of them leaves the newest step on some seeds only; the one before is
     complete on all (older checkpoints are pruned only after every learner's new one is written)."""
     dirs = [run_dir / f"seed_{s}" for s in seeds]
+    missing = [d for d in dirs if not d.is_dir()]
+    if missing:
+        raise SoftacError(f"{run_dir / BATCH} lists seed {missing[0].name.removeprefix('seed_')}, but {missing[0]} "
+                          "is missing; restore it, or give another seed's directory")  # fmt: skip
     steps = [{p.name for p in list_checkpoints(d)} for d in dirs]
     common = sorted(set.intersection(*steps)) if steps else []
     if not common:

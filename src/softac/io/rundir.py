@@ -15,12 +15,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from softac.errors import SoftacError
 from softac.io.files import loads_json, refuse_foreign
 
 STATE = "state.json"
+_CKPT_FILES = (STATE, "model.safetensors", "buffer.safetensors")  # what a checkpoint directory holds
 BATCH = "runs.json"  # marks a batched run directory and lists its seeds
 _STEP_DIR = re.compile(r"^step_(\d{10})$")
 
@@ -62,7 +64,17 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
         # does not load. The rename is atomic: the checkpoint is either whole or not listed.
         trash = old.with_name(f"{old.name}.trash-{os.getpid()}")
         old.rename(trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        foreign = [p for p in trash.iterdir() if p.name not in _CKPT_FILES or p.is_symlink() or not p.is_file()]
+        if not foreign:
+            shutil.rmtree(trash, ignore_errors=True)
+            continue
+        # Something softac did not write was put inside: only softac's files go, the rest stays
+        # where its owner put it (no longer a checkpoint: it has no state.json).
+        for name in _CKPT_FILES:
+            (trash / name).unlink(missing_ok=True)
+        trash.rename(old)
+        print(f"softac: note: pruned the checkpoint {old} but kept {', '.join(p.name for p in foreign[:3])} in it "
+              "(not written by softac)", file=sys.stderr)  # fmt: skip
     ckpt_dir = run_dir / "checkpoints"
     if ckpt_dir.is_dir():
         for p in ckpt_dir.iterdir():
@@ -102,13 +114,22 @@ def batched_seeds(run_dir: Path) -> list[int] | None:
         seeds = loads_json(marker.read_text())["seeds"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SoftacError(f"{marker} is unreadable ({exc}); it should list the run's seeds") from None
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+    if not isinstance(seeds, list) or not seeds or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+    ):
         raise SoftacError(f"{marker} does not list the run's seeds as non-negative integers")
     return seeds
 
 
+def _seed_runs(path: Path) -> list[Path]:
+    """``seed_<s>/`` subdirectories that hold a run (a batched run's learners)."""
+    subs = [p for p in path.glob("seed_*") if re.fullmatch(r"seed_\d+", p.name) and p.is_dir()]
+    return sorted((p for p in subs if (p / "config.json").is_file() or list_checkpoints(p)), key=lambda p: p.name)
+
+
 def resolve_checkpoint(path: Path) -> Path:
-    """A checkpoint directory itself, or the newest checkpoint of a run directory."""
+    """A checkpoint directory itself, or the newest checkpoint of a run directory. What is missing is
+    named: a run's ``runs.json``, a checkpoint's ``state.json``, or the checkpoints themselves."""
     if not path.exists():
         raise SoftacError(f"{path} does not exist")
     if path.is_file():
@@ -116,7 +137,25 @@ def resolve_checkpoint(path: Path) -> Path:
         raise SoftacError(f"{path} is a file; give a checkpoint directory or a run directory")
     if (path / STATE).is_file():
         return path
+    if any((path / name).exists() for name in ("model.safetensors", "buffer.safetensors")):
+        raise SoftacError(f"checkpoint {path} has no {STATE} (it records the checkpoint's config, counters and "
+                          "checksums); the checkpoint is incomplete: use another one")  # fmt: skip
     found = list_checkpoints(path)
-    if not found:
-        raise NoCheckpoint(f"{path} is not a softac run or checkpoint directory (no checkpoints found)")
-    return found[-1]
+    if found:
+        return found[-1]
+    seeds = _seed_runs(path)
+    if seeds and not (path / "config.json").is_file():
+        named = ", ".join(p.name for p in seeds[:3]) + (", ..." if len(seeds) > 3 else "")
+        raise SoftacError(
+            f"{path / BATCH} is missing: it lists the seeds of the batched run in {path} ({named}); restore it, "
+            f"or give one seed's directory (e.g. {seeds[0]})"
+        )
+    ckpt_dir = path / "checkpoints"
+    partial = sorted(p for p in ckpt_dir.iterdir() if _STEP_DIR.match(p.name)) if ckpt_dir.is_dir() else []
+    if partial:
+        raise SoftacError(f"no complete checkpoint in {ckpt_dir}: {partial[-1].name} has no {STATE}; "
+                          "the checkpoints are incomplete")  # fmt: skip
+    if (path / "config.json").is_file():
+        raise NoCheckpoint(f"{path} holds a run with no checkpoint yet (config.json, but nothing in {ckpt_dir})")
+    raise NoCheckpoint(f"{path} is not a softac run or checkpoint directory (no config.json, {BATCH}, "
+                       f"{STATE} or checkpoints/ in it)")  # fmt: skip

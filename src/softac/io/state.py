@@ -29,8 +29,10 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
+from softac.data.replay import RowsOutOfRange
 from softac.errors import SoftacError, WriteError
 from softac.io.checks import check_data_counters, check_resume
+from softac.io.domains import check_domains
 from softac.io.files import DTYPE_NAMES, fsync_dir, loads_json, read_tensors, refuse_foreign, write_safetensors
 from softac.io.rundir import STATE
 from softac.nn.encoder import encoder_record
@@ -43,6 +45,7 @@ FORMAT = "softac-checkpoint"
 VERSION = 3
 MODEL = "model.safetensors"
 DATA = "buffer.safetensors"
+CHECKPOINT_FILES = (STATE, MODEL, DATA)
 _CHUNK_ROWS_BYTES = 16 * 1024 * 1024
 _MAX_COUNTER = 2**62  # config.MAX_INT: the same bound for every counter and integer field
 
@@ -83,6 +86,11 @@ def _is_checkpoint_dir(path: Path) -> bool:
         return False
 
 
+def _foreign_entries(path: Path) -> list[str]:
+    """What a checkpoint directory holds besides the files softac writes into one."""
+    return sorted(p.name for p in path.iterdir() if p.name not in CHECKPOINT_FILES or p.is_symlink() or not p.is_file())
+
+
 def save_checkpoint(agent: AgentLike, k: int, path: Path, include_data: bool = True) -> Path:
     """Write learner k of ``agent`` to ``path`` atomically. ``path`` may already hold a softac
     checkpoint (it is replaced); anything else there is refused, never deleted."""
@@ -91,6 +99,14 @@ def save_checkpoint(agent: AgentLike, k: int, path: Path, include_data: bool = T
         raise SoftacError(
             f"refusing to write a checkpoint at {path}: it exists and is not a softac checkpoint directory "
             "(nothing was changed); choose another path"
+        )
+    # Why: the old checkpoint is replaced by renaming the new one over it, which deleted whatever
+    # else was in it (a user's notes/ subdirectory). softac deletes only what it wrote.
+    foreign = _foreign_entries(path) if path.is_dir() else []
+    if foreign:
+        raise SoftacError(
+            f"refusing to replace the checkpoint {path}: it also holds {', '.join(foreign[:3])}, which softac did not "
+            "write and would delete (nothing was changed); move it out, or save to another path"
         )
     bad = check_finite(agent)[k]
     if bad is not None:
@@ -212,6 +228,7 @@ def load_learner(agent: AgentLike, k: int, ckpt: Path, state: dict[str, Any]) ->
             f"checkpoint {ckpt} does not match a {agent.algo} agent with this config "
             f"(missing {missing[:3]}, unexpected {extra[:3]})"
         )
+    check_domains(ckpt / MODEL, tensors)
     with torch.no_grad():
         for name, target in live.items():
             dst = learner_slice(target, k, agent.learners)
@@ -267,6 +284,8 @@ def _load_data(agent: AgentLike, k: int, path: Path, meta: dict[str, Any]) -> No
         raise SoftacError(f"{path} is not a valid training-data file ({exc})") from None
     try:
         agent.load_data_meta(k, meta)
+    except RowsOutOfRange as exc:
+        raise SoftacError(f"{path}: {exc}; the file is corrupted (or was edited): use an earlier checkpoint") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise SoftacError(f"{path}: invalid data description in {STATE} ({exc})") from None
 

@@ -63,6 +63,17 @@ def recent_returns(resume: dict[str, Any]) -> list[float]:
     return [float(v) for v in value]
 
 
+def last_scalars(resume: dict[str, Any]) -> dict[str, float]:
+    """A checkpoint's latest logged metrics (progress.csv's loss, α, entropy and Q columns)."""
+    value = resume.get("last_scalars", {})
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+        for k, v in value.items()
+    ):
+        raise SoftacError("the checkpoint's resume.last_scalars is not a table of finite numbers; it is corrupted")
+    return {k: float(v) for k, v in value.items()}
+
+
 def wall_time(resume: list[dict[str, Any]] | None) -> float:
     """The run's wall-clock seconds before this call (progress.csv's ``wall_time_s`` continues)."""
     wall = (resume or [{}])[0].get("wall_time_s", 0.0)

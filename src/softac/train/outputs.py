@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,9 @@ from softac.errors import SoftacError
 from softac.io.files import loads_json, write_json_atomic
 from softac.io.owned import clear_run
 from softac.io.rundir import BATCH, learner_dirs, list_checkpoints, seed_layout
+from softac.plot import plot_runs
 from softac.protocols import AgentLike
+from softac.stats import write_summary
 
 _RUN_FILES = ("config.json", "progress.csv", "learning_curve.png", "summary.csv", BATCH)
 
@@ -95,26 +99,41 @@ def _config_problem(path: Path) -> tuple[str | None, str | None, str | None]:
     return algo, env_id, None
 
 
-def _same_run(run_dir: Path, agent: AgentLike) -> None:
-    """Resuming into ``run_dir`` must continue the run that is there, not another one."""
-    algo, env_id, problem = _config_problem(run_dir / "config.json")
-    if problem is not None:
-        # Why rewrite when the checkpoint came from this directory: config.json is derived from the
-        # checkpoint (which is checksummed and validated), so a damaged copy must not refuse a healthy
-        # run (it was refused as "holds a different run (None on None)").
-        if agent.loaded_from is not None and run_dir.resolve() in agent.loaded_from.resolve().parents:
-            print(f"softac: note: {run_dir / 'config.json'} {problem}; rewriting it from the checkpoint",
-                  file=sys.stderr)  # fmt: skip
-            return
-        raise SoftacError(
-            f"run directory {run_dir}: config.json {problem}, so it cannot be told to hold this run; "
-            "choose another --run-dir"
-        )
-    seed = _config_seed(run_dir / "config.json")
-    if algo != agent.algo or env_id != agent.config.env_id or (seed is not None and seed not in agent.seeds):
+def _same_run(run_dir: Path, agent: AgentLike, own: bool) -> None:
+    """Resuming into ``run_dir`` must continue the run that is there, not another one.
+
+    In the run's own directory (``own``: the checkpoint resumed from lies in it) ``config.json`` is derived
+    from the checkpoint, which is checksummed and validated: whatever is wrong with it (unreadable,
+    not an object, fields missing, or naming another algorithm, environment or seed) is rewritten
+    from the checkpoint with one note naming the problem, never refused (a healthy
+    run was refused as "holds a different run"). Only a ``config.json`` that is not a file (a
+    directory, a link) is refused: softac did not write it and does not delete it."""
+    path = run_dir / "config.json"
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise SoftacError(f"run directory {run_dir}: config.json is not a regular file (a directory or a link), "
+                          "which softac did not write and will not replace; move it away (nothing was changed)")
+    if not path.exists():
+        if own:
+            print(f"softac: note: {path} is missing; rewriting it from the checkpoint", file=sys.stderr)
+        return
+    algo, env_id, problem = _config_problem(path)
+    seed = _config_seed(path)
+    if problem is None and (algo != agent.algo or env_id != agent.config.env_id
+                            or (seed is not None and seed not in agent.seeds)):  # fmt: skip
+        problem = f"names another run ({algo} on {env_id}" + (f", seed {seed}" if seed is not None else "") + ")"
+    if problem is None:
+        return
+    if own:
+        print(f"softac: note: {path} {problem}; rewriting it from the checkpoint", file=sys.stderr)
+        return
+    if problem.startswith("names another run"):
         raise SoftacError(
             f"run directory {run_dir} holds a different run ({algo} on {env_id}); choose another --run-dir"
         )
+    raise SoftacError(
+        f"run directory {run_dir}: config.json {problem}, so it cannot be told to hold this run; "
+        "choose another --run-dir"
+    )
 
 
 def _config_seed(path: Path) -> int | None:
@@ -149,12 +168,12 @@ def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
             )
         clear_run(run_dir)
     elif agent.env_steps > 0:
+        own = _source_run(agent) == run_dir.resolve()  # this run's own directory
         for k, d in enumerate(dirs):
-            if (d / "config.json").exists():
-                _same_run(d, agent)
-                # A resumed agent is rebuilt from its checkpoint, which knows no preset: keep the record.
-                if presets[k] is None:
-                    presets[k] = _previous_preset(d / "config.json")
+            _same_run(d, agent, own)
+            # A resumed agent is rebuilt from its checkpoint, which knows no preset: keep the record.
+            if presets[k] is None and (d / "config.json").is_file():
+                presets[k] = _previous_preset(d / "config.json")
         _check_target(run_dir, agent)
     if seed_layout(agent):
         write_json_atomic(
@@ -172,3 +191,29 @@ def prepare(run_dir: Path, agent: AgentLike, overwrite: bool) -> list[Path]:
     with contextlib.suppress(TypeError):
         _WROTE[agent] = run_dir.resolve()
     return dirs
+
+
+def where_saved(agent: AgentLike, run_dir: Path | None) -> str:
+    """What an error line says about the run's state on disk, read from the disk at that moment."""
+    if run_dir is None:
+        return "no checkpoint was written before it (no run directory)"
+    found = list_checkpoints(learner_dirs(run_dir, agent.seeds, seed_layout(agent))[0])
+    return f"the last good checkpoint is {found[-1]}" if found else "no checkpoint was written before it"
+
+
+def figures(run_dir: Path, dirs: list[Path]) -> None:
+    """Each learner's learning curve; for several seeds also the aggregate: ``summary.csv`` (per
+    evaluation step mean, median, IQM and 95% bootstrap intervals over seeds) and a figure with
+    the interval as a band. A figure must never cost a finished run: failures are warnings."""
+    jobs: list[tuple[Path, Callable[[], Path]]] = [
+        (d / "learning_curve.png", functools.partial(plot_runs, [d], d / "learning_curve.png")) for d in dirs
+    ]
+    if len(dirs) > 1:
+        jobs.append((run_dir / "summary.csv", functools.partial(write_summary, run_dir, run_dir / "summary.csv")))
+        jobs.append((run_dir / "learning_curve.png",
+                     functools.partial(plot_runs, [run_dir], run_dir / "learning_curve.png")))  # fmt: skip
+    for path, job in jobs:
+        try:
+            job()
+        except Exception as exc:
+            print(f"softac: warning: could not write {path}: {exc}", file=sys.stderr)

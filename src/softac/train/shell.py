@@ -10,7 +10,6 @@ anyway — and the healthy seeds' last good checkpoints are kept.
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 from collections.abc import Callable
@@ -25,17 +24,24 @@ from softac.accel.runner import note_auto_compile
 from softac.errors import DivergenceError, EnvError, SoftacError, WriteError
 from softac.evaluate import EVAL_SEED_OFFSET, EvaluationStopped, evaluate
 from softac.io.lock import RunLock
-from softac.io.rundir import learner_dirs, list_checkpoints, prune_checkpoints, seed_layout, step_checkpoint_path
+from softac.io.rundir import prune_checkpoints, step_checkpoint_path
 from softac.io.state import check_finite, save_checkpoint
 from softac.logging import ProgressBar, RunLogger, csv_fields
-from softac.plot import plot_runs
 from softac.protocols import AgentLike
-from softac.stats import write_summary
 from softac.success import recent_successes, success_columns
-from softac.train.carry import LIVE, notices, pending_evaluation, recent_returns, take_live_step, wall_time
+from softac.train.callbacks import CallbackInfo, Hooks, make_hooks
+from softac.train.carry import (
+    LIVE,
+    last_scalars,
+    notices,
+    pending_evaluation,
+    recent_returns,
+    take_live_step,
+    wall_time,
+)  # fmt: skip
 from softac.train.offpolicy import OffPolicyStep
 from softac.train.onpolicy import OnPolicyStep
-from softac.train.outputs import prepare
+from softac.train.outputs import figures, prepare, where_saved
 from softac.train.signals import Interrupted, SignalGuard
 
 FAMILY_STEPS: dict[str, Callable[[Any, list[dict[str, Any]] | None], Any]] = {
@@ -55,14 +61,21 @@ def _who(agent: AgentLike, k: int) -> str:
 class _Run:
     """One call of ``train``: the loop's state and the things it does at its cadences."""
 
-    def __init__(self, agent: AgentLike, run_dir: Path | None, progress: bool, overwrite: bool) -> None:
+    def __init__(
+        self, agent: AgentLike, run_dir: Path | None, progress: bool, overwrite: bool, hooks: Hooks | None = None
+    ) -> None:
         cfg = agent.config
         self.agent = agent
+        self.hooks = hooks
         resume = agent.resume_state
         # The training returns since the last evaluation are part of the exact state (without them,
         # train_return_mean differed after kill and resume although the weights were identical).
         self.recent: list[list[float]] = [recent_returns(r) for r in (resume or [{}] * agent.learners)]
         self.recent_success: list[list[float]] = [recent_successes(r) for r in (resume or [{}] * agent.learners)]
+        # The latest logged metrics (losses, α, entropy, Q) per learner: progress.csv's row at an
+        # evaluation reads them, so the first row after a resume must have them as the uninterrupted
+        # run has (they were empty there).
+        self.scalars: list[dict[str, float]] = [last_scalars(r) for r in (resume or [{}] * agent.learners)]
         self.wall_offset = wall_time(resume)
         self.pending_eval = pending_evaluation(resume)
         self.guard: SignalGuard | None = None
@@ -86,6 +99,8 @@ class _Run:
             self.eval_envs = agent.env_source.evaluation_envs(agent.learners)
             self.dirs = prepare(run_dir, agent, overwrite) if run_dir is not None else []
             self.loggers = [RunLogger(d, agent.env_steps, csv_fields(agent.family)) for d in self.dirs]
+            for logger, scalars in zip(self.loggers, self.scalars, strict=False):  # none without a run_dir
+                logger.last_scalars.update(scalars)
         except BaseException:
             self.close()
             raise
@@ -105,7 +120,8 @@ class _Run:
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [{**self.step.state(k), "wall_time_s": self.wall(), "recent_returns": list(self.recent[k]),
-                 "recent_successes": list(self.recent_success[k]), "pending_evaluation": self.pending_eval}
+                 "recent_successes": list(self.recent_success[k]), "pending_evaluation": self.pending_eval,
+                 "last_scalars": dict(self.scalars[k])}
                 for k in range(self.agent.learners)]  # fmt: skip
 
     def checkpoint(self) -> Path | None:
@@ -138,6 +154,8 @@ class _Run:
             for k, bad in enumerate(check_finite(agent)):
                 if bad is not None:
                     raise DivergenceError(f"step {step}: parameter {bad} became non-finite{_who(agent, k)}")
+        for k, values in enumerate(per_learner):
+            self.scalars[k].update({n: v for n, v in values.items() if not n.startswith("time/")})
         for logger, values in zip(self.loggers, per_learner, strict=False):
             logger.scalars(step, values)
 
@@ -172,16 +190,25 @@ class _Run:
             })  # fmt: skip
         for recent in (*self.recent, *self.recent_success):
             recent.clear()
+        self.hook("on_evaluation", eval_returns=returns)
+
+    def hook(self, name: str, **extra: Any) -> None:
+        """Call the caller's callbacks (``softac.train.callbacks``); one returning False stops the run."""
+        if self.hooks is not None:
+            self.hooks(name, CallbackInfo(self.agent, self.agent.env_steps, self.agent.updates, **extra))
 
     def loop(self, guard: SignalGuard) -> None:
         agent, cfg = self.agent, self.agent.config
         self.guard = guard
+        self.hook("on_training_start")
         if self.pending_eval:  # owed by the checkpoint a signal took during an evaluation
             self.evaluate(agent.env_steps)
             self.checkpoint()
         while agent.env_steps < cfg.total_steps:
             if guard.signum is not None:
                 raise Interrupted(guard.signum, self.checkpoint())
+            if self.hooks is not None and self.hooks.stop:  # its checkpoint is written: see below
+                break
             before = agent.env_steps
             result = self.step()
             step = agent.env_steps
@@ -202,13 +229,26 @@ class _Run:
                 self.log_scalars(step)
             if _crossed(before, step, cfg.eval_freq) or step >= cfg.total_steps:
                 self.evaluate(step)
-            if _crossed(before, step, cfg.checkpoint_freq) or step >= cfg.total_steps:
+            saved = _crossed(before, step, cfg.checkpoint_freq) or step >= cfg.total_steps
+            if saved:
                 if not logged:  # never save diverged weights over the last good checkpoint
                     self.log_scalars(step)
                 self.checkpoint()
+                self.hook("on_checkpoint", checkpoints=[step_checkpoint_path(d, step) for d in self.dirs])
+            self.hook("on_step", episode_returns=result.episode_returns)
+            # A callback's stop is a checkpoint like a signal's, between two steps: it resumes exactly.
+            if self.hooks is not None and self.hooks.stop and not saved:
+                if not logged:
+                    self.log_scalars(step)
+                self.checkpoint()
+        if self.hooks is not None and self.hooks.stop:
+            where = f"; checkpoint at {step_checkpoint_path(self.dirs[0], agent.env_steps)}" if self.dirs else ""
+            print(f"softac: training stopped at step {agent.env_steps} by {self.hooks.stopped_by}{where}",
+                  file=sys.stderr)  # fmt: skip
         # Why here and not after ``close``: the snapshot reads the envs' RNG states, and a closed
         # AsyncVectorEnv refuses every call.
         agent.resume_state = self.snapshot()
+        self.hook("on_training_end")
 
     def close(self, keep_step: bool = False) -> None:
         """``keep_step``: leave the training step (its live environments) on the agent for the next
@@ -225,39 +265,34 @@ class _Run:
             self.agent.env_source.release(env)
 
 
-def _where(agent: AgentLike, run_dir: Path | None) -> str:
-    """What an error line says about the run's state on disk, read from the disk at that moment."""
-    if run_dir is None:
-        return "no checkpoint was written before it (no run directory)"
-    found = list_checkpoints(learner_dirs(run_dir, agent.seeds, seed_layout(agent))[0])
-    return f"the last good checkpoint is {found[-1]}" if found else "no checkpoint was written before it"
-
-
-def train(agent: AgentLike, run_dir: Path | None, progress: bool = True, overwrite: bool = False) -> None:
+def train(
+    agent: AgentLike, run_dir: Path | None, progress: bool = True, overwrite: bool = False, callback: Any = None
+) -> None:
     """Train ``agent`` to its config's ``total_steps``, writing ``run_dir`` if given (locked
     against a second process for the whole call, see ``softac.io.lock``). A failure names the
-    last good checkpoint, which it never touches."""
+    last good checkpoint, which it never touches. ``callback``: see ``softac.train.callbacks``."""
+    hooks = make_hooks(callback)
     if agent.env_steps >= agent.config.total_steps and not pending_evaluation(agent.resume_state):
         raise SoftacError(f"the run is already at step {agent.env_steps}; pass a larger --total-steps to extend it")
     lock = RunLock(run_dir).acquire() if run_dir is not None else None
     try:
         notices(agent, run_dir)
-        _train(agent, run_dir, progress, overwrite)
+        _train(agent, run_dir, progress, overwrite, hooks)
     except DivergenceError as exc:
         raise DivergenceError(
-            f"training diverged at {exc}; {_where(agent, run_dir)}. Try a lower learning rate or a smaller --tau."
+            f"training diverged at {exc}; {where_saved(agent, run_dir)}. Try a lower learning rate or a smaller --tau."
         ) from None
     except EnvError as exc:
-        raise EnvError(f"{exc}; {_where(agent, run_dir)}") from exc.__cause__
+        raise EnvError(f"{exc}; {where_saved(agent, run_dir)}") from exc.__cause__
     except WriteError as exc:
-        raise WriteError(f"{exc}; {_where(agent, run_dir)}") from None
+        raise WriteError(f"{exc}; {where_saved(agent, run_dir)}") from None
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train(agent: AgentLike, run_dir: Path | None, progress: bool, overwrite: bool) -> None:
-    run = _Run(agent, run_dir, progress, overwrite)
+def _train(agent: AgentLike, run_dir: Path | None, progress: bool, overwrite: bool, hooks: Hooks | None) -> None:
+    run = _Run(agent, run_dir, progress, overwrite, hooks)
     guard = SignalGuard()
     ended_between_steps = False
     try:
@@ -270,22 +305,4 @@ def _train(agent: AgentLike, run_dir: Path | None, progress: bool, overwrite: bo
         guard.restore()
         run.close(keep_step=ended_between_steps)
     if run_dir is not None:
-        _figures(run_dir, run.dirs)
-
-
-def _figures(run_dir: Path, dirs: list[Path]) -> None:
-    """Each learner's learning curve; for several seeds also the aggregate: ``summary.csv`` (per
-    evaluation step mean, median, IQM and 95% bootstrap intervals over seeds) and a figure with
-    the interval as a band. A figure must never cost a finished run: failures are warnings."""
-    jobs: list[tuple[Path, Callable[[], Path]]] = [
-        (d / "learning_curve.png", functools.partial(plot_runs, [d], d / "learning_curve.png")) for d in dirs
-    ]
-    if len(dirs) > 1:
-        jobs.append((run_dir / "summary.csv", functools.partial(write_summary, run_dir, run_dir / "summary.csv")))
-        jobs.append((run_dir / "learning_curve.png",
-                     functools.partial(plot_runs, [run_dir], run_dir / "learning_curve.png")))  # fmt: skip
-    for path, job in jobs:
-        try:
-            job()
-        except Exception as exc:
-            print(f"softac: warning: could not write {path}: {exc}", file=sys.stderr)
+        figures(run_dir, run.dirs)

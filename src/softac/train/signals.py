@@ -54,3 +54,35 @@ class SignalGuard:
     def restore(self) -> None:
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+
+
+class SignalFlag:
+    """SIGINT/SIGTERM for a command that writes nothing (``softac eval``): the first signal is
+    recorded for the command to stop at its next check and say so in one line (exit 128 + signal
+    number); a second exits at once. Why: Python's default SIGTERM ended a long evaluation with no
+    word at all."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            os._exit(128 + signum)
+        self.signum = signum
+
+    def stopped(self) -> bool:
+        return self.signum is not None
+
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
