@@ -27,6 +27,8 @@ from softac.config_fields import (  # noqa: F401  (re-exported)
     Kwargs,
     _check_type,
     _f,
+    check_first_rows,
+    check_sizes,
     kwargs_to_json,
 )
 from softac.errors import SoftacError
@@ -103,6 +105,8 @@ class BaseConfig:
         raises :class:`SoftacError` naming the field."""
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, tuple) and f.name != "env_kwargs":
+                check_sizes(f.name, value)
             if value is None or isinstance(value, (bool, tuple)):
                 continue
             if isinstance(value, float) and not math.isfinite(value):
@@ -116,8 +120,6 @@ class BaseConfig:
             if not isinstance(value, str) and not check(value):
                 kind = "integer" if isinstance(value, int) else "number"
                 raise SoftacError(message.format(name=f.name, kind=kind, value=value))
-        if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
-            raise SoftacError(f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
         if not self.env_id:
             raise SoftacError("env_id must be a non-empty environment id")
 
@@ -186,10 +188,17 @@ class OffPolicyConfig(BaseConfig):
         """⌊(total_steps − learning_starts) · utd_ratio⌋, the schedule of ``OffPolicyAgent.updates_due``."""
         return max(0, int((self.total_steps - self.learning_starts) * self.utd_ratio))
 
+    def updates_owed(self, steps: int, learning_starts: int) -> int:
+        """Gradient updates owed after ``steps`` steps of every environment (``updates_due``'s rule)."""
+        return max(0, int((steps * self.n_envs - learning_starts) * self.utd_ratio))
+
     def validate(self) -> None:
         super().validate()
         if self.batch_size > self.buffer_size:
             raise SoftacError(f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size})")
+        if self.n_step > self.buffer_size:
+            raise SoftacError(f"n_step ({self.n_step}) must not exceed buffer_size ({self.buffer_size})")
+        check_first_rows(self)
 
 
 @dataclass(frozen=True)
@@ -198,7 +207,8 @@ class PrioritizedReplayConfig(OffPolicyConfig):
     algorithms whose TD loss takes importance weights (SAC, TD3, DDPG, discrete SAC, DQN; not CrossQ)."""
 
     per: bool = _f(False, "Prioritized experience replay: sample rows by priority |δ|+ε, weight by importance.")
-    per_alpha: float = _f(0.6, "PER priority exponent α: P(i) ∝ p_i^α (0: uniform).", "non-negative")
+    per_alpha: float = _f(0.6, "PER priority exponent α in [0, 1]: P(i) ∝ p_i^α (0: uniform, 1: fully "
+                          "prioritized; Schaul et al. 2016).", "probability")  # fmt: skip
     per_beta: float = _f(0.4, "PER importance exponent β₀ in [0, 1], annealed linearly to 1 over total_steps.",
                          "probability")  # fmt: skip
     per_eps: float = _f(1e-6, "PER ε in p = |δ| + ε (keeps every row drawable).", "positive")
@@ -250,9 +260,10 @@ class ActorCriticConfig(SimbaActorConfig, PrioritizedReplayConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.dist_bins < 2 or not self.dist_v_min < self.dist_v_max:
-            raise SoftacError(f"the distributional critic needs dist_bins >= 2 and dist_v_min < dist_v_max, got "
-                              f"{self.dist_bins} atoms on [{self.dist_v_min}, {self.dist_v_max}]")  # fmt: skip
+        if self.dist_bins < 2:  # the support's spacing (v_max − v_min)/(K − 1) needs two atoms
+            raise SoftacError(f"dist_bins must be at least 2 (the atoms of the support), got {self.dist_bins}")
+        if not self.dist_v_min < self.dist_v_max:
+            raise SoftacError(f"dist_v_min ({self.dist_v_min}) must be below dist_v_max ({self.dist_v_max})")
         if self.per and self.critic_dist != "none":
             # PER's priority |δ| and importance weight are defined here on a scalar TD error; their
             # distributional forms (a per-row cross-entropy as priority) are not implemented yet.

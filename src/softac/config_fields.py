@@ -21,6 +21,8 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "non-negative": (lambda v: v >= 0, "{name} must be a non-negative {kind}, got {value!r}"),
     "probability": (lambda v: 0.0 <= v <= 1.0, "{name} must be in [0, 1], got {value!r}"),
     "fraction": (lambda v: 0.0 < v <= 1.0, "{name} must be in (0, 1], got {value!r}"),
+    # Adam's β: a moment that keeps no past (β = 1) never moves from its zero start (torch refuses it).
+    "beta": (lambda v: 0.0 <= v < 1.0, "{name} must be in [0, 1), got {value!r}"),
     "seed": (lambda v: 0 <= v <= MAX_SEED, "{name} must be an integer in [0, 4294967295], got {value!r}"),
     "threads": (lambda v: 0 <= v <= 1024, "{name} must be an integer in [0, 1024] (0: one per core), got {value!r}"),
     "any": (lambda v: True, ""),
@@ -137,3 +139,37 @@ def _check_type(name: str, hint: Any, value: Any) -> Any:
     if not ok:
         raise SoftacError(f"{name} must be {_type_name(hint)}, got {value!r} ({type(value).__name__})")
     return value
+
+
+def check_sizes(name: str, value: tuple[int, ...]) -> None:
+    """A tuple of layer widths (``hidden_sizes``, ``critic_hidden_sizes``): at least one, each a
+    positive integer below 2**62. The error names the field given, whichever it is."""
+    if not value or any(h <= 0 for h in value):
+        raise SoftacError(f"{name} must be one or more positive integers, got {' '.join(map(str, value)) or 'none'}")
+    if any(h > MAX_INT for h in value):
+        raise SoftacError(f"{name} must be integers below 2**62, got {' '.join(map(str, value))}")
+
+
+def check_first_rows(cfg: Any) -> None:
+    """The first update finds a row to learn from. With n-step returns a transition enters the
+    replay buffer only after n_step steps of its episode (or at the episode's end, which only comes
+    sooner), so after n_step − 1 steps of every environment no update may be owed
+    (``cfg.updates_owed``, the agent's own schedule); otherwise the run would stop part-way with
+    "cannot update from an empty replay buffer". Refused naming both fixes."""
+    n, starts = cfg.n_step, cfg.learning_starts
+    if n <= 1 or cfg.updates_owed(n - 1, starts) == 0:
+        return
+    lo, hi = starts, (n - 1) * cfg.n_envs  # owed at lo, none at hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if cfg.updates_owed(n - 1, mid) == 0 else (mid, hi)
+    short, long = 1, n  # none owed with n_step = short, some with long
+    while long - short > 1:
+        mid = (short + long) // 2
+        short, long = (mid, long) if cfg.updates_owed(mid - 1, starts) == 0 else (short, mid)
+    envs = f" of each of its {cfg.n_envs} environments" if cfg.n_envs > 1 else ""
+    raise SoftacError(
+        f"n_step {n} with learning_starts {starts}: the first update would come before the first n-step row is "
+        f"stored (after {n} steps of an episode{envs}), and the run would stop with 'cannot update from an empty "
+        f"replay buffer': use learning_starts={hi} or more, or n_step={short} or less"
+    )

@@ -29,6 +29,7 @@ class EnvSpec:
     action_low: np.ndarray  # Box bounds (Discrete: [0], [n − 1])
     action_high: np.ndarray
     obs_layout: ObsLayout  # how an observation becomes the obs_dim columns (softac.obs)
+    max_episode_steps: int | None = None  # the time limit the env's registration (or env_kwargs) sets, if known
     # the space itself, for a user's encoder (built as ``Encoder(observation_space, ...)``)
     observation_space: Any = field(default=None, compare=False, repr=False)
 
@@ -118,9 +119,11 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
     obs = env.observation_space
     layout = ObsLayout.of(obs, env_id)
     obs_dim = layout.dim
+    limit = getattr(getattr(env, "spec", None), "max_episode_steps", None)
+    limit = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
     if isinstance(act, gym.spaces.Discrete):
         low, high = np.array([float(act.start)]), np.array([float(act.start + act.n - 1)])
-        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high, layout, obs)
+        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high, layout, limit, obs)
     if not isinstance(act, gym.spaces.Box):
         raise SoftacError(
             f"{env_id} has a {type(act).__name__} action space; softac supports Box (continuous) and "
@@ -146,6 +149,7 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
         action_low=np.asarray(act.low, dtype=np.float64),
         action_high=np.asarray(act.high, dtype=np.float64),
         obs_layout=layout,
+        max_episode_steps=limit,
         observation_space=obs,
     )
 

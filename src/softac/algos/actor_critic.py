@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from softac import memory
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.config import ActorCriticConfig
 from softac.data.replay import Batch
@@ -49,6 +50,21 @@ class ActorCriticAgent(OffPolicyAgent):
             return obs
         with torch.no_grad():
             return self.encoder(obs)
+
+    def memory_estimate(self, cfg: Any = None) -> dict[str, int]:
+        """The actor (SAC's 2·dim(A) outputs bound TD3's dim(A)) and the critics at their shapes
+        (SimBa trunks, a distributional output layer of ``dist_bins``), and a distributional
+        critic's tensors over its support."""
+        cfg = self.config if cfg is None else cfg
+        spec, n, batch = self.spec, self.learners, cfg.batch_size
+        bins = cfg.dist_bins if cfg.critic_dist != "none" else 1
+        nets = memory.trunk(n, spec.obs_dim, cfg.hidden_sizes, 2 * spec.act_dim, batch, cfg.simba("actor"))
+        nets += memory.trunk(n * cfg.n_critics, spec.obs_dim + spec.act_dim, cfg.hidden_sizes, bins, batch,
+                             cfg.simba("critic"))  # fmt: skip
+        out = {**super().memory_estimate(cfg), "networks": nets}
+        if bins > 1:
+            out["distributional critic"] = memory.distributional_head(n, cfg.n_critics, batch, bins)
+        return out
 
     def _build_critics(self, in_dim: int | None = None) -> None:
         """The critics (initialised from the learners' streams after the actor, as every

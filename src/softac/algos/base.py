@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from softac import registry
+from softac import memory, registry
 from softac.config import BaseConfig
 from softac.data.normaliser import ObservationNormaliser
 from softac.env_sources import EnvLike, EnvSource, source_of
@@ -27,7 +27,7 @@ from softac.errors import SoftacError
 from softac.io.load import load_agent
 from softac.io.rundir import as_path
 from softac.io.state import save_checkpoint
-from softac.memory import check_fits, networks_bytes
+from softac.memory import available, check_fits, check_growth, generic_networks
 from softac.nn.encoder import check_encoder
 from softac.obs import observation_array
 from softac.optim import adam_step, adam_step_traceable, gradient_step
@@ -121,7 +121,7 @@ class Agent(abc.ABC):
         apply_tf32(cfg.tf32, self.device)
         apply_threads(cfg.threads)
         tune_allocator()
-        check_fits(self.memory_estimate(), self.device, self.memory_reserved())
+        self.check_before_allocating()
         self.rng = LearnerRNG(self.seeds, self.device)
         self.env_steps = 0  # environment steps collected per learner
         self.updates = 0  # gradient steps done per learner
@@ -160,12 +160,23 @@ class Agent(abc.ABC):
             return {}
         return {f"obs_norm/{name}": t for name, t in self.obs_norm.live_tensors().items()}
 
-    def memory_estimate(self) -> dict[str, int]:
-        """Bytes the agent will allocate, by part, from its config alone (``softac.memory``); a
-        family adds its data (the replay buffer)."""
-        return {"networks": self.learners * networks_bytes(self.config, self.spec)}
+    def check_before_allocating(self) -> None:
+        """Every structure's memory (``softac.memory.check_fits``), before any is allocated; a
+        family adds its checks against the environment (n-step returns against the episode)."""
+        check_fits(self.config, self._memory, available(self.device), memory.place(self.device))
+        self._checked = self.config  # what ``learn`` checks an extended budget against
 
-    def memory_reserved(self) -> dict[str, int]:
+    def _memory(self, cfg: Any) -> tuple[dict[str, int], dict[str, int]]:
+        return self.memory_estimate(cfg), self.memory_reserved(cfg)
+
+    def memory_estimate(self, cfg: Any = None) -> dict[str, int]:
+        """Bytes the agent with config ``cfg`` (default: its own) will touch, by structure (one
+        ``softac.memory`` function each): an algorithm lists its networks, a family its data."""
+        cfg = self.config if cfg is None else cfg
+        envs = memory.environments(self.learners, cfg.n_envs, self.spec.obs_dim, self.spec.act_dim)
+        return {"networks": generic_networks(cfg, self.spec, self.learners), "environments": envs}
+
+    def memory_reserved(self, cfg: Any = None) -> dict[str, int]:
         """Single allocations reserved whole but touched as they fill (``softac.memory``)."""
         return {}
 
@@ -276,8 +287,9 @@ class Agent(abc.ABC):
         for name, flag in (("progress", progress), ("overwrite", overwrite)):
             if not isinstance(flag, bool):
                 raise SoftacError(f"{name} must be true or false, got {flag!r}")
-        if total_steps is not None:
-            self.config = self.config.replace(total_steps=total_steps)
+        cfg = self.config.replace(total_steps=total_steps) if total_steps is not None else self.config
+        check_growth(self._checked, cfg, self._memory, available(self.device), memory.place(self.device))
+        self.config = self._checked = cfg
         where = as_path(run_dir, "run_dir") if run_dir is not None else None
         train(self, where, progress=progress, overwrite=overwrite, callback=callback)
         return self

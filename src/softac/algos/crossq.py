@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from softac import memory
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.algos.temperature import SoftActor, SoftActorConfig, actor_optimizer_with_temperature
 from softac.config import SimbaActorConfig, _f
@@ -24,7 +25,6 @@ from softac.data.replay import Batch
 from softac.losses import common
 from softac.losses import crossq as C
 from softac.losses import sac as L
-from softac.memory import networks_bytes as _networks_bytes
 from softac.nn import CriticEnsemble, GaussianActor
 from softac.nn.batched import Stats
 from softac.optim import adam
@@ -51,7 +51,7 @@ class CrossQConfig(SimbaActorConfig, SoftActorConfig, GoalReplayConfig):
     n_critics: int = _f(2, "Number of Q functions (min over them in the target).", "positive")
     critic_hidden_sizes: tuple[int, ...] = _f((2048, 2048), "Hidden layer widths of the critics (paper: 2048 × 2048).")
     policy_delay: int = _f(3, "Critic updates per actor and α update.", "positive")
-    adam_beta1: float = _f(0.5, "Adam β₁ of the actor and the critics (CrossQ: 0.5).", "probability")
+    adam_beta1: float = _f(0.5, "Adam β₁ of the actor and the critics (CrossQ: 0.5), in [0, 1).", "beta")
     norm: str = _f("batchrenorm", "Normalisation before every affine layer of the critics and the MLP actor: "
                    "'batchrenorm' (Ioffe 2017; the paper's agent, sb3-contrib) or 'batchnorm' (plain BatchNorm as "
                    "torch's BatchNorm1d: the authors' code's bn_mode 'bn' ablation; renorm_warmup unused).",
@@ -119,16 +119,14 @@ class CrossQ(SoftActor, OffPolicyAgent):
     def mutable_tensors(self) -> list[Tensor]:
         return [*super().mutable_tensors(), self._last_actor]
 
-    def memory_estimate(self) -> dict[str, int]:
-        out = super().memory_estimate()
-        # The critics are wider than ``hidden_sizes``: count them at their width, twice the batch.
-        # (The buffer is raised with it only to pass the config's batch ≤ buffer check: a user's
-        # --buffer-size 300 with batch 256 was refused as "batch_size (512) must not exceed 300".)
-        rows = 2 * self.config.batch_size
-        wide = self.config.replace(hidden_sizes=self.config.critic_hidden_sizes, batch_size=rows,
-                                   buffer_size=max(rows, self.config.buffer_size))  # fmt: skip
-        out["networks"] = max(out["networks"], self.learners * _networks_bytes(wide, self.spec))
-        return out
+    def memory_estimate(self, cfg: Any = None) -> dict[str, int]:
+        """The actor, and critics of ``critic_hidden_sizes`` that see twice the batch (the joint
+        (s, a) and (s', a') pass that shares the batch statistics)."""
+        cfg = self.config if cfg is None else cfg
+        spec, n, batch = self.spec, self.learners, cfg.batch_size
+        nets = memory.trunk(n, spec.obs_dim, cfg.hidden_sizes, 2 * spec.act_dim, batch, cfg.simba("actor"))
+        nets += memory.trunk(n * cfg.n_critics, spec.obs_dim + spec.act_dim, cfg.critic_hidden_sizes, 1, 2 * batch)
+        return {**super().memory_estimate(cfg), "networks": nets}
 
     def start_notes(self) -> list[str]:
         """The paper's 2048-wide critics train at ≈ 1.3 updates/s on a CPU thread: say so, with the

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from softac import memory
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.algos.schedule import target_update_due
 from softac.algos.temperature import actor_optimizer_with_temperature
@@ -56,6 +58,13 @@ class DiscreteSAC(OffPolicyAgent):
     algo = "sac-discrete"
     config_cls = DiscreteSACConfig
     config: DiscreteSACConfig
+
+    def memory_estimate(self, cfg: Any = None) -> dict[str, int]:
+        """A categorical actor and ``n_critics`` critics, each obs → one output per action."""
+        cfg = self.config if cfg is None else cfg
+        spec, n = self.spec, self.learners
+        nets = memory.trunk(n * (1 + cfg.n_critics), spec.obs_dim, cfg.hidden_sizes, spec.n_actions, cfg.batch_size)
+        return {**super().memory_estimate(cfg), "networks": nets}
 
     def _build(self) -> None:
         cfg, spec, n = self.config, self.spec, self.learners

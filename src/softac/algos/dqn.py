@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from softac import memory
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.algos.schedule import target_update_due
 from softac.config import PrioritizedReplayConfig, _f
@@ -88,6 +90,14 @@ class DQNConfig(PrioritizedReplayConfig):
             raise SoftacError(f"with burst_every {self.burst_every}, utd_ratio · burst_every (the gradient steps of "
                               f"each burst) must be a whole number ≥ 1, got {burst:g}")  # fmt: skip
 
+    def updates_owed(self, steps: int, learning_starts: int) -> int:
+        """With bursts, ``DQN.updates_due``'s rule: burst_size updates per multiple of burst_every
+        environment steps past learning_starts."""
+        if self.burst_every <= 1:
+            return super().updates_owed(steps, learning_starts)
+        bursts = steps * self.n_envs // self.burst_every - learning_starts // self.burst_every
+        return max(0, bursts) * self.burst_size
+
     @property
     def burst_size(self) -> int:
         """Gradient steps per burst (SB3's gradient_steps) when ``burst_every`` > 1."""
@@ -98,6 +108,12 @@ class DQN(OffPolicyAgent):
     algo = "dqn"
     config_cls = DQNConfig
     config: DQNConfig
+
+    def memory_estimate(self, cfg: Any = None) -> dict[str, int]:
+        """One Q-network, obs → one value per action (and its target copy)."""
+        cfg = self.config if cfg is None else cfg
+        nets = memory.trunk(self.learners, self.spec.obs_dim, cfg.hidden_sizes, self.spec.n_actions, cfg.batch_size)
+        return {**super().memory_estimate(cfg), "networks": nets}
 
     def _build(self) -> None:
         cfg, spec, n = self.config, self.spec, self.learners

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from softac import memory
 from softac.accel.runner import Update, make_runners
 from softac.algos.base import Agent
 from softac.collector import Transitions
@@ -29,7 +30,6 @@ from softac.data.per import PrioritizedReplay
 from softac.data.replay import ReplayBuffer, RowsOutOfRange
 from softac.errors import SoftacError
 from softac.goals import goal_reward
-from softac.memory import FLOAT
 from softac.nn import BatchedMLP, GaussianActor, Policy, numpy_forward
 from softac.obs import learner_observations
 
@@ -99,22 +99,36 @@ class OffPolicyAgent(Agent):
         counter alone (so a resumed run and a graph of several updates agree)."""
         return None
 
-    def _buffer_bytes(self, rows: int) -> int:
-        row = 2 * self.spec.obs_dim + self.spec.act_dim + 2 + int(self.config.n_step > 1)  # ReplayBuffer's rows
-        her = isinstance(self.config, GoalReplayConfig) and self.config.her  # two int64 episode bounds per row
-        return self.learners * rows * (row * FLOAT + 16 * her)
-
-    def memory_estimate(self) -> dict[str, int]:
+    def memory_estimate(self, cfg: Any = None) -> dict[str, int]:
         # Only the rows this run fills are touched (torch.empty reserves, pages come as rows are
         # written): a 1M buffer for a 20k-step run must not be refused on a small machine.
-        rows = min(self.config.buffer_size, self.config.total_steps)
-        out = {"replay buffer": self._buffer_bytes(rows), **super().memory_estimate()}
-        if isinstance(self.config, PrioritizedReplayConfig) and self.config.per:  # zeroed up front: all of it
-            out["priority tree"] = self.learners * 16 * (1 << max(1, (self.config.buffer_size - 1).bit_length()))
+        cfg = self.config if cfg is None else cfg
+        spec, n = self.spec, self.learners
+        rows = min(cfg.buffer_size, cfg.total_steps)
+        out = {"replay buffer": memory.replay_buffer(n, rows, spec.obs_dim, spec.act_dim, cfg.n_step > 1),
+               **super().memory_estimate(cfg)}  # fmt: skip
+        if isinstance(cfg, PrioritizedReplayConfig) and cfg.per:
+            out["priority tree"] = memory.priority_tree(n, cfg.buffer_size)
+        if cfg.n_step > 1:
+            out["n-step window"] = memory.nstep_window(n, cfg.n_envs, cfg.n_step, spec.obs_dim, spec.act_dim)
+        if isinstance(cfg, GoalReplayConfig) and cfg.her:  # two int64 per row, filled up front (softac.data.her)
+            out["hindsight episode bounds"] = n * cfg.buffer_size * 16
         return out
 
-    def memory_reserved(self) -> dict[str, int]:
-        return {"replay buffer": self._buffer_bytes(self.config.buffer_size)}
+    def memory_reserved(self, cfg: Any = None) -> dict[str, int]:
+        cfg = self.config if cfg is None else cfg
+        spec = self.spec
+        return {"replay buffer": memory.replay_buffer(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim,
+                                                      cfg.n_step > 1)}  # fmt: skip
+
+    def check_before_allocating(self) -> None:
+        """n-step returns no longer than an episode: with n above the time limit every row would
+        be a truncated tail, and the window's memory would be spent on steps that never come."""
+        limit = self.spec.max_episode_steps
+        if limit is not None and self.config.n_step > limit:
+            raise SoftacError(f"n_step ({self.config.n_step}) must not exceed the episode length of "
+                              f"{self.config.env_id} ({limit} steps): use n_step={limit} or less")  # fmt: skip
+        super().check_before_allocating()
 
     # -- acting -----------------------------------------------------------------------------
     def updates_due(self) -> int:

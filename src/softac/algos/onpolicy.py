@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from softac import memory
 from softac.accel.runner import Update, make_runners
 from softac.algos.base import Agent
 from softac.collector import Transitions
@@ -67,6 +68,18 @@ class OnPolicyAgent(Agent):
         self._ended = torch.zeros((n, cfg.n_envs), dtype=torch.bool, device=self.device)
         self._update_fn: Update | None = None
         self._runner_key: tuple[bool, bool, bool] | None = None
+
+    def memory_estimate(self, cfg: Any = None) -> dict[str, int]:
+        """The policy and value networks (a minibatch of ``minibatch_size``, or the whole rollout
+        for an algorithm without minibatches) and the rollout storage."""
+        cfg = self.config if cfg is None else cfg
+        spec, n = self.spec, self.learners
+        out_dim = spec.act_dim if spec.action_kind == "Box" else spec.n_actions
+        batch = int(getattr(cfg, "minibatch_size", cfg.n_steps * cfg.n_envs))
+        nets = memory.trunk(n, spec.obs_dim, cfg.hidden_sizes, out_dim, batch) + memory.trunk(
+            n, spec.obs_dim, cfg.hidden_sizes, 1, batch)
+        data = memory.rollout(n, cfg.n_steps, cfg.n_envs, spec.obs_dim, spec.act_dim)
+        return {**super().memory_estimate(cfg), "networks": nets, "rollout": data}
 
     def _build(self) -> None:
         cfg, spec = self.config, self.spec

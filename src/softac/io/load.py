@@ -71,7 +71,7 @@ def _build(
         config = config.replace(device=device)
     if env is not None and not isinstance(env, str):
         config = config.replace(env_kwargs=())
-    agent: AgentLike = info.agent_cls(env, config=config, seeds=seeds, **_encoder_args(encoder))
+    agent = _construct(info, env, config, seeds, f"checkpoint {ckpt}", encoder)
     if (agent.spec.obs_dim, agent.spec.act_dim) != (state["obs_dim"], state["act_dim"]):
         # Why: with env= given, the line named the checkpoint's environment twice ("made for 3,
         # but Pendulum-v1 now has 2"); it names the one given, and the one the run was made on.
@@ -88,6 +88,21 @@ def _build(
             f"checkpoint {ckpt} was made on observations laid out as {recorded or 'one flat Box'}, but {now} "
             f"gives {current or 'one flat Box'}: load it with the environment it was trained on"
         )
+    return agent
+
+
+def _construct(
+    info: Any, env: Any, config: Any, seeds: list[int], where: str, encoder: EncoderSpec = (None, {})
+) -> AgentLike:
+    """The agent a file's config describes. What its construction refuses before allocating (the
+    memory its sizes need, n_step against the episode length) came from the file, not from a flag:
+    the line says which file."""
+    try:
+        agent: AgentLike = info.agent_cls(env, config=config, seeds=seeds, **_encoder_args(encoder))
+    except SoftacError as exc:
+        if type(exc) is not SoftacError:
+            raise
+        raise SoftacError(f"{where}: {exc}") from None
     return agent
 
 
@@ -225,7 +240,7 @@ def restart_agent(path: Path, device: str | None, allow_import: Collection[str],
     check_env_record(meta.get("env"), config, where, env, allow_import)
     if device is not None:
         config = config.replace(device=device)
-    agent: AgentLike = info.agent_cls(env, config=config, seeds=seeds if seeds is not None else [config.seed])
+    agent = _construct(info, env, config, seeds if seeds is not None else [config.seed], where)
     agent.seed_dirs = seeds is not None  # type: ignore[attr-defined]
     return agent
 
