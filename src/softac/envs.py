@@ -14,6 +14,7 @@ import numpy as np
 from softac.env_checks import check_output
 from softac.errors import SoftacError
 from softac.obs import ObsLayout, batch_one
+from softac.robotics import prepare as prepare_robotics
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def make_env(env_id: str, kwargs: Sequence[tuple[str, Any]] = ()) -> gym.Env:
     if not isinstance(env_id, str) or not env_id:
         raise SoftacError(f"environment id must be a non-empty string, got {env_id!r}")
     register_namespace(env_id)
+    prepare_robotics(env_id)  # Gymnasium-Robotics ids: registered on demand (softac.robotics)
     try:
         return gym.make(env_id, **dict(kwargs))
     except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound) as exc:

@@ -19,7 +19,8 @@ config classes):
 - all off-policy: total_steps, n_envs, buffer_size, batch_size, gamma, tau, learning_starts,
   hidden_sizes, n_critics.
 - sac, td3, ddpg: + utd_ratio, actor_lr, critic_lr; sac: + autotune_alpha, alpha, alpha_init,
-  alpha_lr, target_entropy; td3/ddpg: + policy_delay, target_noise, target_noise_clip,
+  alpha_lr, target_entropy, and for the goal tasks (``softac.presets_goals``) her, her_k, her_strategy,
+  normalize_obs; td3/ddpg: + policy_delay, target_noise, target_noise_clip,
   exploration_noise. SB3's ``train_freq``/``gradient_steps`` become ``utd_ratio`` = their ratio.
 - dqn: + utd_ratio, lr, target_update_interval, exploration_fraction, exploration_initial_eps,
   exploration_final_eps, max_grad_norm, double_q, loss ("huber"|"mse"). SB3's ``train_freq`` /
@@ -45,6 +46,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from softac.presets_goals import GOAL_PRESETS, HER_ZOO
+
 __all__ = ["ALLOWED_FIELDS", "Preset", "get_preset", "list_presets"]
 
 _OFF = {"total_steps", "n_envs", "buffer_size", "batch_size", "gamma", "tau", "learning_starts", "hidden_sizes",
@@ -52,7 +55,8 @@ _OFF = {"total_steps", "n_envs", "buffer_size", "batch_size", "gamma", "tau", "l
 _ACTOR_CRITIC = _OFF | {"utd_ratio", "actor_lr", "critic_lr"}
 _TD3 = {"policy_delay", "target_noise", "target_noise_clip", "exploration_noise"}
 ALLOWED_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType({
-    "sac": frozenset(_ACTOR_CRITIC | {"autotune_alpha", "alpha", "alpha_init", "alpha_lr", "target_entropy"}),
+    "sac": frozenset(_ACTOR_CRITIC | {"autotune_alpha", "alpha", "alpha_init", "alpha_lr", "target_entropy", "her",
+                                      "her_k", "her_strategy", "normalize_obs"}),
     "td3": frozenset(_ACTOR_CRITIC | _TD3),
     "ddpg": frozenset(_ACTOR_CRITIC | _TD3),
     "dqn": frozenset(_OFF - {"n_critics"} | {
@@ -233,6 +237,10 @@ _add("sac-discrete", "CartPole-v1", "Checked with softac's losses in a plain loo
      gamma=0.99, tau=0.005, learning_starts=1000, hidden_sizes=(64, 64), n_critics=2, actor_lr=3e-4,
      critic_lr=1e-3, utd_ratio=1.0, target_update_interval=1, autotune_alpha=True,
      alpha_init=1.0, alpha_lr=3e-4, target_entropy_scale=0.7)  # fmt: skip
+
+# -- goal-conditioned tasks with hindsight experience replay (softac.presets_goals) --------------
+for _algo, _ids, _note, _params in GOAL_PRESETS:
+    _add(_algo, _ids, _note, HER_ZOO, **_params)
 
 
 def get_preset(algo: str, env_id: str) -> Preset | None:

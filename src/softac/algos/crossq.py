@@ -20,6 +20,7 @@ from softac import memory
 from softac.algos.offpolicy import OffPolicyAgent
 from softac.algos.temperature import SoftActor, SoftActorConfig, actor_optimizer_with_temperature
 from softac.config import SimbaActorConfig, _f
+from softac.config_goals import GoalReplayConfig
 from softac.data.replay import Batch
 from softac.losses import common
 from softac.losses import crossq as C
@@ -31,7 +32,7 @@ from softac.registry import AlgoInfo, register
 
 
 @dataclass(frozen=True)
-class CrossQConfig(SimbaActorConfig, SoftActorConfig):
+class CrossQConfig(SimbaActorConfig, SoftActorConfig, GoalReplayConfig):
     """CrossQ's settings. Defaults: the paper (Bhatt et al. 2024, Table 1/Appendix) as sb3-contrib's
     CrossQ implements it — lr 1e-3 for actor, critics and α, Adam β₁ = 0.5, policy delay 3, Batch
     Renormalization momentum 0.01 (running ← running + 0.01 · (batch − running)), ε 1e-3, 100k

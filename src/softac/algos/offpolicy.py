@@ -23,10 +23,13 @@ from softac.accel.runner import Update, make_runners
 from softac.algos.base import Agent
 from softac.collector import Transitions
 from softac.config import OffPolicyConfig, PrioritizedReplayConfig
+from softac.config_goals import GoalReplayConfig
+from softac.data.her import HerReplay
 from softac.data.nstep import NStepAccumulator, Row
 from softac.data.per import PrioritizedReplay
 from softac.data.replay import ReplayBuffer, RowsOutOfRange
 from softac.errors import SoftacError
+from softac.goals import goal_reward
 from softac.nn import BatchedMLP, GaussianActor, Policy, numpy_forward
 from softac.obs import learner_observations
 
@@ -79,9 +82,13 @@ class OffPolicyAgent(Agent):
 
     def _replay(self, discount_column: bool) -> ReplayBuffer:
         """The replay buffer: prioritized (``softac.data.per``) with ``per``, whose algorithms' critic
-        losses take ``Batch.weight`` and return |δ| as the metric ``per/td``; plain otherwise."""
+        losses take ``Batch.weight`` and return |δ| as the metric ``per/td``; relabelling hindsight
+        goals (``softac.data.her``) with ``her``; plain otherwise."""
         cfg, spec = self.config, self.spec
         args = (self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device)
+        if isinstance(cfg, GoalReplayConfig) and cfg.her:
+            return HerReplay(*args, layout=spec.obs_layout, compute_reward=goal_reward(self.env_source, spec),
+                             k=cfg.her_k, strategy=cfg.her_strategy, env_name=spec.env_id)  # fmt: skip
         if isinstance(cfg, PrioritizedReplayConfig) and cfg.per:
             return PrioritizedReplay(*args, discount_column=discount_column, alpha=cfg.per_alpha, beta=cfg.per_beta,
                                      eps=cfg.per_eps)  # fmt: skip
@@ -104,6 +111,8 @@ class OffPolicyAgent(Agent):
             out["priority tree"] = memory.priority_tree(n, cfg.buffer_size)
         if cfg.n_step > 1:
             out["n-step window"] = memory.nstep_window(n, cfg.n_envs, cfg.n_step, spec.obs_dim, spec.act_dim)
+        if isinstance(cfg, GoalReplayConfig) and cfg.her:  # two int64 per row, filled up front (softac.data.her)
+            out["hindsight episode bounds"] = n * cfg.buffer_size * 16
         return out
 
     def memory_reserved(self, cfg: Any = None) -> dict[str, int]:
@@ -188,15 +197,21 @@ class OffPolicyAgent(Agent):
         rows = self.buffer.rows(tr.obs, tr.action, tr.reward, tr.terminated, tr.next_obs)
         if tr.ok.all():
             self.buffer.add_all(rows)
-            return
-        for k in range(self.learners):
-            self.buffer.add(k, rows[k][tr.ok[k]])
-        self.buffer.sync_size()
+        else:
+            for k in range(self.learners):
+                self.buffer.add(k, rows[k][tr.ok[k]])
+            self.buffer.sync_size()
+        if isinstance(self.buffer, HerReplay):  # one env per learner (GoalReplayConfig): episodes in order
+            for k in range(self.learners):
+                self.buffer.record(k, stored=bool(tr.ok[k, 0]), ends=bool(tr.done[k, 0] or not tr.ok[k, 0]))
 
     def cut_episodes(self) -> None:
         """Collection starts fresh episodes: pending n-step tails end here (``NStepAccumulator.cut``)."""
         if self.nstep is not None:
             self._store_completed(self.nstep.cut())
+        if isinstance(self.buffer, HerReplay):  # the running episodes end at their newest step
+            for k in range(self.learners):
+                self.buffer.close(k)
 
     def _add_nstep(self, acc: NStepAccumulator, tr: Transitions) -> None:
         self._store_completed(acc.push(tr.obs, tr.action, tr.reward, tr.terminated, tr.done, tr.next_obs, tr.ok))
@@ -214,7 +229,8 @@ class OffPolicyAgent(Agent):
         return self.buffer.state_tensors(k)
 
     def data_meta(self, k: int) -> dict[str, Any]:
-        return {"size": int(self.buffer.size[k]), "cursor": int(self.buffer.cursor[k])}
+        meta = {"size": int(self.buffer.size[k]), "cursor": int(self.buffer.cursor[k])}
+        return {**meta, **self.buffer.episode_meta(k)} if isinstance(self.buffer, HerReplay) else meta
 
     def data_targets(self, k: int) -> dict[str, Tensor]:
         if self.nstep is not None:
@@ -232,13 +248,16 @@ class OffPolicyAgent(Agent):
             raise RowsOutOfRange(problem)
         if self.nstep is not None:
             self.nstep.check(k)
+        if isinstance(self.buffer, HerReplay):
+            self.buffer.load_episode_meta(k, meta)
 
     # -- the update -------------------------------------------------------------------------
     def _runners(self) -> tuple[Update, Update]:
         """(inner, outer) as ``softac.accel.runner.make_runners`` builds them for the current
         config; rebuilt when a run setting that changes them does (e.g. on ``--resume``)."""
         cfg = self.config
-        compiled, graphs = cfg.compiles(self.device.type), cfg.cuda_graph
+        # Hindsight relabelling samples on the host (softac.data.her): never inside a CUDA graph.
+        compiled, graphs = cfg.compiles(self.device.type), cfg.cuda_graph and not self.buffer.relabels
         if self.encoder_spec[0] is not None and (compiled or graphs):
             # The user's encoder runs eagerly: compiled, its weights' gradients came out different
             # from the eager update's (measured: Adam moments 0.16 apart after one update, where

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from softac.algos.actor_critic import ActorCriticAgent
 from softac.algos.temperature import SoftActor, SoftActorConfig, actor_optimizer_with_temperature
 from softac.config import ActorCriticConfig
+from softac.config_goals import GoalReplayConfig
 from softac.data.replay import Batch
 from softac.losses import sac as L
 from softac.nn import GaussianActor
@@ -20,7 +21,7 @@ from softac.registry import AlgoInfo, register
 
 
 @dataclass(frozen=True)
-class SACConfig(ActorCriticConfig, SoftActorConfig):
+class SACConfig(ActorCriticConfig, SoftActorConfig, GoalReplayConfig):
     """Soft Actor-Critic (Haarnoja et al. 2018a, 2018b) settings: critics with targets and a soft actor."""
 
 

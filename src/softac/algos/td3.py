@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from softac.algos.actor_critic import ActorCriticAgent
 from softac.config import ActorCriticConfig, _f
+from softac.config_goals import GoalReplayConfig
 from softac.data.replay import Batch
 from softac.losses import td3 as L
 from softac.nn import DeterministicActor
@@ -19,7 +20,7 @@ from softac.registry import AlgoInfo, register
 
 
 @dataclass(frozen=True)
-class TD3Config(ActorCriticConfig):
+class TD3Config(ActorCriticConfig, GoalReplayConfig):
     """TD3 (Fujimoto et al. 2018). lr 3e-4 and 256×256 follow the author's updated reference code
     and CleanRL (the paper's 1e-3 with 400×300 networks was changed there for stability)."""
 

@@ -54,6 +54,7 @@ class Batch:
 
 class ReplayBuffer:
     prioritized = False  # ``softac.data.per.PrioritizedReplay`` keeps priorities of its rows
+    relabels = False  # ``softac.data.her.HerReplay`` samples on the host (never inside a CUDA graph)
 
     def __init__(
         self,
@@ -176,9 +177,17 @@ class ReplayBuffer:
 
     def gather(self, idx: Tensor) -> Batch:
         """The rows ``idx`` (L, B) of each learner's region (``idx`` is consumed), normalised."""
+        return self.finish(self.take(idx))
+
+    def take(self, idx: Tensor) -> Tensor:
+        """A copy of the raw rows ``idx`` (L, B) of each learner's region (``idx`` is consumed)."""
         learners, batch_size = idx.shape
         flat = idx.add_(self._offsets).view(-1)
-        rows = self.storage.view(-1, self.row).index_select(0, flat).view(learners, batch_size, self.row)
+        return self.storage.view(-1, self.row).index_select(0, flat).view(learners, batch_size, self.row)
+
+    def finish(self, rows: Tensor) -> Batch:
+        """Gathered rows as a batch, their observations normalised (hindsight goals are written
+        into the raw rows before this: ``softac.data.her``)."""
         if self.normaliser is not None:  # the gathered copy, never the stored raw observations
             s, s2 = self._slices[1], self._slices[5]
             rows[..., s] = self.normaliser.normalise(rows[..., s])

@@ -79,10 +79,17 @@ def train_argv(cell: Cell, run_dir: Path, seeds: list[int], budget: int, device:
     if holds_run(run_dir) and not _set_aside_if_unresumable(run_dir, seeds):
         return [*base, "--resume", str(run_dir), "--total-steps", str(budget)]
     algo, overrides = VARIANTS[cell.variant]
-    flags = [x for k, v in overrides.items() for x in (flag_name(k), str(v))]
+    flags = [x for k, v in overrides.items() for x in _flag(k, v)]
     seed_arg = ",".join(str(s) for s in seeds)
     return [*base, "--algo", algo, "--env", cell.env_id, "--seeds", seed_arg, "--total-steps", str(budget),
             "--preset", "auto", "--run-dir", str(run_dir), *flags, *extra]  # fmt: skip
+
+
+def _flag(name: str, value: Any) -> list[str]:
+    """A variant's override as command-line words: a bool is ``--name`` / ``--no-name``."""
+    if isinstance(value, bool):
+        return [flag_name(name) if value else "--no-" + flag_name(name)[2:]]
+    return [flag_name(name), str(value)]
 
 
 def _last_line(log: Path, returncode: int) -> str:

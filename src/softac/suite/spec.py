@@ -13,18 +13,22 @@ from softac import registry
 from softac.errors import SoftacError
 
 MUJOCO = ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5", "Humanoid-v5")
+ROBOTICS = ("FetchReach-v4", "FetchPush-v4", "PointMaze_UMaze-v3", "PointMaze_Medium-v3")
 # name -> (environments, steps per cell, default algorithm variants)
 SUITES: dict[str, tuple[tuple[str, ...], int, tuple[str, ...]]] = {
     "mujoco-100k": (MUJOCO, 100_000, ("sac", "td3", "crossq", "sac-simba")),
     "mujoco-300k": (MUJOCO, 300_000, ("sac", "td3", "crossq", "sac-simba")),
     "mujoco-1m": (MUJOCO, 1_000_000, ("sac",)),
     "classic": (("Pendulum-v1", "CartPole-v1", "LunarLander-v3"), 50_000, ("sac", "dqn", "ppo")),
+    # Goal-conditioned tasks (docs/goals.md): the Fetch tasks softac.robotics makes run, and the mazes.
+    "robotics": (ROBOTICS, 100_000, ("sac-her",)),
 }
 # variant -> (registered algorithm, config overrides): "sac-simba" is SAC with the SimBa network
 # (Lee et al., ICLR 2025) where this build's config has that field.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "sac": ("sac", {}), "td3": ("td3", {}), "ddpg": ("ddpg", {}), "dqn": ("dqn", {}), "ppo": ("ppo", {}),
     "sac-discrete": ("sac-discrete", {}), "crossq": ("crossq", {}), "sac-simba": ("sac", {"network": "simba"}),
+    "sac-her": ("sac", {"her": True}),
 }  # fmt: skip
 # Variants run by another library, not registered in softac: variant -> (module (importable name),
 # the line refusing it when that module is missing). Their cells run ``softac.suite.sb3_cell``.
@@ -33,12 +37,14 @@ EXTERNAL: dict[str, tuple[str, str]] = {
 }
 # The action space of every suite task (gymnasium class name): an algorithm runs on a task only if
 # its registry entry lists this kind. A named suite's default matrix holds only such pairs.
-ACTION_KIND = {**{e: "Box" for e in MUJOCO}, "Pendulum-v1": "Box", "CartPole-v1": "Discrete",
+ACTION_KIND = {**{e: "Box" for e in MUJOCO + ROBOTICS}, "Pendulum-v1": "Box", "CartPole-v1": "Discrete",
                "LunarLander-v3": "Discrete"}  # fmt: skip
 # sb3_cell runs SB3's SAC, which needs a Box action space.
 EXTERNAL_KINDS: dict[str, tuple[str, ...]] = {"sb3-sac": ("Box",)}
 # Environments that need an optional package; a cell without it is skipped with this reason.
-NEEDS = {"LunarLander-v3": ("Box2D", "LunarLander needs Box2D (pip install 'gymnasium[box2d]')")}
+NEEDS = {"LunarLander-v3": ("Box2D", "LunarLander needs Box2D (pip install 'gymnasium[box2d]')"),
+         **{e: ("gymnasium_robotics", f"{e} needs gymnasium-robotics (pip install 'softac[robotics]')")
+            for e in ROBOTICS}}  # fmt: skip
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 

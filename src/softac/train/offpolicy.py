@@ -29,9 +29,11 @@ class OffPolicyStep:
         # the statistics must first take it in on the host, so only the update is captured then.
         # n-step returns are assembled on the host (softac.data.nstep): the plain path, too.
         # Prioritized replay updates its priorities after each update, on the plain path too.
+        # Hindsight relabelling samples on the host (softac.data.her): the plain path, too.
         # A user's encoder (softac.nn.encoder) updates eagerly, without graphs (OffPolicyAgent._runners).
         graphed = (graphs_available(agent.device, cfg.cuda_graph) and not cfg.normalize_obs and cfg.n_step == 1
-                   and not agent.buffer.prioritized and getattr(agent, "encoder", None) is None)  # fmt: skip
+                   and not agent.buffer.prioritized and not agent.buffer.relabels
+                   and getattr(agent, "encoder", None) is None)  # fmt: skip
         self.graph = StepGraph(agent, cfg.n_envs) if graphed else None
         self.next_action: np.ndarray | None = None  # computed by the step graph for the next step
 

@@ -1,0 +1,105 @@
+"""SAC + HER in softac beside Stable-Baselines3's SAC + ``HerReplayBuffer``: the same goal task, budget,
+seeds and settings, run one after the other per seed, success rate of the deterministic policy at
+the last step of 30 evaluation episodes (reset seeds 10000…10029) every ``--chunk`` steps.
+
+    python benchmarks/her_compare.py --env PointMaze_UMaze-v3 --max-episode-steps 100 --steps 30000 \\
+        --seeds 0,1,2 --hidden 256,256 --batch 256 --learning-starts 1000
+
+Settings shared by both: γ, one learning rate for actor, critics and α (rl-zoo3's FetchReach values
+by default), k = 4 ``future`` goals, one update per step, one torch thread. Each line reports the
+success rate, the training wall-clock time (evaluation excluded) and the process's CPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from softac import SAC
+from softac.envs import make_env
+
+
+def success_rate(predict: Callable[[Any], np.ndarray], make: Callable[[], gym.Env], episodes: int = 30) -> float:
+    env, ok = make(), 0.0
+    for i in range(episodes):
+        obs, _ = env.reset(seed=10_000 + i)
+        info: dict[str, Any] = {}
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(predict(obs))
+            done = terminated or truncated
+        ok += float(info.get("is_success", info.get("success", 0.0)))
+    env.close()
+    return ok / episodes
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--env", default="PointMaze_UMaze-v3")
+    p.add_argument("--max-episode-steps", type=int, default=100)
+    p.add_argument("--steps", type=int, default=30_000)
+    p.add_argument("--chunk", type=int, default=5_000)
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--hidden", default="256,256")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--learning-starts", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--gamma", type=float, default=0.95)
+    p.add_argument("--libs", default="softac,sb3")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    kwargs = [("max_episode_steps", a.max_episode_steps)]
+    hidden = tuple(int(h) for h in a.hidden.split(","))
+
+    def make() -> gym.Env:
+        return make_env(a.env, kwargs)
+
+    for seed in (int(s) for s in a.seeds.split(",")):
+        for lib in a.libs.split(","):
+            learn: Callable[[int], None]
+            predict: Callable[[Any], np.ndarray]
+            if lib == "softac":
+                agent = SAC(a.env, env_kwargs=dict(kwargs), seed=seed, her=True, total_steps=a.steps,
+                            learning_starts=a.learning_starts, gamma=a.gamma, actor_lr=a.lr, critic_lr=a.lr,
+                            alpha_lr=a.lr, batch_size=a.batch, hidden_sizes=hidden, eval_freq=10**9, threads=1,
+                            checkpoint_freq=0, device="cpu")  # fmt: skip
+
+                def learn(steps: int, agent: SAC = agent) -> None:
+                    agent.learn(total_steps=steps, progress=False)
+
+                def predict(obs: Any, agent: SAC = agent) -> np.ndarray:
+                    return agent.predict(obs, deterministic=True)[0]
+            else:
+                from stable_baselines3 import SAC as SB3SAC
+                from stable_baselines3 import HerReplayBuffer
+
+                model = SB3SAC("MultiInputPolicy", make(), replay_buffer_class=HerReplayBuffer,
+                               replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"},
+                               learning_starts=a.learning_starts, gamma=a.gamma, learning_rate=a.lr,
+                               batch_size=a.batch, policy_kwargs={"net_arch": list(hidden)}, seed=seed,
+                               device="cpu")  # fmt: skip
+
+                def learn(steps: int, model: Any = model) -> None:
+                    model.learn(total_timesteps=steps - model.num_timesteps, reset_num_timesteps=False)
+
+                def predict(obs: Any, model: Any = model) -> np.ndarray:
+                    return np.asarray(model.predict(obs, deterministic=True)[0])
+            wall, cpu0 = 0.0, time.process_time()
+            for done in range(a.chunk, a.steps + 1, a.chunk):
+                t = time.perf_counter()
+                learn(done)
+                wall += time.perf_counter() - t
+                rate = success_rate(predict, make)
+                print(f"{lib} {a.env} seed {seed} step {done} success {rate:.2f} train-wall {wall:.0f}s "
+                      f"cpu {time.process_time() - cpu0:.0f}s", flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
