@@ -151,6 +151,11 @@ class BaseConfig:
         return out
 
     @classmethod
+    def added_later(cls) -> dict[str, Any]:
+        """Fields newer than some files, with the value that means "as before the field existed"."""
+        return {}
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> Any:
         """A config from ``config.json``/``state.json``: every field required (a missing one is
         not silently replaced by today's default), no unknown field, types and ranges checked."""
@@ -158,6 +163,11 @@ class BaseConfig:
             raise SoftacError(f"{where}: the config is not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
+        # A field added after a file was written may be absent from it only where its listed value
+        # reproduces what the run did before the field existed (``ADDED_LATER``); any other missing
+        # field is refused, never silently replaced by today's default.
+        later = {k: v for k, v in cls.added_later().items() if k in names and k not in data}
+        data = {**data, **later}
         missing = sorted(names - set(data))
         if unknown:
             raise SoftacError(f"{where}: unknown {cls.__name__} field(s): {', '.join(unknown)}")

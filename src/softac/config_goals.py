@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from softac.config import OffPolicyConfig, _f
 from softac.errors import SoftacError
@@ -21,6 +22,11 @@ class GoalReplayConfig(OffPolicyConfig):
     her_strategy: str = _f("future", "HER goal selection: 'future' (a later step of the same episode), 'final' "
                            "(its last step) or 'episode' (any of its steps).",
                            choices=("future", "final", "episode"))  # fmt: skip
+
+    @classmethod
+    def added_later(cls) -> dict[str, Any]:
+        """Runs saved before hindsight replay existed trained without it."""
+        return {**super().added_later(), "her": False, "her_k": 4, "her_strategy": "future"}
 
     def validate(self) -> None:
         super().validate()
