@@ -64,8 +64,14 @@ def test_a_long_cpu_run_says_it_will_compile_before_its_first_step(tmp_path: Pat
         proc.send_signal(signal.SIGINT)
         # The signal is handled once Inductor's compilation returns to Python: 20-40 s on a quiet
         # 2-core machine, over 60 s when other jobs share it (a fresh-clone `make test` beside
-        # `make train` timed out at 60 s on 2026-12-04).
-        proc.communicate(timeout=240)
+        # `make train` timed out at 60 s on 2026-12-04, and at 240 s inside the whole suite on
+        # 2026-12-06, where alone it took 3-6 s). What a user then does is press Ctrl-C again, which
+        # exits at once (docs/errors.md): the test does the same after 120 s, and still needs 130.
+        try:
+            proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

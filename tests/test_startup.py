@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -45,10 +46,12 @@ def test_real_ctrl_c_during_start_up() -> None:
         pytest.skip("needs the installed console script and /proc")
     # A loaded machine can deschedule this test until the child has finished starting (it then exits 2
     # on /nonexistent before any signal: 2026-12-04, beside `make train`); such a try shows nothing
-    # either way and is made again, three times at most.
-    for _ in range(3):
+    # either way and is made again, five times at most.
+    # The child runs at the lowest priority (nice 19) so that this loop, not the child, gets the CPU
+    # when both want it: inside the whole suite on 2026-12-06 the child won three tries of three.
+    for _ in range(5):
         proc = subprocess.Popen([str(SCRIPT), "eval", "/nonexistent"], stderr=subprocess.PIPE, text=True,
-                                env=cli_env())  # fmt: skip
+                                env=cli_env(), preexec_fn=lambda: os.nice(19))  # fmt: skip
         maps = Path(f"/proc/{proc.pid}/maps")
         deadline = time.monotonic() + 60
         # SIGINT once torch's shared library is mapped: torch's Python import is then under way.

@@ -127,8 +127,10 @@ def _refuse_no_update(agent: Any, given: dict[str, Any]) -> None:
     """A run that would make no gradient update is refused unless the user gave both numbers (then
     the training shell warns): see ``softac.train.plan``."""
     cfg = agent.config
+    if no_update_reason(cfg) is None:  # first: an on-policy config has no learning_starts
+        return
     needed = {"total_steps", "learning_starts"} | ({"utd_ratio"} if cfg.total_steps > cfg.learning_starts else set())
-    if no_update_reason(cfg) is None or needed <= set(given):
+    if needed <= set(given):
         return
     preset = agent.preset.values if agent.preset is not None else {}
 
