@@ -66,6 +66,12 @@ def test_real_ctrl_c_during_start_up() -> None:
         _, err = proc.communicate(timeout=60)
         if not (proc.returncode == 2 and "does not exist" in err):
             break
+    else:
+        # Every try finished starting before the signal landed (or torch's C initialisation, which
+        # cannot raise KeyboardInterrupt, swallowed it): nothing is shown either way. Alone the test
+        # lands its signal at the first try; inside the whole suite on a loaded 2-core machine it
+        # did not in five (2026-12-06).
+        pytest.skip("the machine was too loaded for a signal to land during start-up in five tries")
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines() == [
         "softac: interrupted while starting (nothing was done)"
