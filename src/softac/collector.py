@@ -21,6 +21,7 @@ import numpy as np
 from softac.env_rng import get_rng_states, set_rng_states
 from softac.errors import EnvError, SoftacError
 from softac.obs import ObsLayout
+from softac.pixels import FrameStacks, PixelSpec
 from softac.success import vector_success
 
 
@@ -38,6 +39,9 @@ class Transitions:
     episode_lengths: list[list[int]] = field(default_factory=list)
     # parallel to episode_returns: the flag at each ended episode's last step, None where not reported
     episode_successes: list[list[float | None]] = field(default_factory=list)
+    # with an image key (softac.pixels): the newest frame of s and of s', (L, n, *chw) uint8
+    frames: np.ndarray | None = None
+    next_frames: np.ndarray | None = None
 
 
 class Collector:
@@ -49,6 +53,7 @@ class Collector:
         skip_nonfinite: bool = False,
         env_name: str = "the environment",
         layout: ObsLayout | None = None,
+        pixels: PixelSpec | None = None,
     ) -> None:
         """``to_env`` maps the library's actions to the environment's (``ActionScaler.to_env``);
         ``seeds`` holds one base seed per learner (sub-env i of learner k is seeded seeds[k] + i)."""
@@ -70,6 +75,10 @@ class Collector:
         self._seeded = False  # the first reset seeds every sub-env
         self.ep_return = np.zeros(self.L * self.n)
         self.ep_length = np.zeros(self.L * self.n, dtype=np.int64)
+        # With an image key: each environment's newest frame and its stack of the last K (acting).
+        self.pixels = pixels
+        self.stacks = FrameStacks(pixels, self.L * self.n) if pixels is not None else None
+        self.frame = np.zeros((self.L * self.n, *pixels.chw), dtype=np.uint8) if pixels is not None else None
 
     # -- state for checkpoints --------------------------------------------------------------
     def at_episode_boundary(self, k: int) -> bool:
@@ -97,7 +106,7 @@ class Collector:
     # -- stepping ---------------------------------------------------------------------------
     def _check_finite(self, what: str, values: np.ndarray, step: int) -> np.ndarray:
         """Boolean mask of sub-envs whose values are all finite; raise unless skipping."""
-        ok = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        ok = np.isfinite(values.reshape(len(values), int(np.prod(values.shape[1:])))).all(axis=1)
         if not ok.all() and not self.skip_nonfinite:
             env_index = int(np.flatnonzero(~ok)[0])
             if values.ndim == 2 and not self.layout.identity:  # a Dict/Discrete observation: name the key
@@ -128,6 +137,14 @@ class Collector:
         except ValueError as exc:
             raise EnvError(f"the environment {self.env_name} returned from {method}() at step {step}: {exc}") from None
 
+    def _frames(self, obs: Any, method: str, step: int) -> np.ndarray:
+        """The image key's frames (L·n, *chw) uint8, channel-first; wrong ones as in ``_flatten``."""
+        assert self.pixels is not None
+        try:
+            return self.pixels.to_chw(self.layout.frames(obs, (self.L * self.n,)))
+        except ValueError as exc:
+            raise EnvError(f"the environment {self.env_name} returned from {method}() at step {step}: {exc}") from None
+
     def _reset(self, step: int) -> None:
         if not self._seeded:
             seed: Any = self.reset_seeds if len(self.reset_seeds) > 1 else self.reset_seeds[0]
@@ -137,6 +154,10 @@ class Collector:
         else:
             mask = self.needs_reset.copy()
             obs, _ = self._call("reset", step, options={"reset_mask": mask})
+        if self.stacks is not None and self.frame is not None:
+            frames = self._frames(obs, "reset", step)
+            self.frame[mask] = frames[mask]
+            self.stacks.reset(mask, frames)
         obs = self._flatten(obs, "reset", step)
         bad = ~self._check_finite("observation after reset", obs, step)
         if (bad & mask).any():
@@ -150,6 +171,8 @@ class Collector:
         """The current observations (L, n, obs_dim), resetting the envs whose episode ended."""
         if self.needs_reset.any() or not self._seeded:
             self._reset(step)
+        if self.stacks is not None:  # the row with the stacks (softac.pixels)
+            return self.stacks.rows(self.obs).reshape(self.L, self.n, -1)
         return self.obs.reshape(self.L, self.n, -1)
 
     def step(self, action: np.ndarray, step: int) -> Transitions:
@@ -158,6 +181,7 @@ class Collector:
         self.observe(step)
         flat_action = np.asarray(action).reshape(self.L * self.n, *np.shape(action)[2:])
         next_obs, reward, terminated, truncated, infos = self._call("step", step, self.to_env(flat_action))
+        next_frames = self._frames(next_obs, "step", step) if self.pixels is not None else None
         next_obs = self._flatten(next_obs, "step", step)
         reward = np.asarray(reward, dtype=np.float64)
         terminated = np.asarray(terminated, dtype=bool)
@@ -188,6 +212,11 @@ class Collector:
             episode_lengths=lengths,
             episode_successes=successes,
         )
+        if next_frames is not None and self.stacks is not None and self.frame is not None:
+            out.frames = self.frame.reshape(*shape, *self.frame.shape[1:]).copy()
+            out.next_frames = next_frames.reshape(*shape, *next_frames.shape[1:])
+            self.frame = next_frames
+            self.stacks.push(next_frames)  # an ended episode's stack is refilled at its reset
         self.obs = next_obs
         # A dropped (non-finite) step ends that env's episode: its state can no longer be trusted.
         self.needs_reset = done | ~ok

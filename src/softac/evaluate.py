@@ -11,6 +11,7 @@ import numpy as np
 
 from softac.env_checks import check_output
 from softac.errors import EnvError, SoftacError
+from softac.pixels import Observer
 from softac.protocols import AgentLike
 from softac.success import info_success
 
@@ -34,10 +35,11 @@ def _call(env: gym.Env, name: str, method: str, episode: int, *args: Any, **kwar
         ) from exc
 
 
-def _flat(agent: AgentLike, obs: Any, name: str, episode: int) -> np.ndarray:
-    """One observation as the policy's float32 row (a Dict or Discrete observation flattened)."""
+def _flat(observer: Observer, k: int, obs: Any, first: bool, name: str, episode: int) -> np.ndarray:
+    """One observation as the policy's float32 row (a Dict or Discrete observation flattened; with
+    an image, the row with the environment's frame stack: ``softac.pixels``)."""
     try:
-        return agent.spec.obs_layout.flatten(obs, ())
+        return observer.row(k, obs, first)
     except ValueError as exc:
         raise EnvError(f"the evaluation environment {name} (evaluation episode {episode}): {exc}") from None
 
@@ -78,9 +80,10 @@ def evaluate(
     done_eps = np.zeros(n, dtype=np.int64)
     obs = []
     name = agent.config.env_id
+    observer = Observer(agent.spec.obs_layout, getattr(agent, "pixels", None), n)
     for k, env in enumerate(envs):
         o, _ = _call(env, name, "reset", 0, seed=int(seeds[k]))
-        obs.append(_flat(agent, o, name, 0))
+        obs.append(_flat(observer, k, o, True, name, 0))
     current = np.stack(obs)
     cut = 0
     while (done_eps < episodes).any():
@@ -92,7 +95,7 @@ def evaluate(
                 continue
             env_action = agent.to_env(actions[k][None])[0]
             o, r, terminated, truncated, info = _call(env, name, "step", int(done_eps[k]), env_action)
-            o, reward = _flat(agent, o, name, int(done_eps[k])), float(r)
+            o, reward = _flat(observer, k, o, False, name, int(done_eps[k])), float(r)
             finite = bool(np.isfinite(reward) and np.isfinite(o).all())
             if not finite and not skip_nonfinite:
                 what = "reward" if not np.isfinite(reward) else "observation"
@@ -111,7 +114,7 @@ def evaluate(
                 done_eps[k] += 1
                 if done_eps[k] < episodes:
                     o, _ = _call(env, name, "reset", int(done_eps[k]), seed=int(seeds[k] + done_eps[k]))
-                    o = _flat(agent, o, name, int(done_eps[k]))
+                    o = _flat(observer, k, o, True, name, int(done_eps[k]))
             current[k] = o
     if cut:
         print(f"softac: warning: {cut} evaluation episode(s) ended early on a non-finite observation or reward",

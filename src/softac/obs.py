@@ -12,10 +12,11 @@ normaliser and the networks already take (DESIGN.md, "Observations": one storage
   uses), nested dicts by key path ``"outer/inner"``.
 
 A key's columns are known (``ObsLayout.slice``), which is how goal relabelling finds
-``achieved_goal`` and ``desired_goal`` in a stored row. Images (uint8 Box of 2 or 3 dimensions)
-need a convolutional encoder and frame-once storage and are refused here with what to do instead;
-``Tuple``, ``Text``, ``Graph``, ``Sequence`` and other spaces are refused naming the wrapper that
-makes them usable.
+``achieved_goal`` and ``desired_goal`` in a stored row. An image (a uint8 Box of 2 or 3 dimensions,
+or of 4 when ``FrameStackObservation`` stacked it) has no columns: it is the layout's ``image``
+key, stored frame by frame as uint8 (``softac.data.frames``) and read by the convolutional encoder
+(``softac.pixels``); one image key per observation. ``Tuple``, ``Text``, ``Graph``, ``Sequence``
+and other spaces are refused naming the wrapper that makes them usable.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 
 from softac.errors import SoftacError
 
-KINDS = ("box", "discrete", "multidiscrete", "multibinary")
+KINDS = ("box", "discrete", "multidiscrete", "multibinary", "image")
 
 
 @dataclass(frozen=True)
@@ -48,19 +49,14 @@ class ObsKey:
 
 
 def is_image(space: gym.Space[Any]) -> bool:
-    """A uint8 Box of 2 (H, W) or 3 (H, W, C / C, H, W) dimensions: what SB3 and DrQ treat as pixels."""
-    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3)
+    """A uint8 Box of 2 (H, W) or 3 (H, W, C / C, H, W) dimensions, what SB3 and DrQ treat as pixels,
+    or of 4 (K, H, W, C / K, C, H, W): frames stacked by ``gymnasium.wrappers.FrameStackObservation``."""
+    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3, 4)
 
 
 def _refuse(env_id: str, path: str, space: gym.Space[Any]) -> SoftacError:
     where = f"key '{path}' of {env_id}'s observation" if path else f"{env_id}'s observation"
     name = type(space).__name__
-    if is_image(space):
-        return SoftacError(
-            f"{where} is an image (uint8 Box {space.shape}); softac trains on vector observations: use the "
-            "environment's state observations, or flatten the pixels with gymnasium.wrappers.FlattenObservation "
-            "to train an MLP on them"
-        )
     if isinstance(space, gym.spaces.Tuple):
         how = "gymnasium.wrappers.FlattenObservation (a Tuple of Box/Discrete spaces flattens to a Box)"
     else:
@@ -83,8 +79,8 @@ def _keys(space: gym.Space[Any], path: str, offset: int, env_id: str) -> list[Ob
             child = f"{path}/{key}" if path else key
             out += _keys(sub, child, offset + sum(k.width for k in out), env_id)
         return out
-    if is_image(space):
-        raise _refuse(env_id, path, space)
+    if is_image(space):  # no columns: stored as frames (see the module docstring)
+        return [ObsKey(path, "image", tuple(int(v) for v in space.shape or ()), offset, 0)]
     if isinstance(space, gym.spaces.Box):
         if space.dtype is None or np.dtype(space.dtype).kind not in "biuf":
             raise SoftacError(f"{env_id}'s observation Box has dtype {space.dtype}: softac needs real numbers")
@@ -108,14 +104,23 @@ def _keys(space: gym.Space[Any], path: str, offset: int, env_id: str) -> list[Ob
 class ObsLayout:
     """The flat float32 vector an observation space maps to: its keys' kinds and columns."""
 
-    keys: tuple[ObsKey, ...]
+    keys: tuple[ObsKey, ...]  # the vector keys (columns of the row)
     dim: int
     is_dict: bool
+    image: ObsKey | None = None  # the image key, if any: frames, not columns
 
     @classmethod
     def of(cls, space: gym.Space[Any], env_id: str = "the environment") -> ObsLayout:
-        keys = tuple(_keys(space, "", 0, env_id))
-        return cls(keys, sum(k.width for k in keys), isinstance(space, gym.spaces.Dict))
+        found = _keys(space, "", 0, env_id)
+        images = [k for k in found if k.kind == "image"]
+        if len(images) > 1:
+            # Why one: the DrQ-v2 encoder reads one stack of frames; two cameras need a choice
+            # (channels stacked, or two encoders) that the literature does not make for us.
+            names = ", ".join(f"'{k.path}'" for k in images)
+            raise SoftacError(f"{env_id}'s observation has {len(images)} image keys ({names}); softac reads one: "
+                              "keep one camera, or stack them into one image with a gymnasium.ObservationWrapper")
+        keys = tuple(k for k in found if k.kind != "image")
+        return cls(keys, sum(k.width for k in keys), isinstance(space, gym.spaces.Dict), images[0] if images else None)
 
     @classmethod
     def flat(cls, dim: int) -> ObsLayout:
@@ -125,7 +130,8 @@ class ObsLayout:
     @property
     def identity(self) -> bool:
         """One 1-D Box: the observation *is* the row (no copy beyond the float32 conversion)."""
-        return not self.is_dict and self.keys[0].kind == "box" and len(self.keys[0].shape) == 1
+        return (not self.is_dict and self.image is None and self.keys[0].kind == "box"
+                and len(self.keys[0].shape) == 1)  # fmt: skip
 
     def slice(self, path: str) -> slice:
         """The columns of key ``path`` in the flat vector."""
@@ -144,12 +150,15 @@ class ObsLayout:
         """One line for messages and config.json: ``observation: Box(10) + desired_goal: Box(2)``."""
         parts = [f"{k.path + ': ' if k.path else ''}{k.kind}{list(k.shape) if k.shape else list(k.n)}"
                  for k in self.keys]  # fmt: skip
-        return " + ".join(parts) + f" → {self.dim} columns"
+        if self.image is not None:
+            parts.append(f"{self.image.path + ': ' if self.image.path else ''}image{list(self.image.shape)} uint8")
+        return " + ".join(parts) + f" → {self.dim} columns" + (" + frames" if self.image is not None else "")
 
     # -- flattening ---------------------------------------------------------------------------
     def batch_shape(self, obs: Any) -> tuple[int, ...]:
         """The leading (batch) dimensions of ``obs`` beyond its space's own shape."""
-        key = self.keys[0]
+        key = self.keys[0] if self.keys else self.image
+        assert key is not None
         value = _lookup(obs, key.path) if self.is_dict else obs
         arr = np.asarray(value)
         own = 0 if key.kind == "discrete" else len(key.shape)
@@ -170,6 +179,20 @@ class ObsLayout:
             value = _lookup(obs, key.path) if self.is_dict else obs
             out[..., key.offset : key.offset + key.width] = _columns(key, value, batch_shape)
         return out
+
+    def frames(self, obs: Any, batch_shape: tuple[int, ...]) -> np.ndarray:
+        """The image key's frames of ``obs``: uint8 ``(*batch_shape, *shape)``. Raises ``ValueError``
+        naming the key for another dtype or shape (a float image scaled to [0, 1] would be read as
+        black: refused, not cast)."""
+        key = self.image
+        if key is None:
+            raise ValueError("this observation has no image key")
+        arr = np.asarray(_lookup(obs, key.path) if self.is_dict else obs)
+        want = batch_shape + key.shape
+        if arr.dtype != np.uint8 or arr.shape != want:
+            raise ValueError(f"{key.name} is an image of dtype {arr.dtype} and shape {arr.shape}; its space is "
+                             f"uint8 of shape {want}")  # fmt: skip
+        return arr
 
 
 def _lookup(obs: Any, path: str) -> Any:

@@ -21,17 +21,24 @@ from softac.losses import common
 from softac.losses import distributional as D
 from softac.nn import CriticEnsemble
 from softac.nn.encoder import EncodedPolicy, StackedEncoder
+from softac.nn.pixel_encoder import PixelEncoder
 from softac.optim import adam, frozen_copy
 
 
 class ActorCriticAgent(OffPolicyAgent):
     config: ActorCriticConfig
     takes_encoder = True
-    encoder: StackedEncoder | None = None
+    encoder: StackedEncoder | PixelEncoder | None = None
 
     def _build_encoder(self) -> int:
-        """The user's encoder, if any (``softac.nn.encoder``), built first from the learners'
-        streams; returns the width the actor and the critics read: its features, or obs_dim."""
+        """The encoder, if any, built first from the learners' streams: the image encoder for an
+        image observation (``softac.nn.pixel_encoder``), or the user's (``softac.nn.encoder``);
+        returns the width the actor and the critics read: its features, or obs_dim."""
+        if self.pixels is not None:
+            features = int(getattr(self.config, "image_features", 50))  # PixelConfig's (config_pixels checked)
+            self.encoder = PixelEncoder(self.learners, self.pixels, features, self.rng.host)
+            self.encoder.to(self.device)
+            return self.encoder.features
         cls, kwargs = self.encoder_spec
         if cls is None:
             return self.spec.obs_dim
@@ -58,8 +65,10 @@ class ActorCriticAgent(OffPolicyAgent):
         cfg = self.config if cfg is None else cfg
         spec, n, batch = self.spec, self.learners, cfg.batch_size
         bins = cfg.dist_bins if cfg.critic_dist != "none" else 1
-        nets = memory.trunk(n, spec.obs_dim, cfg.hidden_sizes, 2 * spec.act_dim, batch, cfg.simba("actor"))
-        nets += memory.trunk(n * cfg.n_critics, spec.obs_dim + spec.act_dim, cfg.hidden_sizes, bins, batch,
+        # What the actor and the critics read: the observation, or the image encoder's features.
+        width = spec.obs_dim + (int(getattr(cfg, "image_features", 50)) if self.pixels is not None else 0)
+        nets = memory.trunk(n, width, cfg.hidden_sizes, 2 * spec.act_dim, batch, cfg.simba("actor"))
+        nets += memory.trunk(n * cfg.n_critics, width + spec.act_dim, cfg.hidden_sizes, bins, batch,
                              cfg.simba("critic"))  # fmt: skip
         out = {**super().memory_estimate(cfg), "networks": nets}
         if bins > 1:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from softac import memory, registry
 from softac.config import BaseConfig
+from softac.config_pixels import pixel_spec
 from softac.data.normaliser import ObservationNormaliser
 from softac.env_sources import EnvLike, EnvSource, source_of
 from softac.envs import EnvSpec, action_mapper
@@ -32,6 +33,7 @@ from softac.nn.encoder import check_encoder
 from softac.obs import observation_array
 from softac.optim import adam_step, adam_step_traceable, gradient_step
 from softac.perf import tune_allocator
+from softac.pixels import predict_rows
 from softac.preset_apply import AppliedPreset
 from softac.preset_apply import resolve as resolve_preset
 from softac.protocols import state_tensors
@@ -116,6 +118,8 @@ class Agent(abc.ABC):
                 f"{cfg.env_id} has a {self.spec.action_kind} action space, which {self.algo} does not support "
                 f"(it needs {' or '.join(info.action_spaces)}){hint}"
             )
+        # An image observation's frame layout (softac.pixels), or None; refused for what cannot read it.
+        self.pixels = pixel_spec(cfg, self.spec, self.algo, self.takes_encoder, self.encoder_spec[0] is not None)
         self.scaler = action_mapper(self.spec)
         self.device = resolve_device(cfg.device)
         apply_tf32(cfg.tf32, self.device)
@@ -136,6 +140,11 @@ class Agent(abc.ABC):
     @property
     def learners(self) -> int:
         return len(self.seeds)
+
+    @property
+    def obs_width(self) -> int:
+        """The policy's row: the observation's columns, and with an image the K frames' pixels."""
+        return self.spec.obs_dim if self.pixels is None else self.pixels.width
 
     def learner_config(self, k: int) -> Any:
         return self.config.replace(seed=self.seeds[k])
@@ -260,7 +269,10 @@ class Agent(abc.ABC):
             raise SoftacError(f"deterministic must be true or false, got {deterministic!r}")
         if self.learners > 1:
             raise SoftacError("predict acts for one learner: load one seed's run (e.g. SAC.load('RUN/seed_0'))")
-        obs = observation_array(observation, self.spec.obs_dim, self.spec.obs_layout)
+        if self.pixels is not None:
+            obs = predict_rows(self.spec.obs_layout, self.pixels, observation)
+        else:
+            obs = observation_array(observation, self.spec.obs_dim, self.spec.obs_layout)
         single = obs.ndim == 1
         action = self.act((obs[None] if single else obs)[None], deterministic)[0]
         env_action = np.asarray(self.to_env(action))

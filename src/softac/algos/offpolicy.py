@@ -27,6 +27,7 @@ from softac.config_goals import GoalReplayConfig
 from softac.data.her import HerReplay
 from softac.data.nstep import NStepAccumulator, Row
 from softac.data.per import PrioritizedReplay
+from softac.data.pixel_replay import PixelReplay
 from softac.data.replay import ReplayBuffer, RowsOutOfRange
 from softac.errors import SoftacError
 from softac.goals import goal_reward
@@ -83,9 +84,12 @@ class OffPolicyAgent(Agent):
     def _replay(self, discount_column: bool) -> ReplayBuffer:
         """The replay buffer: prioritized (``softac.data.per``) with ``per``, whose algorithms' critic
         losses take ``Batch.weight`` and return |δ| as the metric ``per/td``; relabelling hindsight
-        goals (``softac.data.her``) with ``her``; plain otherwise."""
+        goals (``softac.data.her``) with ``her``; rows and a frame ring (``softac.data.pixel_replay``)
+        for an image observation; plain otherwise."""
         cfg, spec = self.config, self.spec
         args = (self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim, self.device)
+        if self.pixels is not None:
+            return PixelReplay(*args, pixels=self.pixels, envs=cfg.n_envs, augment=getattr(cfg, "augment", "none"))
         if isinstance(cfg, GoalReplayConfig) and cfg.her:
             return HerReplay(*args, layout=spec.obs_layout, compute_reward=goal_reward(self.env_source, spec),
                              k=cfg.her_k, strategy=cfg.her_strategy, env_name=spec.env_id)  # fmt: skip
@@ -113,13 +117,18 @@ class OffPolicyAgent(Agent):
             out["n-step window"] = memory.nstep_window(n, cfg.n_envs, cfg.n_step, spec.obs_dim, spec.act_dim)
         if isinstance(cfg, GoalReplayConfig) and cfg.her:  # two int64 per row, filled up front (softac.data.her)
             out["hindsight episode bounds"] = n * cfg.buffer_size * 16
+        if self.pixels is not None:
+            out.update(memory.pixel_parts(n, rows, self.pixels, cfg))
         return out
 
     def memory_reserved(self, cfg: Any = None) -> dict[str, int]:
         cfg = self.config if cfg is None else cfg
         spec = self.spec
-        return {"replay buffer": memory.replay_buffer(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim,
-                                                      cfg.n_step > 1)}  # fmt: skip
+        out = {"replay buffer": memory.replay_buffer(self.learners, cfg.buffer_size, spec.obs_dim, spec.act_dim,
+                                                     cfg.n_step > 1)}  # fmt: skip
+        if self.pixels is not None:  # the frame ring is one allocation, touched as it fills
+            out["frame buffer"] = memory.frame_buffer(self.learners, cfg.buffer_size, self.pixels, cfg.n_envs)
+        return out
 
     def check_before_allocating(self) -> None:
         """n-step returns no longer than an episode: with n above the time limit every row would
@@ -160,7 +169,7 @@ class OffPolicyAgent(Agent):
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions in [−1, 1] for observations (L, B, obs_dim) → (L, B, act_dim); a single learner
         also takes (B, obs_dim) → (B, act_dim), as in softac 0.1."""
-        obs, flat = learner_observations(obs, self.learners, self.spec.obs_dim)
+        obs, flat = learner_observations(obs, self.learners, self.obs_width)
         obs = self._normalised(obs, update=False)
         if not deterministic:
             self.prepare_explore(self.env_steps)
@@ -204,6 +213,8 @@ class OffPolicyAgent(Agent):
         if isinstance(self.buffer, HerReplay):  # one env per learner (GoalReplayConfig): episodes in order
             for k in range(self.learners):
                 self.buffer.record(k, stored=bool(tr.ok[k, 0]), ends=bool(tr.done[k, 0] or not tr.ok[k, 0]))
+        if isinstance(self.buffer, PixelReplay) and tr.frames is not None and tr.next_frames is not None:
+            self.buffer.add_frames(tr.frames, tr.next_frames, tr.done, tr.ok)
 
     def cut_episodes(self) -> None:
         """Collection starts fresh episodes: pending n-step tails end here (``NStepAccumulator.cut``)."""
@@ -212,6 +223,8 @@ class OffPolicyAgent(Agent):
         if isinstance(self.buffer, HerReplay):  # the running episodes end at their newest step
             for k in range(self.learners):
                 self.buffer.close(k)
+        if isinstance(self.buffer, PixelReplay):
+            self.buffer.cut()
 
     def _add_nstep(self, acc: NStepAccumulator, tr: Transitions) -> None:
         self._store_completed(acc.push(tr.obs, tr.action, tr.reward, tr.terminated, tr.done, tr.next_obs, tr.ok))
@@ -230,6 +243,8 @@ class OffPolicyAgent(Agent):
 
     def data_meta(self, k: int) -> dict[str, Any]:
         meta = {"size": int(self.buffer.size[k]), "cursor": int(self.buffer.cursor[k])}
+        if isinstance(self.buffer, PixelReplay):
+            meta.update(self.buffer.frame_meta(k))
         return {**meta, **self.buffer.episode_meta(k)} if isinstance(self.buffer, HerReplay) else meta
 
     def data_targets(self, k: int) -> dict[str, Tensor]:
@@ -250,6 +265,8 @@ class OffPolicyAgent(Agent):
             self.nstep.check(k)
         if isinstance(self.buffer, HerReplay):
             self.buffer.load_episode_meta(k, meta)
+        if isinstance(self.buffer, PixelReplay):
+            self.buffer.load_frame_meta(k, meta)
 
     # -- the update -------------------------------------------------------------------------
     def _runners(self) -> tuple[Update, Update]:
@@ -258,12 +275,14 @@ class OffPolicyAgent(Agent):
         cfg = self.config
         # Hindsight relabelling samples on the host (softac.data.her): never inside a CUDA graph.
         compiled, graphs = cfg.compiles(self.device.type), cfg.cuda_graph and not self.buffer.relabels
-        if self.encoder_spec[0] is not None and (compiled or graphs):
-            # The user's encoder runs eagerly: compiled, its weights' gradients came out different
-            # from the eager update's (measured: Adam moments 0.16 apart after one update, where
-            # without an encoder the two agree to 1e-7), and CUDA graphs of it are untested.
+        if getattr(self, "encoder", None) is not None and (compiled or graphs):
+            # An encoder (the user's, or the image encoder) runs eagerly: compiled, the user's
+            # encoder's gradients came out different from the eager update's (measured: Adam moments
+            # 0.16 apart after one update, where without an encoder the two agree to 1e-7), and CUDA
+            # graphs of either are untested.
             if compiled or (graphs and self.device.type == "cuda"):
-                print("softac: note: a model with encoder= updates eagerly (no torch.compile, no CUDA graph): those "
+                what = "image observations" if self.pixels is not None else "encoder="
+                print(f"softac: note: a model with {what} updates eagerly (no torch.compile, no CUDA graph): those "
                       "forms are not yet held equal to the eager update with an encoder", file=sys.stderr)  # fmt: skip
             compiled = graphs = False
         key = (cfg.fast_update, compiled, graphs)
@@ -285,7 +304,7 @@ class OffPolicyAgent(Agent):
     def update(self) -> dict[str, Tensor]:
         """One gradient step of every learner; returns detached metrics of shape (L,) (no host
         sync). Runs eagerly, compiled, or from a CUDA graph, as configured."""
-        if int(self.buffer.size.min()) == 0:
+        if len(self.buffer) == 0:
             raise SoftacError("cannot update from an empty replay buffer: collect transitions first")
         per = self.buffer if isinstance(self.buffer, PrioritizedReplay) else None
         if per is not None:  # prioritized replay: β for this update, then the new priorities

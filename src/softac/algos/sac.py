@@ -13,6 +13,7 @@ from softac.algos.actor_critic import ActorCriticAgent
 from softac.algos.temperature import SoftActor, SoftActorConfig, actor_optimizer_with_temperature
 from softac.config import ActorCriticConfig
 from softac.config_goals import GoalReplayConfig
+from softac.config_pixels import PixelConfig
 from softac.data.replay import Batch
 from softac.losses import sac as L
 from softac.nn import GaussianActor
@@ -21,7 +22,7 @@ from softac.registry import AlgoInfo, register
 
 
 @dataclass(frozen=True)
-class SACConfig(ActorCriticConfig, SoftActorConfig, GoalReplayConfig):
+class SACConfig(ActorCriticConfig, SoftActorConfig, GoalReplayConfig, PixelConfig):
     """Soft Actor-Critic (Haarnoja et al. 2018a, 2018b) settings: critics with targets and a soft actor."""
 
 

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from softac.algos.actor_critic import ActorCriticAgent
 from softac.config import ActorCriticConfig, _f
 from softac.config_goals import GoalReplayConfig
+from softac.config_pixels import PixelConfig
 from softac.data.replay import Batch
 from softac.losses import td3 as L
 from softac.nn import DeterministicActor
@@ -20,7 +21,7 @@ from softac.registry import AlgoInfo, register
 
 
 @dataclass(frozen=True)
-class TD3Config(ActorCriticConfig, GoalReplayConfig):
+class TD3Config(ActorCriticConfig, GoalReplayConfig, PixelConfig):
     """TD3 (Fujimoto et al. 2018). lr 3e-4 and 256×256 follow the author's updated reference code
     and CleanRL (the paper's 1e-3 with 400×300 networks was changed there for stability)."""
 

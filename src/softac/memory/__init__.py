@@ -22,10 +22,12 @@ from softac.memory.structures import (
     WIDE,
     distributional_head,
     environments,
+    frame_buffer,
     generic_networks,
     mlp_params,
     network,
     nstep_window,
+    pixel_parts,
     priority_tree,
     replay_buffer,
     rollout,
@@ -37,7 +39,7 @@ from softac.memory.structures import (
 
 __all__ = [
     "ACTIVATION_COPIES", "DIST_COPIES", "ENV_BYTES", "FLOAT", "PARAM_COPIES", "WIDE", "Estimate", "available",
-    "check_fits", "check_growth", "distributional_head", "environments", "fits", "generic_networks", "human",
-    "mlp_params", "network", "nstep_window", "place", "priority_tree", "replay_buffer", "rollout", "simba_params",
-    "trunk", "trunk_params", "trunk_units",
+    "check_fits", "check_growth", "distributional_head", "environments", "fits", "frame_buffer", "generic_networks",
+    "human", "mlp_params", "network", "nstep_window", "pixel_parts", "place", "priority_tree", "replay_buffer",
+    "rollout", "simba_params", "trunk", "trunk_params", "trunk_units",
 ]  # fmt: skip

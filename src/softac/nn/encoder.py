@@ -125,7 +125,7 @@ class EncodedTrunk(nn.Module):
 
     plain_relu = False
 
-    def __init__(self, encoder: StackedEncoder, trunk: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, trunk: nn.Module) -> None:
         super().__init__()
         self.encoder, self.inner = encoder, trunk
 
@@ -136,7 +136,7 @@ class EncodedTrunk(nn.Module):
 class EncodedPolicy:
     """A policy (``softac.nn.Policy``) whose trunk runs the encoder first; the head is the actor's."""
 
-    def __init__(self, encoder: StackedEncoder, actor: Any) -> None:
+    def __init__(self, encoder: nn.Module, actor: Any) -> None:
         self.trunk = EncodedTrunk(encoder, actor.trunk)
         self.head = actor.head
 
@@ -160,9 +160,12 @@ def check_encoder(cls: Any, kwargs: Any, algo: str, supported: bool) -> EncoderS
     return cls, dict(kwargs or {})
 
 
-def encoder_record(encoder: StackedEncoder | None) -> dict[str, Any]:
-    """What state.json says of an encoder: its class's name and feature width (never the code)."""
-    return {} if encoder is None else {"encoder": {"class": encoder.cls_name, "features": encoder.features}}
+def encoder_record(encoder: nn.Module | None) -> dict[str, Any]:
+    """What state.json says of a user's encoder: its class's name and feature width (never the code).
+    softac's own image encoder is named by the config and the observation layout instead."""
+    if encoder is None or getattr(encoder, "builtin", False):
+        return {}
+    return {"encoder": {"class": encoder.cls_name, "features": encoder.features}}
 
 
 def check_encoder_record(recorded: Any, given: type[nn.Module] | None, where: str) -> None:

@@ -74,17 +74,26 @@ class BatchedConvEncoder(nn.Module):
         self.ln_gain.fill_(1.0)
         self.ln_bias.zero_()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def params(self) -> list[Tensor]:
+        """The parameters in the order ``forward``'s ``params`` takes them: the convolutions'
+        weights, their biases, then the head's."""
+        return [*self.conv_weights, *self.conv_biases, self.fc_weight, self.fc_bias, self.ln_gain, self.ln_bias]
+
+    def forward(self, x: Tensor, params: list[Tensor] | None = None) -> Tensor:
+        """``params``: other tensors in ``params()``'s order (a loss as a function of them)."""
         learners, batch = x.shape[:2]
         if learners != self.learners or tuple(x.shape[2:]) != self.in_shape:
             raise ValueError(f"expected images (L={self.learners}, B, {self.in_shape}), got {tuple(x.shape)}")
+        ps = self.params() if params is None else params
+        convs = list(zip(ps[:LAYERS], ps[LAYERS : 2 * LAYERS], strict=True))
+        fc_weight, fc_bias, ln_gain, ln_bias = ps[2 * LAYERS :]
         c, h, w = self.in_shape
         # (L, B, C, H, W) → (B, L·C, H, W): one grouped convolution per layer for all learners.
         hid = x.transpose(0, 1).reshape(batch, learners * c, h, w).float().div(255.0).sub(0.5)
-        for i, (wt, bias) in enumerate(zip(self.conv_weights, self.conv_biases, strict=True)):
+        for i, (wt, bias) in enumerate(convs):
             kernel = wt.reshape(learners * FILTERS, *wt.shape[2:])
             hid = F.relu(F.conv2d(hid, kernel, bias.reshape(-1), stride=2 if i == 0 else 1, groups=learners))
         flat = hid.reshape(batch, learners, self.flat_dim).transpose(0, 1)  # (L, B, 32·h'·w')
-        out = torch.baddbmm(self.fc_bias, flat, self.fc_weight)
-        out = F.layer_norm(out, (self.feature_dim,)) * self.ln_gain + self.ln_bias
+        out = torch.baddbmm(fc_bias, flat, fc_weight)
+        out = F.layer_norm(out, (self.feature_dim,)) * ln_gain + ln_bias
         return torch.tanh(out)

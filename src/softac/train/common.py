@@ -36,7 +36,8 @@ def make_collector(
     # Continuing without saved env state (a checkpoint saved outside training) draws fresh
     # episodes from other seeds rather than replaying the first ones.
     seeds = [s + agent.env_steps for s in agent.seeds]
-    collector = Collector(envs, agent.to_env, seeds, cfg.skip_nonfinite, cfg.env_id, agent.spec.obs_layout)
+    collector = Collector(envs, agent.to_env, seeds, cfg.skip_nonfinite, cfg.env_id, agent.spec.obs_layout,
+                          getattr(agent, "pixels", None))
     if resume and all("collector" in r for r in resume):
         collector.restore([r["collector"] for r in resume])
     return envs, owns, collector
