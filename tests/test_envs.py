@@ -59,7 +59,7 @@ def test_env_spec_of_pendulum() -> None:
         ("Pendulum-v99", "Pendulum-v99"),
         ("CartPole-v1", "Discrete action space"),
         ("SoftacTest/InfiniteBox-v0", "infinite bounds"),
-        ("SoftacTest/ImageObs-v0", "is an image (uint8 Box (8, 8, 3))"),
+        ("SoftacTest/ImageObs-v0", "is 8×8, too small for the encoder's four 3×3 convolutions"),
         ("bad id!", "invalid environment id 'bad id!'"),
         ("nosuchmodule:Foo-v0", "No module named 'nosuchmodule'"),
     ],

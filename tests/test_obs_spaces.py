@@ -143,7 +143,8 @@ def test_refused_spaces_name_the_wrapper(tmp_path: Path) -> None:
     for space, needle in [
         (gym.spaces.Text(5), "Text space"),
         (gym.spaces.Sequence(gym.spaces.Discrete(2)), "Sequence space"),
-        (gym.spaces.Dict({"pixels": gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)}), "key 'pixels'"),
+        (gym.spaces.Dict({"a": gym.spaces.Box(0, 255, (8, 8, 3), np.uint8),
+                          "b": gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)}), "2 image keys \\('a', 'b'\\)"),
         (gym.spaces.Dict({}), "empty Dict"),
     ]:
         with pytest.raises(SoftacError, match=needle):

@@ -33,6 +33,9 @@ from softac.errors import SoftacError
 from softac.obs import ObsLayout
 
 
+MIN_SIDE = 15  # the DrQ-v2 encoder's 3×3 convolutions (stride 2, then 1, 1, 1) leave one pixel of 15
+
+
 @dataclass(frozen=True)
 class PixelSpec:
     """How the image key's frames become channel-first stacks, and the acting row's width."""
@@ -58,6 +61,10 @@ class PixelSpec:
         except ValueError as exc:
             raise SoftacError(f"{env_id}'s image {key.name}: {exc}; give frames as (H, W, C) or (C, H, W) "
                               "with the channels the smallest axis") from None  # fmt: skip
+        if min(chw[1:]) < MIN_SIDE:
+            raise SoftacError(f"{env_id}'s image {key.name} is {chw[1]}×{chw[2]}, too small for the encoder's four 3×3 "
+                              f"convolutions (at least {MIN_SIDE}×{MIN_SIDE}): render larger, or resize with "
+                              "gymnasium.wrappers.ResizeObservation")  # fmt: skip
         return cls(shape, chw, last, stack, layout.dim)
 
     @property
