@@ -35,7 +35,7 @@ class Dots(gym.Env):  # type: ignore[type-arg]
 
     def _obs(self) -> Any:
         img = np.full(self.shape, 20, np.uint8)
-        col = int(round(self.x * (self.side - 1)))
+        col = round(self.x * (self.side - 1))
         if self.layout == "chw":
             img[:, :, col] = 255
         else:
@@ -157,13 +157,13 @@ def test_refusals_are_one_line() -> None:
         with pytest.raises(SoftacError, match=needle) as info:
             cls(make("hwc"), **{**(SMALL if cls is not CrossQ else vectors), **kw})
         assert "\n" not in str(info.value)
-    with pytest.raises(SoftacError, match="has no image .* drop the option"):
+    with pytest.raises(SoftacError, match=r"has no image .* drop the option"):
         SAC("Pendulum-v1", frame_stack=3, **SMALL)
     with pytest.raises(SoftacError, match="--augment shift acts on image observations"):
         SAC("Pendulum-v1", augment="shift", **SMALL)
     with pytest.raises(SoftacError, match="a user's encoder reads vector observations only"):
         SAC(make("hwc"), encoder=torch.nn.Flatten, **SMALL)
-    with pytest.raises(SoftacError, match="dqn reads vectors|Box action space"):
+    with pytest.raises(SoftacError, match=r"dqn reads vectors|Box action space"):
         DQN(lambda: gym.wrappers.TransformAction(Dots(), lambda a: a, gym.spaces.Discrete(2)), **vectors)
 
 
@@ -175,7 +175,7 @@ class WrongFrames(Dots):
 
 def test_wrong_frames_from_the_environment_name_the_key() -> None:
     agent = SAC(lambda: WrongFrames("hwc"), **SMALL)
-    with pytest.raises(EnvError, match="the observation is an image of dtype float32 .* its space is uint8"):
+    with pytest.raises(EnvError, match=r"the observation is an image of dtype float32 .* its space is uint8"):
         agent.learn(progress=False)
 
 
@@ -187,7 +187,7 @@ def test_memory_counts_the_frame_ring_and_refuses_what_cannot_fit() -> None:
     ring = (120 + 6 + 2 * 3) * 256 + 120 * 4 * 8
     assert parts["frame buffer"] == ring
     assert agent.memory_reserved()["frame buffer"] == (500 + 25 + 6) * 256 + 500 * 32
-    with pytest.raises(SoftacError, match="buffer.size"):
+    with pytest.raises(SoftacError, match=r"buffer.size"):
         SAC(make("hwc", side=84), **{**SMALL, "buffer_size": 10**9, "total_steps": 10**9})
 
 

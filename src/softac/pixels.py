@@ -32,7 +32,6 @@ from softac.data.frames import image_layout
 from softac.errors import SoftacError
 from softac.obs import ObsLayout
 
-
 MIN_SIDE = 15  # the DrQ-v2 encoder's 3×3 convolutions (stride 2, then 1, 1, 1) leave one pixel of 15
 
 
