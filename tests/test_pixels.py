@@ -187,7 +187,7 @@ def test_memory_counts_the_frame_ring_and_refuses_what_cannot_fit() -> None:
     ring = (120 + 6 + 2 * 3) * 256 + 120 * 4 * 8
     assert parts["frame buffer"] == ring
     assert agent.memory_reserved()["frame buffer"] == (500 + 25 + 6) * 256 + 500 * 32
-    with pytest.raises(SoftacError, match=r"buffer.size"):
+    with pytest.raises(SoftacError, match=r"lower buffer_size .*; buffer_size=\d+ fits"):
         SAC(make("hwc", side=84), **{**SMALL, "buffer_size": 10**9, "total_steps": 10**9})
 
 
@@ -199,3 +199,32 @@ def test_predict_rows_of_a_batch() -> None:
     assert rows.shape == (2, 2 + 2 * 256)
     assert np.array_equal(rows[1, 2:], frames[1].reshape(-1).astype(np.float32))
     assert (rows[:, :2] == 1).all()
+
+
+def test_evaluation_and_sb3_evaluate_policy_read_the_stacks(tmp_path: Path) -> None:
+    """Evaluation rows in progress.csv (softac's evaluation stacks each environment's frames), and
+    SB3's ``evaluate_policy`` on a FrameStackObservation env, whose stacks are what ``predict`` takes."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+
+    agent = SAC(make("hwc"), frame_stack=3, **{**SMALL, "eval_freq": 60, "eval_episodes": 2})
+    agent.learn(run_dir=tmp_path / "run", progress=False)
+    rows = (tmp_path / "run" / "progress.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    evals = [r.split(",") for r in rows[1:] if r.split(",")[header.index("eval_return_mean")]]
+    assert len(evals) == 2 and all(-12 <= float(r[header.index("eval_return_mean")]) <= 0 for r in evals)
+    mean, _ = evaluate_policy(agent, Monitor(gym.wrappers.FrameStackObservation(Dots("hwc"), 3)), n_eval_episodes=2)
+    assert -12 <= mean <= 0
+
+
+@pytest.mark.slow  # Inductor compiles the convolutions forward and backward: a minute on two cores
+def test_the_compiled_update_equals_the_eager_one() -> None:
+    """--compile-update covers the image encoder: the same run compiled and eager agree to float32
+    rounding (grouped convolutions, the shift's gather, LayerNorm and tanh all under Inductor)."""
+    cfg = {**SMALL, "frame_stack": 2, "augment": "shift", "seed": 2}
+    eager = SAC(make("dict"), compile_update=False, **cfg).learn(progress=False)
+    compiled = SAC(make("dict"), compile_update=True, **cfg).learn(progress=False)
+    assert compiled.updates == eager.updates == 60
+    a, b = state_tensors(eager), state_tensors(compiled)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)

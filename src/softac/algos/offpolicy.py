@@ -275,16 +275,20 @@ class OffPolicyAgent(Agent):
         cfg = self.config
         # Hindsight relabelling samples on the host (softac.data.her): never inside a CUDA graph.
         compiled, graphs = cfg.compiles(self.device.type), cfg.cuda_graph and not self.buffer.relabels
-        if getattr(self, "encoder", None) is not None and (compiled or graphs):
-            # An encoder (the user's, or the image encoder) runs eagerly: compiled, the user's
-            # encoder's gradients came out different from the eager update's (measured: Adam moments
-            # 0.16 apart after one update, where without an encoder the two agree to 1e-7), and CUDA
-            # graphs of either are untested.
-            if compiled or (graphs and self.device.type == "cuda"):
+        user_encoder = self.encoder_spec[0] is not None
+        if (user_encoder and (compiled or graphs)) or (self.pixels is not None and graphs):
+            # The user's encoder runs eagerly: compiled, its gradients came out different from the
+            # eager update's (measured: Adam moments 0.16 apart after one update, where without an
+            # encoder the two agree to 1e-7); its functional_call under vmap is the suspect, since
+            # the image encoder, plain grouped convolutions, compiles equal to eager (3e-8 after
+            # three updates; tests/test_pixels.py). CUDA graphs of either are untested.
+            if (compiled and user_encoder) or (graphs and self.device.type == "cuda"):
                 what = "image observations" if self.pixels is not None else "encoder="
-                print(f"softac: note: a model with {what} updates eagerly (no torch.compile, no CUDA graph): those "
-                      "forms are not yet held equal to the eager update with an encoder", file=sys.stderr)  # fmt: skip
-            compiled = graphs = False
+                forms = "no CUDA graph" if self.pixels is not None else "no torch.compile, no CUDA graph"
+                print(f"softac: note: a model with {what} updates eagerly ({forms}): those forms are not yet held "
+                      "equal to the eager update with an encoder", file=sys.stderr)  # fmt: skip
+            compiled = compiled and not user_encoder
+            graphs = False
         key = (cfg.fast_update, compiled, graphs)
         if self._runner is None or self._inner is None or key != self._runner_key:
             for module in self.modules().values():
