@@ -8,7 +8,7 @@ HalfCheetah-v5, batch 256, 256×256, one update per environment step, float32, l
 
 (a) SAC and TD3: the in-process figure of ``softac bench`` (fresh subprocess, evaluation outside
     the timed window, first 20 updates apart) alternating with the ``softac train`` command itself
-    (two whole processes, two budgets, the difference: ``softac.bench_cli``), 3 rounds, medians;
+    (two whole processes, two budgets, the difference: ``softac.cli.bench``), 3 rounds, medians;
     then Stable-Baselines3 SAC and TD3 on the same device;
 (b) 16 seeds of SAC in one process (sync envs), steps/s per seed; then, while the deadline
     allows, 1, 4 and 64 seeds (the curve).

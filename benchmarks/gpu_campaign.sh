@@ -57,8 +57,8 @@ $PYBIN - "$SUITE" "$SEEDS" <<'PY'
 import sys, pathlib, statistics as st
 from softac.suite.results import cell_rows, FIELDS
 from softac.suite.spec import Cell
-from softac.cli_args import seeds_arg
-from softac.stats import write_csv_atomic
+from softac.cli.args import seeds_arg
+from softac.analysis.stats import write_csv_atomic
 out = pathlib.Path(sys.argv[1]); seeds = list(seeds_arg(sys.argv[2]))
 rows = []
 for run in sorted((out / "runs").glob("*__*")):

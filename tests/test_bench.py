@@ -18,7 +18,7 @@ def test_bench_softac_only_prints_a_measured_median() -> None:
     assert match is not None, proc.stdout
     assert float(match.group(1)) > 0.0
     assert "1M-transition buffer" in proc.stdout
-    # The `softac train` column: two whole processes, their difference (softac.bench_cli); with
+    # The `softac train` column: two whole processes, their difference (softac.cli.bench); with
     # 100 steps of a 32×32 network on a loaded machine the difference can drown in start-up noise,
     # which the column reports as nan rather than as a figure.
     cli = re.search(r"median softac train: ([0-9.]+|nan) steps/s", proc.stdout)
@@ -27,7 +27,7 @@ def test_bench_softac_only_prints_a_measured_median() -> None:
 
 
 def test_cli_flags_are_the_train_command_s() -> None:
-    from softac.bench_cli import cli_flags
+    from softac.cli.bench import cli_flags
 
     assert cli_flags({"device": "cuda", "cuda_graph": False, "compile_update": True, "seeds": [0, 1, 2],
                       "hidden_sizes": [32, 32], "batch_size": 64}) == [

@@ -14,6 +14,7 @@ import torch
 from helpers import TINY, assert_one_line_error, cli_env, run_cli
 
 from softac import SAC, TD3, SoftacError, cli
+from softac.cli.train import build_train_parser
 from softac.logging import read_progress
 
 
@@ -88,7 +89,7 @@ def test_plot_overlays_two_algorithms(
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(out) in proc.stdout
     # in-process: the figure really has one panel with one line per algorithm, labelled
-    from softac import plot as plot_mod
+    from softac.analysis import plot as plot_mod
 
     captured: dict[str, object] = {}
     original = plt.Figure.savefig
@@ -163,7 +164,7 @@ def test_bad_train_input_in_process(
 
 
 def test_integer_flags_accept_scientific_notation() -> None:
-    parser = cli.build_train_parser("sac")
+    parser = build_train_parser("sac")
     args = parser.parse_args(["--total-steps", "1e6", "--buffer-size", "1_000"])
     assert args.total_steps == 1_000_000 and args.buffer_size == 1000
 
@@ -175,7 +176,7 @@ def test_every_config_field_is_a_flag() -> None:
 
     assert {"sac", "td3", "ddpg"} <= set(registry.names())
     for algo in registry.names():
-        help_text = cli.build_train_parser(algo).format_help()
+        help_text = build_train_parser(algo).format_help()
         for f in dataclasses.fields(registry.get(algo).config_cls):
             assert "--" + f.name.replace("_", "-") in help_text, (algo, f.name)
 

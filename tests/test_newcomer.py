@@ -20,10 +20,10 @@ from test_ppo import PPO_TINY
 
 import softac
 from softac import PPO, SAC, CrossQ, cli, registry
+from softac.analysis.plot import plot_runs
+from softac.analysis.stats import aggregate
 from softac.io.rundir import list_checkpoints
 from softac.logging import COMMON_FIELDS, FAMILY_FIELDS, read_progress
-from softac.plot import plot_runs
-from softac.stats import aggregate
 
 
 def _drawn_pixels(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:

@@ -8,9 +8,9 @@ import pytest
 from helpers import capture_figure, fake_run
 
 from softac import SoftacError
+from softac.analysis.plot import plot_runs
+from softac.analysis.stats import aggregate
 from softac.logging import CSV_FIELDS, RunLogger, read_progress
-from softac.plot import plot_runs
-from softac.stats import aggregate
 
 
 def test_plot_groups_by_env_and_algorithm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

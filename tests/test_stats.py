@@ -13,9 +13,8 @@ import pytest
 from helpers import assert_one_line_error, capture_figure, fake_run, run_cli
 
 from softac import SoftacError
-from softac.cli import main
-from softac.plot import plot_runs, resolve_out
-from softac.stats import (
+from softac.analysis.plot import plot_runs, resolve_out
+from softac.analysis.stats import (
     SUMMARY_FIELDS,
     aggregate,
     curve_table,
@@ -26,6 +25,7 @@ from softac.stats import (
     read_curve,
     write_summary,
 )
+from softac.cli import main
 
 
 def _main(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:

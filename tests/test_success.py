@@ -15,9 +15,9 @@ import pytest
 from helpers import TINY, capture_figure, fake_run
 
 from softac import PPO, SAC, cli
+from softac.analysis.plot import plot_runs
 from softac.io.rundir import list_checkpoints
 from softac.logging import csv_fields, read_progress
-from softac.plot import plot_runs
 
 EPISODE = 5  # every episode of the test environment lasts 5 steps (its TimeLimit truncates)
 

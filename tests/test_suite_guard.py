@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from softac.cli import main
-from softac.cli_args import Parser
+from softac.cli.args import Parser
 from softac.suite import record
 from softac.suite.cli import _parser
 from softac.suite.precheck import check_cells

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from softac.bench_cli import measure_cli
+from softac.cli.bench import measure_cli
 from softac.errors import SoftacError
 
 SB3_ALGOS = ("sac", "td3", "ddpg")  # the algorithms with a Stable-Baselines3 counterpart here
@@ -132,7 +132,7 @@ class Variant:
     """One column of the table: a library, its options, and where its code comes from."""
 
     label: str
-    library: str  # "softac", "sb3", "sbx" or "cli" (whole `softac train` processes, softac.bench_cli)
+    library: str  # "softac", "sb3", "sbx" or "cli" (whole `softac train` processes, softac.cli.bench)
     options: dict[str, Any] = field(default_factory=dict)  # softac config fields
     device: str = "cpu"  # SB3's device (softac's is in options)
     src: str | None = None  # PYTHONPATH for another softac checkout

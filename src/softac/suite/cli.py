@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from softac.cli_args import seeds_arg
+from softac.cli.args import seeds_arg
 from softac.errors import SoftacError
 from softac.suite import record
 from softac.suite.precheck import check_cells, check_numbers, check_ray

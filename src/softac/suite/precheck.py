@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from softac import preset_apply, registry
-from softac.cli_args import Parser, add_config_flags, allow_import_flag
+from softac.cli.args import Parser, add_config_flags, allow_import_flag
 from softac.errors import SoftacError
 from softac.runtime import resolve_device
 from softac.suite.spec import EXTERNAL, VARIANTS, Cell

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from softac.stats import write_csv_atomic
+from softac.analysis.stats import write_csv_atomic
 from softac.suite.spec import Cell
 
 FIELDS = ["algorithm", "env", "seed", "step", "return"]

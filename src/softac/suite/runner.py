@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from softac.cli_args import flag_name
+from softac.cli.args import flag_name
 from softac.io.rundir import holds_run, list_checkpoints
 from softac.suite.results import cell_problem, files_problem
 from softac.suite.spec import EXTERNAL, VARIANTS, Cell

@@ -38,13 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from softac.cli_args import seeds_arg
+from softac.analysis.stats import write_csv_atomic
+from softac.cli.args import seeds_arg
 from softac.config import BaseConfig
 from softac.errors import SoftacError
 from softac.evaluate import EVAL_SEED_OFFSET
 from softac.logging import COMMON_FIELDS, read_progress
 from softac.presets import get_preset
-from softac.stats import write_csv_atomic
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(BaseConfig)}
 

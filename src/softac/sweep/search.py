@@ -26,8 +26,8 @@ from typing import Any
 
 from ray import tune
 
+from softac.analysis.stats import final_returns, read_curve
 from softac.errors import SoftacError
-from softac.stats import final_returns, read_curve
 from softac.sweep.spec import SweepSpec, space_bounds, write_json_atomic
 from softac.sweep.summary import env_dir
 from softac.sweep.trial import run_one, run_state

@@ -1,5 +1,5 @@
 """``SWEEP/summary.csv`` and ``SWEEP/summary.png``: per environment and setting, the final return
-over seeds (mean, median, IQM, 95 % bootstrap CIs; :mod:`softac.stats`) and the learning curves."""
+over seeds (mean, median, IQM, 95 % bootstrap CIs; :mod:`softac.analysis.stats`) and the learning curves."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from softac.analysis.plot import plot_groups
+from softac.analysis.stats import Curve, aggregate, final_returns, read_curve, write_csv_atomic
 from softac.errors import SoftacError
-from softac.plot import plot_groups
-from softac.stats import Curve, aggregate, final_returns, read_curve, write_csv_atomic
 from softac.sweep.spec import SweepSpec
 
 SWEEP_SUMMARY_FIELDS = [

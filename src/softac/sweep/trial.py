@@ -22,11 +22,11 @@ from typing import Any
 
 import softac.algos  # noqa: F401  (registers every algorithm)
 from softac import registry
+from softac.analysis.stats import final_returns, read_curve
 from softac.envs import module_of
 from softac.errors import DivergenceError, SoftacError
 from softac.io.rundir import list_checkpoints
 from softac.preset_apply import resolve as resolve_preset
-from softac.stats import final_returns, read_curve
 
 KILL_ENV = "SOFTAC_SWEEP_TEST_KILL"
 # The files a run writes into its directory; a run that died before its first checkpoint has

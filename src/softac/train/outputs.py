@@ -15,13 +15,13 @@ from typing import Any
 
 import torch
 
+from softac.analysis.plot import plot_runs
+from softac.analysis.stats import write_summary
 from softac.errors import SoftacError
 from softac.io.files import loads_json, write_json_atomic
 from softac.io.owned import clear_run
 from softac.io.rundir import BATCH, learner_dirs, list_checkpoints, seed_layout
-from softac.plot import plot_runs
 from softac.protocols import AgentLike
-from softac.stats import write_summary
 
 _RUN_FILES = ("config.json", "progress.csv", "learning_curve.png", "summary.csv", BATCH)
 

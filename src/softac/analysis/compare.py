@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softac.errors import SoftacError
-from softac.stats import (
+from softac.analysis.stats import (
     Curve,
     aggregate,
     expand_runs,
@@ -27,6 +26,7 @@ from softac.stats import (
     probability_of_improvement,
     read_curve,
 )
+from softac.errors import SoftacError
 
 SUCCESS_METRIC = "eval_success_rate"
 

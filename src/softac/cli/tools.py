@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from softac import preset_apply
-from softac.cli_args import Parser, allow_import_flag, int_arg
+from softac.cli.args import Parser, allow_import_flag, int_arg
 from softac.errors import SoftacError
 from softac.io.load import load_agent
 from softac.train.signals import SignalFlag
@@ -68,7 +68,7 @@ def success_text(flags: np.ndarray) -> str:
 
 
 def cmd_plot(argv: Sequence[str]) -> int:
-    from softac.plot import STATS, plot_runs, resolve_out
+    from softac.analysis.plot import STATS, plot_runs, resolve_out
 
     p = Parser(prog="softac plot", description="Draw learning curves of any set of runs: one panel per "
                 "environment, one line per algorithm; several seeds as their mean (or IQM) with a 95% "
@@ -97,7 +97,7 @@ def cmd_presets(argv: Sequence[str]) -> int:
 
 
 def cmd_compare(argv: Sequence[str]) -> int:
-    from softac.compare import main as compare_main
+    from softac.analysis.compare import main as compare_main
 
     return compare_main(argv, Parser)
 

@@ -1,6 +1,6 @@
 """Learning-curve figures (``softac plot``): one panel per environment, one line per algorithm
 (or per group label). Several seeds are drawn as their mean or IQM with a 95 % bootstrap
-confidence interval band (see :mod:`softac.stats`); one seed as a plain line."""
+confidence interval band (see :mod:`softac.analysis.stats`); one seed as a plain line."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from softac.analysis.stats import Curve, curve_table, has_column, load_labelled, read_curve
 from softac.errors import SoftacError
-from softac.stats import Curve, curve_table, has_column, load_labelled, read_curve
 
 STATS = ("mean", "iqm")
 # What matplotlib's Agg canvas can write; anything else failed deep inside savefig with
@@ -137,7 +137,7 @@ def _panel(ax: Any, name: str, groups: dict[str, list[Curve]], stat: str, descri
 def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None, stat: str = "mean") -> Path:
     """Learning curves of any set of runs: one panel per environment; one line per algorithm for
     single-seed run directories, one line per multi-seed directory (see
-    :func:`softac.stats.load_labelled`); seeds of a line are aggregated (``stat``: mean or iqm,
+    :func:`softac.analysis.stats.load_labelled`); seeds of a line are aggregated (``stat``: mean or iqm,
     with a 95 % CI band)."""
     panels: Panels = defaultdict(dict)
     success: Panels = defaultdict(dict)
