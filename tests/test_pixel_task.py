@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import softac.tasks
+from softac.action_repeat import ActionRepeat, agent_steps
 from softac.envs import make_env
 from softac.errors import SoftacError
 from softac.from_pixels import pixel_observations
@@ -223,3 +224,36 @@ def test_deepmind_control_from_pixels_headless() -> None:
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("softac.errors.SoftacError:") and "MUJOCO_GL=egl" in last, out.stderr
+
+
+# ---- action repeat -----------------------------------------------------------------------------
+
+
+def test_action_repeat_sums_rewards_and_ends_with_the_episode() -> None:
+    repeated = ActionRepeat(make_env(PIXEL_REACH_ID), 3)
+    single = make_env(PIXEL_REACH_ID)
+    obs, _ = repeated.reset(seed=4)
+    ref, _ = single.reset(seed=4)
+    assert np.array_equal(obs, ref)
+    rng = np.random.default_rng(1)
+    steps = 0
+    while True:
+        action = rng.uniform(-1.0, 1.0, 2).astype(np.float32)
+        obs, reward, terminated, truncated, _ = repeated.step(action)
+        steps += 1
+        total = 0.0
+        for _ in range(3):  # the same action on the twin, up to the end of its episode
+            ref, r, ref_terminated, ref_truncated, _ = single.step(action)
+            total += float(r)
+            if ref_terminated or ref_truncated:
+                break
+        assert np.array_equal(obs, ref) and reward == pytest.approx(total, abs=1e-12)
+        assert (terminated, truncated) == (ref_terminated, ref_truncated)
+        if truncated:
+            break
+    assert steps == 17 == agent_steps(repeated)  # ⌈50 / 3⌉: the last step takes 2 of its 3 repeats
+    assert agent_steps(ActionRepeat(ActionRepeat(make_env(PIXEL_REACH_ID), 2), 3)) == 9  # ⌈50 / 6⌉
+    assert agent_steps(PixelReach()) is None  # no registration, no time limit
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(SoftacError, match="action repeat must be a positive integer"):
+            ActionRepeat(make_env(PIXEL_REACH_ID), bad)  # type: ignore[arg-type]
