@@ -8,11 +8,13 @@ import importlib
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
 
 import softac.tasks
 from softac.action_repeat import ActionRepeat, agent_steps
@@ -257,3 +259,10 @@ def test_action_repeat_sums_rewards_and_ends_with_the_episode() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(SoftacError, match="action repeat must be a positive integer"):
             ActionRepeat(make_env(PIXEL_REACH_ID), bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"with_state": True}, {"channels": 3, "render_mode": "rgb_array"}])
+def test_gymnasiums_env_checker_passes(kwargs: dict[str, object]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning of the checker is a failure
+        check_env(gym.make(PIXEL_REACH_ID, **kwargs).unwrapped, skip_render_check=False)
