@@ -118,8 +118,18 @@ def test_dict_variant_and_render() -> None:
     assert PixelReach().render() is None  # no render mode: nothing rendered
 
 
+def test_a_fixed_target_stays_and_the_agent_starts_as_without_it() -> None:
+    fixed, free = make_env(PIXEL_REACH_ID, [("target", (0.25, 0.75))]), make_env(PIXEL_REACH_ID)
+    for seed in range(3):
+        fixed.reset(seed=seed)
+        free.reset(seed=seed)
+        np.testing.assert_array_equal(fixed.unwrapped.target, [0.25, 0.75])
+        np.testing.assert_array_equal(fixed.unwrapped.agent, free.unwrapped.agent)
+        assert _episode(fixed, seed, "greedy")[2] < 1e-9
+
+
 def test_bad_task_arguments_are_one_line() -> None:
-    for kwargs in ([("channels", 2)], [("size", 4)], [("step_size", 0.0)]):
+    for kwargs in ([("channels", 2)], [("size", 4)], [("step_size", 0.0)], [("target", (0.5, 1.5))]):
         with pytest.raises(SoftacError) as info:
             make_env(PIXEL_REACH_ID, kwargs)
         assert "\n" not in str(info.value) and PIXEL_REACH_ID in str(info.value)

@@ -24,7 +24,8 @@ _RGB = {"agent": (255, 48, 48), "target": (48, 255, 48)}
 class PixelReach(gym.Env[Any, np.ndarray]):
     """Move a point agent to a target, seen from pixels.
 
-    - **State**: agent and target positions in [0, 1]²; both drawn uniformly at ``reset``.
+    - **State**: agent and target positions in [0, 1]²; both drawn uniformly at ``reset``, unless
+      ``target`` fixes the target's (an easier task: one blob to find, not two to relate).
     - **Action**: a velocity in [−1, 1]² (clipped), scaled by ``step_size``; the agent stays in the square.
     - **Reward**: −‖agent − target‖ after the move. Dense and bounded in [−√2, 0]: every step says
       how far off the agent is, so the learner needs no exploration luck (a sparse "reached" reward
@@ -49,6 +50,7 @@ class PixelReach(gym.Env[Any, np.ndarray]):
         channels: int = 1,
         with_state: bool = False,
         step_size: float = 0.1,
+        target: tuple[float, float] | None = None,
         render_mode: str | None = None,
     ) -> None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 8:
@@ -57,12 +59,16 @@ class PixelReach(gym.Env[Any, np.ndarray]):
             raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
         if not (isinstance(step_size, (int, float)) and 0.0 < float(step_size) <= 1.0):
             raise ValueError(f"step_size must be in (0, 1], got {step_size!r}")
+        fixed = None if target is None else np.asarray(target, dtype=np.float64)
+        if fixed is not None and (fixed.shape != (2,) or not np.all((fixed >= 0.0) & (fixed <= 1.0))):
+            raise ValueError(f"target must be None (drawn at reset) or a position (x, y) in [0, 1]², got {target!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.size = size
         self.channels = channels
         self.with_state = with_state
         self.step_size = float(step_size)
+        self.fixed_target = fixed
         self.render_mode = render_mode
         pixels = gym.spaces.Box(0, 255, (size, size, channels), np.uint8)
         state = gym.spaces.Box(0.0, 1.0, (4,), np.float32)
@@ -100,7 +106,8 @@ class PixelReach(gym.Env[Any, np.ndarray]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         self.agent = self.np_random.uniform(0.0, 1.0, 2)
-        self.target = self.np_random.uniform(0.0, 1.0, 2)
+        drawn = self.np_random.uniform(0.0, 1.0, 2)  # drawn even when fixed: the agent's start is the same
+        self.target = drawn if self.fixed_target is None else self.fixed_target.copy()
         return self._obs(), {"distance": self.distance()}
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
