@@ -1,4 +1,4 @@
-"""Project-made tasks: small environments softac's tests can learn on a 2-core CPU.
+"""Project-made tasks: small environments for softac's tests, cheap to step on a 2-core CPU.
 
 ``softac/PixelReach-v0``: a point agent in the unit square moves towards a target it sees only in a
 32×32 ``uint8`` image. Importing this module registers it (softac does so on demand for any
@@ -29,9 +29,9 @@ class PixelReach(gym.Env[Any, np.ndarray]):
     - **Action**: a velocity in [−1, 1]² (clipped), scaled by ``step_size``; the agent stays in the square.
     - **Reward**: −‖agent − target‖ after the move. Dense and bounded in [−√2, 0]: every step says
       how far off the agent is, so the learner needs no exploration luck (a sparse "reached" reward
-      would), only to find the two blobs in the image and move one towards the other — what a conv
-      encoder learns first. The best return is reached by the greedy controller (move straight at the
-      target), which makes a scripted baseline exact.
+      would), only to find the two blobs in the image and move one towards the other. The best
+      return is reached by the greedy controller (move straight at the target), which makes a
+      scripted baseline exact.
     - **Episode**: never terminates; the registration truncates it after 50 steps (``gym.make``
       adds the time limit; a ``PixelReach()`` built directly runs until you stop it).
     - **Observation**: a ``uint8`` image ``(size, size, C)``, channel-last: black background, the
