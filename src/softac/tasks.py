@@ -122,7 +122,7 @@ class PixelReach(gym.Env[Any, np.ndarray]):
         return self.draw(3) if self.render_mode == "rgb_array" else None
 
 
-def greedy_action(env: PixelReach) -> np.ndarray:
+def greedy_action(env: gym.Env) -> np.ndarray:
     """The scripted controller: straight at the target, at full speed until the last step lands on it.
     Reads the env's state (``env.unwrapped``), so it is a reference for tests, not a policy."""
     base = env.unwrapped
