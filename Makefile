@@ -12,7 +12,7 @@ $(BIN)/softac: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/pip install -q -e ".[dev,bench,ray,export,docs,suite,dmc,robotics]"
+	$(BIN)/pip install -q -e ".[dev,bench,ray,export,docs,suite,dmc,robotics,pixels]"
 	touch $(BIN)/softac
 
 # Every example in the documentation calls a bare `softac`: say where it is.

@@ -55,7 +55,7 @@ def check_import_allowed(env_id: str, allowed: Collection[str], where: str) -> N
 # Namespaces of environment ids whose environments a package registers only when imported, and
 # the softac extra that installs it. The modules are fixed here (a whitelist), never taken from an
 # id or a file, so a checkpoint naming "dm_control/…" imports nothing but this package.
-NAMESPACE_PACKAGES: dict[str, tuple[str, str]] = {"dm_control": ("shimmy", "dmc")}
+NAMESPACE_PACKAGES: dict[str, tuple[str, str]] = {"dm_control": ("shimmy", "dmc"), "softac": ("softac.tasks", "")}
 
 
 def register_namespace(env_id: str) -> None:
