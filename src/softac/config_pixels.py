@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from softac.config import OffPolicyConfig, _f
+from softac.env_options import env_wrap, refuse_for, render_kwargs
+from softac.env_sources import EnvSource
 from softac.envs import EnvSpec
 from softac.errors import SoftacError
 from softac.pixels import PixelSpec
@@ -25,11 +27,16 @@ class PixelConfig(OffPolicyConfig):
                       "observation and next observation; 'none' does not.", choices=("none", "shift"))  # fmt: skip
     image_features: int = _f(50, "Images: width of the convolutional encoder's output (SAC-AE, DrQ, DrQ-v2: 50).",
                              "positive")  # fmt: skip
+    pixels: int = _f(0, "Images: train from the environment's rendered frames, this many pixels square (DrQ-v2: "
+                     "84), instead of its observations; 0 keeps its observations.", "non-negative")  # fmt: skip
+    action_repeat: int = _f(1, "Apply each action this many environment steps, the rewards summed (DrQ-v2: 2); "
+                            "total_steps counts the agent's steps.", "positive")  # fmt: skip
 
     @classmethod
     def added_later(cls) -> dict[str, Any]:
         """Runs saved before images were read trained on vectors: one frame, no augmentation."""
-        return {**super().added_later(), "frame_stack": 1, "augment": "none", "image_features": 50}
+        return {**super().added_later(), "frame_stack": 1, "augment": "none", "image_features": 50, "pixels": 0,
+                "action_repeat": 1}
 
     def validate(self) -> None:
         super().validate()
@@ -65,3 +72,13 @@ def pixel_spec(cfg: Any, spec: EnvSpec, algo: str, takes_images: bool, user_enco
         if bad:
             raise SoftacError(f"{what} is not defined for image observations ({spec.env_id}): {fix}")
     return PixelSpec.of(spec.obs_layout, cfg.frame_stack, spec.env_id)
+
+
+def with_env_options(source: EnvSource, cfg: Any) -> None:
+    """Give ``source`` the config's ``--pixels`` and ``--action-repeat`` (``softac.env_options``):
+    the render keyword arguments for an id, and the wrapper for every env it makes."""
+    pixels, repeat = int(getattr(cfg, "pixels", 0)), int(getattr(cfg, "action_repeat", 1))
+    refuse_for(source.kind, pixels, repeat)
+    if pixels > 0 and source.kind == "id":
+        source.kwargs = render_kwargs(source.env_id, pixels, source.kwargs)
+    source.wrap = env_wrap(pixels, repeat)

@@ -51,6 +51,8 @@ class EnvSource:
     vector_env: gym.vector.VectorEnv | None = None
     eval_factory: Callable[[], gym.Env] | None = None
     eval_instance: gym.Env | None = None  # the user's own evaluation env (``eval_env=`` an instance)
+    # wraps every env made from the id or the factory (``softac.env_options``: rendered frames, action repeat)
+    wrap: Callable[[gym.Env], gym.Env] | None = None
     _spec: EnvSpec | None = field(default=None, repr=False)
 
     @property
@@ -79,7 +81,8 @@ class EnvSource:
             elif self.instance is not None:
                 self._spec = env_spec(self.instance, self.env_id)
             else:  # an id or a factory: a training environment, not the evaluation one
-                env = _call(self.factory) if self.factory is not None else make_env(self.env_id, self.kwargs)
+                new = _call(self.factory) if self.factory is not None else make_env(self.env_id, self.kwargs)
+                env = self._made(new)
                 try:
                     self._spec = env_spec(env, self.env_id)
                 finally:
@@ -95,9 +98,9 @@ class EnvSource:
         if self.eval_factory is not None:
             return _call(self.eval_factory)
         if self.kind == "id":
-            return make_env(self.env_id, self.kwargs)
+            return self._made(make_env(self.env_id, self.kwargs))
         if self.factory is not None:
-            return _call(self.factory)
+            return self._made(_call(self.factory))
         raise SoftacError(
             f"cannot build an evaluation environment like this {self.kind} of {self.env_id}: pass "
             "eval_env=<an instance or factory> (or pass a factory instead of the instance)"
@@ -132,7 +135,18 @@ class EnvSource:
                 )
             return SingleVectorEnv(self.instance, owns_env=False), False
         make = self.factory if self.factory is not None else (lambda: make_env(self.env_id, self.kwargs))
-        return make_vector_env(make if self.kind == "id" else lambda: _call(make), n_envs, kind), True
+        one = make if self.kind == "id" else lambda: _call(make)
+        return make_vector_env(one if self.wrap is None else lambda: self._made(one()), n_envs, kind), True
+
+    def _made(self, env: gym.Env) -> gym.Env:
+        """A new env from the id or the factory, wrapped as the options say (``softac.env_options``)."""
+        if self.wrap is None:
+            return env
+        try:
+            return self.wrap(env)
+        except BaseException:
+            env.close()
+            raise
 
 
 class _SpacesOnly(gym.Env):

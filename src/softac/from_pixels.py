@@ -9,6 +9,7 @@ display (docs/images.md, "Environments from pixels").
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -94,6 +95,10 @@ def pixel_observations(env: gym.Env, size: int = 84, grayscale: bool = False, ke
             f"render_mode={mode!r}: create it with render_mode='rgb_array', e.g. "
             f"gymnasium.make('{_name(env)}', render_mode='rgb_array')"
         )
+    # Why: pygame's SDL, with no display to open, printed "error: XDG_RUNTIME_DIR is invalid or not set"
+    # on every run; an rgb_array frame needs no video driver. The user's own choice is kept.
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     frames = RenderedFrames(env, size, grayscale)
     try:
         return AddRenderObservation(frames, render_only=not keep_state)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from softac import memory, registry
 from softac.config import BaseConfig
-from softac.config_pixels import pixel_spec
+from softac.config_pixels import pixel_spec, with_env_options
 from softac.data.normaliser import ObservationNormaliser
 from softac.env_sources import EnvLike, EnvSource, source_of
 from softac.envs import EnvSpec, action_mapper
@@ -104,6 +104,7 @@ class Agent(abc.ABC):
             source = source_of(cfg.env_id, cfg.env_kwargs, eval_env)
         elif cfg.env_kwargs:
             raise SoftacError("env_kwargs apply to an environment id; an instance or factory is used as given")
+        with_env_options(source, cfg)
         self.config = cfg
         self.encoder_spec = check_encoder(encoder, encoder_kwargs, self.algo, self.takes_encoder)
         if seeds is None:
