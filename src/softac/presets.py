@@ -47,6 +47,7 @@ from types import MappingProxyType
 from typing import Any
 
 from softac.presets_goals import GOAL_PRESETS, HER_ZOO
+from softac.presets_pixels import DRQV2, PIXEL_PRESETS
 
 __all__ = ["ALLOWED_FIELDS", "Preset", "get_preset", "list_presets"]
 
@@ -54,11 +55,12 @@ _OFF = {"total_steps", "n_envs", "buffer_size", "batch_size", "gamma", "tau", "l
         "n_critics"}  # fmt: skip
 _ACTOR_CRITIC = _OFF | {"utd_ratio", "actor_lr", "critic_lr"}
 _TD3 = {"policy_delay", "target_noise", "target_noise_clip", "exploration_noise"}
+_PIXELS = {"pixels", "frame_stack", "action_repeat", "augment", "image_features"}  # softac.presets_pixels
 ALLOWED_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType({
     "sac": frozenset(_ACTOR_CRITIC | {"autotune_alpha", "alpha", "alpha_init", "alpha_lr", "target_entropy", "her",
                                       "her_k", "her_strategy", "normalize_obs"}),
     "td3": frozenset(_ACTOR_CRITIC | _TD3),
-    "ddpg": frozenset(_ACTOR_CRITIC | _TD3),
+    "ddpg": frozenset(_ACTOR_CRITIC | _TD3 | _PIXELS),
     "dqn": frozenset(_OFF - {"n_critics"} | {
         "utd_ratio", "lr", "target_update_interval", "exploration_fraction", "exploration_initial_eps",
         "exploration_final_eps", "max_grad_norm", "double_q", "loss", "burst_every"}),
@@ -241,6 +243,8 @@ _add("sac-discrete", "CartPole-v1", "Checked with softac's losses in a plain loo
 # -- goal-conditioned tasks with hindsight experience replay (softac.presets_goals) --------------
 for _algo, _ids, _note, _params in GOAL_PRESETS:
     _add(_algo, _ids, _note, HER_ZOO, **_params)
+for _algo, _ids, _note, _params in PIXEL_PRESETS:
+    _add(_algo, _ids, _note, DRQV2, **_params)
 
 
 def get_preset(algo: str, env_id: str) -> Preset | None:
