@@ -10,13 +10,14 @@ replay, one update every 2 agent steps (``update_every_steps: 2`` → ``utd_rati
 seed frames of uniform actions (2,000 agent steps at action repeat 2 → ``learning_starts``).
 
 What does not: DrQ-v2's 3-step returns (softac's frame ring holds one-step transitions, so
-``n_step`` stays 1 with images); its exploration σ annealed linearly from 1.0 to 0.1 (softac's
-DDPG keeps a constant σ: 0.2 here, the schedule's value about 90% of the way through an easy
-task's 100k frames); its target-policy smoothing with that σ clipped at 0.3 (a constant 0.2 clipped
-at 0.3 here). Two differences in the update remain: DrQ-v2's target action comes from the online
-actor and its actor loss takes the twin critics' minimum, where softac's DDPG uses a Polyak-averaged
-actor target and the first critic (the twin minimum is in the critics' target in both). Budgets: DrQ-v2 counts frames (agent steps × action repeat); ``total_steps`` counts agent steps,
-so its 1M frames of the easy tasks are 500,000 here.
+``n_step`` stays 1 with images); its exploration σ annealed linearly from 1.0 to 0.1 over 100k
+agent steps on the easy tasks (softac's DDPG keeps a constant σ: 0.2 here, the schedule's value at
+89k); its target-policy smoothing with that σ clipped at 0.3 (a constant 0.2 clipped at 0.3 here).
+Two differences in the update remain: DrQ-v2's target action comes from the online actor and its
+actor loss takes the twin critics' minimum, where softac's DDPG uses a Polyak-averaged actor target
+and the first critic (the twin minimum is in the critics' target in both). Budgets: DrQ-v2 counts
+frames (agent steps × action repeat); ``total_steps`` counts agent steps, so its 1M frames of the
+easy tasks are 500,000 here.
 """
 
 from __future__ import annotations
