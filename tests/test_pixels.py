@@ -228,3 +228,17 @@ def test_the_compiled_update_equals_the_eager_one() -> None:
     a, b = state_tensors(eager), state_tensors(compiled)
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_pixels_and_action_repeat_wrap_every_env_made_from_the_id() -> None:
+    """--pixels 24 renders Pendulum's frames (pygame, off-screen) for training and evaluation, one
+    frame per agent step, each action applied twice (the rewards summed: an episode of 200
+    environment steps is 100 agent steps)."""
+    agent = SAC("Pendulum-v1", pixels=24, action_repeat=2, **{**SMALL, "eval_freq": 100, "eval_episodes": 1,
+                                                               "total_steps": 100})  # fmt: skip
+    assert agent.spec.obs_layout.image is not None and agent.pixels is not None
+    assert agent.pixels.chw == (3, 24, 24)
+    agent.learn(progress=False)
+    assert agent.updates == 40 and agent.episodes == [1]  # 100 agent steps: one whole episode
+    with pytest.raises(SoftacError, match="--pixels 24 wraps the environments softac makes; .* given an instance"):
+        SAC(gym.make("Pendulum-v1", render_mode="rgb_array"), pixels=24, **SMALL)
