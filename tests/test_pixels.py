@@ -240,5 +240,5 @@ def test_pixels_and_action_repeat_wrap_every_env_made_from_the_id() -> None:
     assert agent.pixels.chw == (3, 24, 24)
     agent.learn(progress=False)
     assert agent.updates == 40 and agent.episodes == [1]  # 100 agent steps: one whole episode
-    with pytest.raises(SoftacError, match="--pixels 24 wraps the environments softac makes; .* given an instance"):
+    with pytest.raises(SoftacError, match=r"--pixels 24 wraps the environments softac makes; .* given an instance"):
         SAC(gym.make("Pendulum-v1", render_mode="rgb_array"), pixels=24, **SMALL)

@@ -52,6 +52,7 @@ def refuse_for(kind: str, pixels: int, action_repeat: int) -> None:
     """A user's instance or vector env is the user's: softac does not re-wrap it."""
     if kind in ("instance", "vector") and (pixels > 0 or action_repeat > 1):
         what = f"--pixels {pixels}" if pixels > 0 else f"--action-repeat {action_repeat}"
-        raise SoftacError(f"{what} wraps the environments softac makes; this run was given {'an' if kind == 'instance' else 'a'} {kind}: pass an id or a "
-                          "factory, or wrap it yourself (softac.from_pixels.pixel_observations, "
+        article = "an" if kind == "instance" else "a"
+        raise SoftacError(f"{what} wraps the environments softac makes; this run was given {article} {kind}: pass "
+                          "an id or a factory, or wrap it yourself (softac.from_pixels.pixel_observations, "
                           "softac.action_repeat.ActionRepeat)")  # fmt: skip
