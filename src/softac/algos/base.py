@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from softac import memory, registry
+from softac import memory
+from softac.algos.setup import check_action_space, configure
 from softac.config import BaseConfig
-from softac.config_pixels import pixel_spec, with_env_options
+from softac.config_pixels import pixel_spec
 from softac.data.normaliser import ObservationNormaliser
-from softac.env_sources import EnvLike, EnvSource, source_of
+from softac.env_sources import EnvLike
 from softac.envs import EnvSpec, action_mapper
 from softac.errors import SoftacError
 from softac.io.load import load_agent
@@ -35,7 +36,6 @@ from softac.optim import adam_step, adam_step_traceable, gradient_step
 from softac.perf import tune_allocator
 from softac.pixels import predict_rows
 from softac.preset_apply import AppliedPreset
-from softac.preset_apply import resolve as resolve_preset
 from softac.protocols import state_tensors
 from softac.rng import LearnerRNG
 from softac.runtime import apply_tf32, apply_threads, parse_seeds, resolve_device
@@ -86,39 +86,16 @@ class Agent(abc.ABC):
                 raise SoftacError("seeds= and seed= conflict: give seeds (several learners) or seed (one), not both")
             self.seeds = parse_seeds(seeds)
             overrides["seed"] = self.seeds[0]
-        source: EnvSource | None = None
-        if env is not None and not isinstance(env, str):
-            source = source_of(env, eval_env=eval_env)
-            overrides["env_id"] = source.env_id
-            if source.vector_env is not None:
-                learners = len(self.seeds) if seeds is not None else 1
-                overrides["n_envs"] = max(1, source.vector_env.num_envs // learners)
-        elif env is not None:
-            overrides["env_id"] = env
-        overrides, self.preset = resolve_preset(self.algo, overrides.get("env_id", cfg.env_id), preset, overrides)
-        try:
-            cfg = cfg.replace(**overrides)
-        except TypeError as exc:
-            raise SoftacError(f"invalid {type(self).__name__} option: {exc}") from None
-        if source is None:
-            source = source_of(cfg.env_id, cfg.env_kwargs, eval_env)
-        elif cfg.env_kwargs:
-            raise SoftacError("env_kwargs apply to an environment id; an instance or factory is used as given")
-        with_env_options(source, cfg)
+        learners = len(self.seeds) if seeds is not None else 1
+        cfg, source, self.preset = configure(self.algo, type(self).__name__, cfg, env, eval_env, preset, overrides,
+                                             learners)  # fmt: skip
         self.config = cfg
         self.encoder_spec = check_encoder(encoder, encoder_kwargs, self.algo, self.takes_encoder)
         if seeds is None:
             self.seeds = (cfg.seed,)
         self.env_source = source
         self.spec: EnvSpec = source.spec()
-        info = registry.get(self.algo)
-        if self.spec.action_kind not in info.action_spaces:
-            others = [n for n in registry.for_action_space(self.spec.action_kind) if n != self.algo]
-            hint = f": use --algo {' or '.join(others)}" if others else ""
-            raise SoftacError(
-                f"{cfg.env_id} has a {self.spec.action_kind} action space, which {self.algo} does not support "
-                f"(it needs {' or '.join(info.action_spaces)}){hint}"
-            )
+        check_action_space(self.algo, cfg.env_id, self.spec)
         # An image observation's frame layout (softac.pixels), or None; refused for what cannot read it.
         self.pixels = pixel_spec(cfg, self.spec, self.algo, self.takes_encoder, self.encoder_spec[0] is not None)
         self.scaler = action_mapper(self.spec)
