@@ -242,3 +242,39 @@ def test_pixels_and_action_repeat_wrap_every_env_made_from_the_id() -> None:
     assert agent.updates == 40 and agent.episodes == [1]  # 100 agent steps: one whole episode
     with pytest.raises(SoftacError, match=r"--pixels 24 wraps the environments softac makes; .* given an instance"):
         SAC(gym.make("Pendulum-v1", render_mode="rgb_array"), pixels=24, **SMALL)
+
+
+@pytest.mark.slow
+def test_sac_learns_from_pixels() -> None:
+    """SAC learns the column task from its 16×16 frames alone: three seeds as learners in one
+    process, 900 steps (600 updates, batch 32, Adam at 1e-3 as DrQ on its easier tasks), evaluated
+    every 300 steps on 5 episodes. Measured on 2026-12-06 (2-core VM): the untrained policies score
+    −4.2 on average, the trained ones −1.2; moving straight to the centre scores about −0.3, uniform
+    random actions about −3.5 (computed below on the same evaluation seeds)."""
+    agent = SAC(make("hwc"), seeds=[0, 1, 2], total_steps=900, learning_starts=300, batch_size=32,
+                hidden_sizes=(64, 64), image_features=16, eval_freq=300, eval_episodes=5, threads=1,
+                actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3)  # fmt: skip
+    curves: list[list[float]] = []
+
+    class Curves:
+        def on_evaluation(self, info: Any) -> bool:
+            curves.append(info.eval_return_mean)
+            return True
+
+    agent.learn(progress=False, callback=Curves())
+    assert agent.updates == 600 and len(curves) == 3
+    first, last = np.array(curves[0]), np.array(curves[-1])
+    # Uniform random actions on the evaluation episodes' start states (seeds 100,000 + episode).
+    rng = np.random.default_rng(0)
+    random_returns = []
+    for episode in range(5):
+        env = Dots("hwc")
+        env.reset(seed=100_000 + episode)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 1).astype(np.float32))
+            total, done = total + reward, terminated or truncated
+        random_returns.append(total)
+    baseline = float(np.mean(random_returns))
+    assert (last >= -2.0).all(), (first, last, baseline)
+    assert last.mean() >= first.mean() + 2.0 and last.mean() >= baseline + 1.5, (first, last, baseline)
