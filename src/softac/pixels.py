@@ -118,6 +118,20 @@ class FrameStacks:
             self.stacks[:, :-1] = self.stacks[:, 1:]
         self.stacks[:, -1] = frames
 
+    def push_one(self, k: int, frame: np.ndarray) -> None:
+        """Environment k's newest frame (*chw) enters its stack alone (evaluation steps one by one)."""
+        stack = self.stacks[k]
+        if self.spec.stack > 1:
+            stack[:-1] = stack[1:].copy()
+        stack[-1] = frame
+
+    def row(self, k: int, vec: np.ndarray) -> np.ndarray:
+        """Environment k's acting row (width,): its vector columns ``vec`` (dim,) and its stack."""
+        out = np.empty(self.spec.width, dtype=np.float32)
+        out[: self.spec.dim] = vec
+        out[self.spec.dim :] = self.stacks[k].reshape(-1)
+        return out
+
     def rows(self, vec: np.ndarray) -> np.ndarray:
         """Acting rows (n, width): the vector rows ``vec`` (n, dim) and the stacks, as float32."""
         n = self.stacks.shape[0]
@@ -142,16 +156,11 @@ class Observer:
         if self.stacks is None or self.pixels is None:
             return vec
         frame = self.pixels.to_chw(self.layout.frames(obs, ())[None])[0]
-        stacks = self.stacks.stacks
         if first:
-            stacks[k] = frame[None]
+            self.stacks.stacks[k] = frame[None]  # the first frame fills the stack (``FrameStacks.reset``)
         else:
-            stacks[k, :-1] = stacks[k, 1:].copy()
-            stacks[k, -1] = frame
-        row = np.empty(self.pixels.width, dtype=np.float32)
-        row[: self.pixels.dim] = vec
-        row[self.pixels.dim :] = stacks[k].reshape(-1)
-        return row
+            self.stacks.push_one(k, frame)
+        return self.stacks.row(k, vec)
 
 
 def predict_rows(layout: ObsLayout, pixels: PixelSpec, observation: Any) -> np.ndarray:
