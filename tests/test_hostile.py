@@ -395,3 +395,17 @@ def test_a_malformed_rng_host_tensor_is_one_line(run_copy: Path, capsys: Any) ->
     _rewrite_state(ckpt, lambda s: s["files"].update({"model.safetensors": digest}))
     code, err = _main(capsys, "train", "--resume", str(run_copy), "--total-steps", "600", "--no-progress")
     assert code == 2 and "random-number state is invalid" in err and len(err.splitlines()) == 1, err
+
+
+def test_overwrite_with_other_seeds_leaves_no_empty_seed_directory(batched_run: Path, tmp_path: Path,
+                                                                  capsys: Any) -> None:  # fmt: skip
+    """The replaced run's seed_0/ and seed_1/ go with their files: the new run's summary reads every
+    seed directory, and an emptied one made it fail (two warning lines, no summary.csv)."""
+    run = tmp_path / "batch"
+    shutil.copytree(batched_run, run)
+    (run / ".lock").unlink(missing_ok=True)
+    agent = SAC("Pendulum-v1", **TINY, seeds=[3, 4], learning_starts=100, total_steps=200, eval_freq=200)
+    agent.learn(run_dir=run, progress=False, overwrite=True)
+    assert "could not write" not in capsys.readouterr().err
+    assert sorted(p.name for p in run.glob("seed_*")) == ["seed_3", "seed_4"]
+    assert (run / "summary.csv").read_text().startswith("step,n_seeds")

@@ -119,7 +119,13 @@ def clear_run(run_dir: Path) -> None:
             shutil.rmtree(p)
         else:
             p.unlink(missing_ok=True)
-    for d in [*(s for s in run_dir.glob("seed_*") if _SEED.match(s.name)), run_dir]:
+    seeds = [s for s in run_dir.glob("seed_*") if _SEED.match(s.name)]
+    for d in [*seeds, run_dir]:
         for sub in ("checkpoints", "tb"):
             with contextlib.suppress(OSError):
                 (d / sub).rmdir()  # only if empty: it held softac's files only
+    # Why: an emptied seed_<s>/ of the replaced run stayed, and the new run's summary, which reads
+    # every seed directory, failed on it ("seed_0 has no progress.csv") when the seeds changed.
+    for d in seeds:
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only if empty, as above
