@@ -2,11 +2,11 @@
 budget, each discrete-action one CartPole-v1 with its preset, as a user runs it, and PPO
 CartPole-v1 and a Pendulum-v1 return with its presets.
 
-TD3 and DDPG use the defaults as a user would run them (256×256 networks, batch 256, lr 3e-4); only the
-budget, learning_starts (1,000) and the seed are set. SAC uses 64×64 networks with rl-zoo3's Pendulum
-learning rates (its docstring says why and what was measured); 64×64 did not hold TD3's bar on three
-seeds (seed 2: −210 at 20k with lr 3e-4, −208 at 16k with lr 1e-3; 2026-12-06), so TD3 and DDPG keep
-256×256. ``threads=1`` makes the run reproducible
+TD3 and DDPG use the defaults as a user would run them (256×256 networks, batch 256, lr 3e-4);
+only the budget, learning_starts (1,000) and the seed are set. SAC uses 64×64 networks with rl-zoo3's
+Pendulum learning rates (its docstring says why and what was measured). 64×64 did not hold TD3's bar on
+three seeds (at 20k steps, seeds 0-2 as stacked learners: −186, −190, −210 with lr 3e-4; −188, −201,
+−205 with lr 1e-3; 2026-12-06), so TD3 and DDPG keep 256×256. ``threads=1`` makes the run reproducible
 (GEMM reduction order depends on the thread count) and lets two test workers share two cores.
 The final row of progress.csv is the deterministic evaluation over 10 episodes at the budget.
 """
@@ -55,11 +55,14 @@ def _final_eval(agent: OffPolicyAgent, run_dir: Path) -> float:
 @pytest.mark.slow
 def test_sac_solves_pendulum_in_15k_steps(tmp_path: Path) -> None:
     """64×64 networks and lr 1e-3 (actor, critics, α: rl-zoo3's Pendulum-v1 setting, softac's SAC preset
-    there), not the defaults: the test is about SAC learning, and a 256×256 update costs 5× a 64×64 one
-    on one CPU thread (34.9 vs 6.95 ms per step with its update, side by side, load 6, 2026-12-06), 14,000
-    of them per run. Evidence, seeds 0-2 as stacked learners, evaluated every 1,000 steps (2026-12-06):
-    with lr 1e-3 ≥ −200 from 12k steps on for all three (at 13k: −186, −194, −196; 15k: −189, −186, −197); with the
-    default lr 3e-4 at 64×64 they hovered at the bar (15k: −195, −201, −203), so that was not taken."""
+    there), not the defaults: the test is about SAC learning, and a 256×256 update costs 4.3× a 64×64 one
+    on one CPU thread (35.0 vs 8.1 ms per step with its update, medians of 5 alternating repetitions of
+    300 steps in one process, load 8, 2026-12-06), 14,000 of them per run.
+
+    Evidence (2026-12-06), seeds 0-2 as stacked learners evaluated every 1,000 steps: with lr 1e-3 all
+    three were ≥ −200 from 12k steps on (at 15k: −189, −186, −197); with the default lr 3e-4 at 64×64
+    they hovered at the bar (at 15k: −195, −201, −203), so that was not taken. Seed 0 alone, as here:
+    −189 at 15k."""
     agent = SAC("Pendulum-v1", total_steps=15_000, learning_starts=1_000, seed=0, threads=1,
                 hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3)  # fmt: skip
     assert _final_eval(agent, tmp_path / "sac") >= PENDULUM_BAR
