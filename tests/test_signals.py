@@ -57,10 +57,12 @@ def test_a_long_cpu_run_says_it_will_compile_before_its_first_step(tmp_path: Pat
     the Ctrl-C must land before the first update. With learning_starts 200 the 200 random steps took well
     under a second, so when a loaded machine delayed the test's reading of the line by that much, the signal
     arrived during the first update's Inductor compilation, which the first Ctrl-C waits for (it saves at the
-    end of the step): 8 s after a 1.5 s delay with a warm compile cache on a quiet machine, over 120 s inside
-    the whole suite in a fresh clone (2026-12-06), where the test then pressed Ctrl-C a second time. The
-    compilation also took CPU from the other test worker. Now the run is still taking random steps whatever
-    the delay; the signal is handled between two of them and the run exits 130 in seconds, compiling nothing."""
+    end of the step). Signalled 1.5 s after the line, the run exited 8 s later with a warm compile cache on a
+    quiet machine and 77 s later with an empty one (TORCHINDUCTOR_CACHE_DIR, as in a fresh machine) at load
+    10, its checkpoint at step 201, after the first update; over 120 s inside the whole suite in a fresh clone
+    (2026-12-06), where the test then pressed Ctrl-C a second time. The compilation also took CPU from the
+    other test worker. Now the run takes random steps for minutes after the line: the signal is handled
+    between two of them and the run exits 130 in seconds (1.9 s after a 3 s delay, load 7), compiling nothing."""
     if not on_cpu():
         pytest.skip("compiling by default is for CPU runs")
     args = [a for a in LONG_RUN if a != "--no-compile-update"]
