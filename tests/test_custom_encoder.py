@@ -77,15 +77,18 @@ def test_encoder_learns_from_the_critic_loss_only() -> None:
     before = [p.detach().clone() for p in agent.encoder.params()]
     batch = agent.buffer.sample(agent.config.batch_size, agent.rng)
     noise = torch.randn(1, agent.config.batch_size, 1)
-    actor_params = [p for g in agent.actor_opt.param_groups for p in g["params"]]
-    loss, _ = agent._actor_loss(actor_params, batch, noise, agent.log_alpha.detach().exp())
-    grads = torch.autograd.grad(loss.sum(), agent.encoder.params(), allow_unused=True)
-    assert all(g is None for g in grads)  # the actor reads detached features
     critic_params = [p for g in agent.critic_opt.param_groups for p in g["params"]]
     y = torch.zeros(1, agent.config.batch_size)
-    loss, _ = agent._critic_loss(critic_params, batch, y)
+    loss, metrics = agent._critic_loss(critic_params, batch, y)
     grads = torch.autograd.grad(loss.sum(), agent.encoder.params(), allow_unused=True)
     assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    # The actor reads the critic step's features, detached (DrQ-v2): no gradient reaches the encoder.
+    obs = agent.actor_input(batch, metrics)
+    assert obs.shape[-1] == agent.encoder.features and not obs.requires_grad and "_features" not in metrics
+    actor_params = [p for g in agent.actor_opt.param_groups for p in g["params"]]
+    loss, _ = agent._actor_loss(actor_params, obs, noise, agent.log_alpha.detach().exp())
+    grads = torch.autograd.grad(loss.sum(), agent.encoder.params(), allow_unused=True)
+    assert all(g is None for g in grads)
     agent.update()
     assert all(not torch.equal(b, p) for b, p in zip(before, agent.encoder.params(), strict=True))
 

@@ -161,3 +161,28 @@ def test_shift_equals_drqv2_grid_sample() -> None:
     ref = F.grid_sample(padded, base + offset, padding_mode="zeros", align_corners=False)
     torch.testing.assert_close(shift(x, shifts)[0], ref, rtol=0, atol=1e-3)
     assert math.isclose(float((shift(x, shifts)[0] - ref).abs().max()), 0.0, abs_tol=1e-3)
+
+
+@pytest.mark.parametrize(("learners", "channels"), [(1, 1), (1, 2), (1, 3), (2, 2), (2, 9)])
+def test_gradients_match_a_float64_reference(learners: int, channels: int) -> None:
+    """The encoder's weight gradients against the same network written out in float64, for single
+    and grouped (several learners) convolutions: a faster convolution path must not change them
+    beyond float32 rounding."""
+    enc = BatchedConvEncoder(learners, (channels, 20, 20), 8)
+    enc.reset_parameters([torch.Generator().manual_seed(s) for s in range(learners)])
+    x = torch.randint(0, 256, (learners, 6, channels, 20, 20), dtype=torch.uint8)
+    params = [p.detach().clone().requires_grad_() for p in enc.params()]
+    grads = torch.autograd.grad(enc(x, params).sum(), params)
+    ref = [p.detach().double().requires_grad_() for p in enc.params()]
+    convs, (fc_w, fc_b, gain, bias) = list(zip(ref[:4], ref[4:8], strict=True)), ref[8:]
+    outs = []
+    for k in range(learners):
+        hid = x[k].double() / 255.0 - 0.5
+        for i, (w, b) in enumerate(convs):
+            hid = torch.relu(torch.nn.functional.conv2d(hid, w[k], b[k], stride=2 if i == 0 else 1))
+        out = hid.reshape(6, -1) @ fc_w[k] + fc_b[k]
+        outs.append(torch.tanh(torch.nn.functional.layer_norm(out, (8,)) * gain[k] + bias[k]))
+    expected = torch.autograd.grad(torch.stack(outs).sum(), ref)
+    for got, want in zip(grads, expected, strict=True):
+        scale = float(want.abs().max()) or 1.0
+        assert float((got.double() - want).abs().max()) / scale < 1e-4

@@ -24,6 +24,8 @@ from softac.nn.encoder import EncodedPolicy, StackedEncoder
 from softac.nn.pixel_encoder import PixelEncoder
 from softac.optim import adam, frozen_copy
 
+FEATURES = "_features"  # the critic step's encoder output, passed to the actor's step in its metrics
+
 
 class ActorCriticAgent(OffPolicyAgent):
     config: ActorCriticConfig
@@ -49,6 +51,15 @@ class ActorCriticAgent(OffPolicyAgent):
     def acting_policy(self, actor: Any) -> Any:
         """The policy that acts: the actor, or the actor behind the encoder."""
         return actor if self.encoder is None else EncodedPolicy(self.encoder, actor)
+
+    def actor_input(self, batch: Batch, metrics: dict[str, Tensor]) -> Tensor:
+        """What the actor's loss reads for s: the observation, or with an encoder the features the
+        critic step computed, detached, taken out of its metrics. Why those and not a new forward
+        pass after the critic's update: DrQ-v2 (Yarats et al. 2021, ``drqv2.py``: ``obs =
+        self.encoder(obs)`` once, the actor fed ``obs.detach()``) does so, and the third pass of the
+        convolutions was ~15 % of an image update (``benchmarks/pixel_update.py --profile``)."""
+        feats = metrics.pop(FEATURES, None)
+        return batch.obs if feats is None else feats
 
     def features(self, obs: Tensor) -> Tensor:
         """What the actor and the target read: the encoder's features, detached (the encoder learns
@@ -119,6 +130,8 @@ class ActorCriticAgent(OffPolicyAgent):
         loss = common.critic_loss(out, y, batch.weight) if self.atoms is None else D.critic_loss(out, y)
         q = self._values(out.detach())
         metrics = {"loss/critic": loss.detach(), "q/mean": q.mean(dim=(-2, -1))}
+        if self.encoder is not None:  # f_ψ(s), detached, for the actor (``actor_input``): not a metric
+            metrics[FEATURES] = feats.detach()
         if batch.weight is not None:  # the new priorities' |δ|, taken off by OffPolicyAgent.update
             metrics["per/td"] = common.td_priority(q, y)
         return loss, metrics

@@ -69,19 +69,19 @@ class SAC(SoftActor, ActorCriticAgent):
             else:  # a histogram: every atom shifted by the entropy term α log π(ã'|s')
                 y = self._dist_target(batch, next_q, alpha.unsqueeze(-1) * next_log_prob)
         metrics = self.gradient_step(self.critic_opt, self._critic_loss, batch, y)
-        metrics |= self.gradient_step(self.actor_opt, self._actor_loss, batch, noise[:, 1], alpha)
+        obs = self.actor_input(batch, metrics)  # s, or the critic step's f_ψ(s) detached (DrQ-v2)
+        metrics |= self.gradient_step(self.actor_opt, self._actor_loss, obs, noise[:, 1], alpha)
         polyak_update(self.critic_target, self.critic, self.config.tau)
         return metrics
 
     def _actor_loss(
-        self, params: list[Tensor], batch: Batch, noise: Tensor, alpha: Tensor
+        self, params: list[Tensor], obs: Tensor, noise: Tensor, alpha: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """E[α log π(ã_θ|s) − min_j Q_j(s, ã_θ)] (reparameterised, the critics' weights detached) as a
         function of θ, plus with automatic α the temperature loss E[−log α (log π(ã|s) + H̄)] on the
         same samples as a function of log α (log π detached): disjoint parameters, so one gradient
         step of the actor's optimizer serves both."""
         n = len(self.actor.trunk.params())
-        obs = self.features(batch.obs)  # with an encoder: its features after the critic step, detached
         action, log_prob = self.actor.sample(obs, noise, params=params[:n])
         q_pi = self._values(self.critic(torch.cat([obs, action], dim=-1), detach_params=True))
         loss = L.actor_loss(q_pi, log_prob, alpha)

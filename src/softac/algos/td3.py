@@ -113,19 +113,20 @@ class TD3(ActorCriticAgent):
             else:  # a histogram from the member with the smallest expected value
                 y = self._dist_target(batch, next_q, 0.0)
         metrics = self.gradient_step(self.critic_opt, self._critic_loss, batch, y)
+        obs = self.actor_input(batch, metrics)  # s, or the critic step's f_ψ(s) detached (DrQ-v2)
         # Delayed policy and target updates: every policy_delay-th critic update (DDPG: every one).
         if phase:
-            actor = self.gradient_step(self.actor_opt, self._actor_loss, batch)
+            actor = self.gradient_step(self.actor_opt, self._actor_loss, obs)
             self._last_actor_loss.copy_(actor["loss/actor"])
             polyak_update(self.critic_target, self.critic, cfg.tau)
             polyak_update(self.actor_target, self.actor, cfg.tau)
         metrics["loss/actor"] = self._last_actor_loss
         return metrics
 
-    def _actor_loss(self, params: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+    def _actor_loss(self, params: list[Tensor], obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """−E[Q_φ1(s, μ_θ(s))] as a function of θ, the critic's weights detached (Q_φ1 alone is evaluated;
-        distributional: its expected value — TD3's actor loss unchanged, only the critic differs)."""
-        obs = self.features(batch.obs)  # with an encoder: its features after the critic step, detached
+        distributional: its expected value — TD3's actor loss unchanged, only the critic differs).
+        ``obs``: s, or with an encoder the critic step's features of s (``actor_input``)."""
         obs_act = torch.cat([obs, self.actor(obs, params=params)], dim=-1)
         q_pi = self._values(self.critic(obs_act, detach_params=True, members=1))
         loss = L.actor_loss(q_pi[:, 0])
