@@ -1,18 +1,22 @@
 """SAC + HER in softac beside Stable-Baselines3's SAC + ``HerReplayBuffer``: the same goal task, budget,
-seeds and settings, run one after the other per seed, success rate of the deterministic policy at
-the last step of 30 evaluation episodes (reset seeds 10000…10029) every ``--chunk`` steps.
+seeds and settings, interleaved (each ``--chunk`` of steps trains one library, then the other), success
+rate of the deterministic policy at the last step of 30 evaluation episodes (reset seeds 10000…10029)
+after every chunk.
 
     python benchmarks/her_compare.py --env PointMaze_UMaze-v3 --max-episode-steps 100 --steps 30000 \\
         --seeds 0,1,2 --hidden 256,256 --batch 256 --learning-starts 1000
 
 Settings shared by both: γ, one learning rate for actor, critics and α (rl-zoo3's FetchReach values
 by default), k = 4 ``future`` goals, one update per step, one torch thread. Each line reports the
-success rate, the training wall-clock time (evaluation excluded) and the process's CPU time.
+success rate, the training wall-clock and CPU time so far (evaluation excluded) and the load average;
+each seed ends with a SUMMARY line (first step with success ≥ 0.9, final success, times) and the run with
+the median ratio of the libraries' training wall-clock times.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +43,45 @@ def success_rate(predict: Callable[[Any], np.ndarray], make: Callable[[], gym.En
     return ok / episodes
 
 
+Learner = tuple[Callable[[int], None], Callable[[Any], np.ndarray]]
+
+
+def build(lib: str, a: argparse.Namespace, seed: int, hidden: tuple[int, ...], kwargs: list[tuple[str, Any]],
+          make: Callable[[], gym.Env]) -> Learner:  # fmt: skip
+    """(learn up to a total step count, deterministic action) for one library, with the shared settings."""
+    if lib == "softac":
+        agent = SAC(a.env, env_kwargs=dict(kwargs), seed=seed, her=True, total_steps=a.steps,
+                    learning_starts=a.learning_starts, gamma=a.gamma, actor_lr=a.lr, critic_lr=a.lr,
+                    alpha_lr=a.lr, batch_size=a.batch, hidden_sizes=hidden, eval_freq=10**9, threads=1,
+                    checkpoint_freq=0, device="cpu")  # fmt: skip
+
+        def learn(steps: int) -> None:
+            agent.learn(total_steps=steps, progress=False)
+
+        def predict(obs: Any) -> np.ndarray:
+            return agent.predict(obs, deterministic=True)[0]
+
+        return learn, predict
+    if lib != "sb3":
+        raise SystemExit(f"--libs: unknown library {lib!r}; use softac and/or sb3")
+    from stable_baselines3 import SAC as SB3SAC
+    from stable_baselines3 import HerReplayBuffer
+
+    model = SB3SAC("MultiInputPolicy", make(), replay_buffer_class=HerReplayBuffer,
+                   replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"},
+                   learning_starts=a.learning_starts, gamma=a.gamma, learning_rate=a.lr,
+                   batch_size=a.batch, policy_kwargs={"net_arch": list(hidden)}, seed=seed,
+                   device="cpu")  # fmt: skip
+
+    def learn_sb3(steps: int) -> None:
+        model.learn(total_timesteps=steps - model.num_timesteps, reset_num_timesteps=False)
+
+    def predict_sb3(obs: Any) -> np.ndarray:
+        return np.asarray(model.predict(obs, deterministic=True)[0])
+
+    return learn_sb3, predict_sb3
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--env", default="PointMaze_UMaze-v3")
@@ -60,44 +103,35 @@ def main() -> int:
     def make() -> gym.Env:
         return make_env(a.env, kwargs)
 
+    libs = a.libs.split(",")
+    ratios: list[float] = []
     for seed in (int(s) for s in a.seeds.split(",")):
-        for lib in a.libs.split(","):
-            learn: Callable[[int], None]
-            predict: Callable[[Any], np.ndarray]
-            if lib == "softac":
-                agent = SAC(a.env, env_kwargs=dict(kwargs), seed=seed, her=True, total_steps=a.steps,
-                            learning_starts=a.learning_starts, gamma=a.gamma, actor_lr=a.lr, critic_lr=a.lr,
-                            alpha_lr=a.lr, batch_size=a.batch, hidden_sizes=hidden, eval_freq=10**9, threads=1,
-                            checkpoint_freq=0, device="cpu")  # fmt: skip
-
-                def learn(steps: int, agent: SAC = agent) -> None:
-                    agent.learn(total_steps=steps, progress=False)
-
-                def predict(obs: Any, agent: SAC = agent) -> np.ndarray:
-                    return agent.predict(obs, deterministic=True)[0]
-            else:
-                from stable_baselines3 import SAC as SB3SAC
-                from stable_baselines3 import HerReplayBuffer
-
-                model = SB3SAC("MultiInputPolicy", make(), replay_buffer_class=HerReplayBuffer,
-                               replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"},
-                               learning_starts=a.learning_starts, gamma=a.gamma, learning_rate=a.lr,
-                               batch_size=a.batch, policy_kwargs={"net_arch": list(hidden)}, seed=seed,
-                               device="cpu")  # fmt: skip
-
-                def learn(steps: int, model: Any = model) -> None:
-                    model.learn(total_timesteps=steps - model.num_timesteps, reset_num_timesteps=False)
-
-                def predict(obs: Any, model: Any = model) -> np.ndarray:
-                    return np.asarray(model.predict(obs, deterministic=True)[0])
-            wall, cpu0 = 0.0, time.process_time()
-            for done in range(a.chunk, a.steps + 1, a.chunk):
-                t = time.perf_counter()
+        learners = {lib: build(lib, a, seed, hidden, kwargs, make) for lib in libs}
+        wall = dict.fromkeys(libs, 0.0)
+        cpu = dict.fromkeys(libs, 0.0)
+        first: dict[str, int | None] = dict.fromkeys(libs, None)
+        rate = dict.fromkeys(libs, 0.0)
+        # Interleaved: every chunk trains each library in turn, so a change in the shared machine's load
+        # falls on both within minutes rather than on whichever ran later.
+        for done in range(a.chunk, a.steps + 1, a.chunk):
+            for lib in libs:
+                learn, predict = learners[lib]
+                t, c = time.perf_counter(), time.process_time()
                 learn(done)
-                wall += time.perf_counter() - t
-                rate = success_rate(predict, make)
-                print(f"{lib} {a.env} seed {seed} step {done} success {rate:.2f} train-wall {wall:.0f}s "
-                      f"cpu {time.process_time() - cpu0:.0f}s", flush=True)  # fmt: skip
+                wall[lib] += time.perf_counter() - t
+                cpu[lib] += time.process_time() - c
+                rate[lib] = success_rate(predict, make)
+                if first[lib] is None and rate[lib] >= 0.9:
+                    first[lib] = done
+                print(f"{lib} {a.env} seed {seed} step {done} success {rate[lib]:.2f} train-wall {wall[lib]:.0f}s "
+                      f"train-cpu {cpu[lib]:.0f}s load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+        for lib in libs:
+            print(f"SUMMARY {lib} seed {seed} first>=0.9 {first[lib]} final {rate[lib]:.2f} "
+                  f"train-wall {wall[lib]:.0f}s train-cpu {cpu[lib]:.0f}s", flush=True)  # fmt: skip
+        if len(libs) == 2 and wall[libs[0]] > 0:
+            ratios.append(wall[libs[1]] / wall[libs[0]])
+    if ratios:
+        print(f"median train-wall ratio {libs[1]}/{libs[0]}: {float(np.median(ratios)):.2f} over {len(ratios)} seeds")
     return 0
 
 

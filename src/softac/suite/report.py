@@ -13,6 +13,7 @@ from typing import Any
 from softac.errors import SoftacError
 from softac.suite import figures as F
 from softac.suite import scores as S
+from softac.suite import success_report as SR
 from softac.suite.results import read_results
 
 MARKER = ".softac-suite-report"
@@ -42,20 +43,25 @@ def render(rows: list[dict[str, Any]], figures: dict[str, Path] | None = None) -
              f"Statistics: rliable (Agarwal et al., NeurIPS 2021), {S.REPS} stratified-bootstrap resamples, "
              "95% percentile intervals over seeds; the final evaluation of each seed. Published rows are "
              "as published, not rerun.", ""]  # fmt: skip
+    success = SR.estimates(rows)
     for env, entries in task_rows(rows).items():
-        head = "| algorithm | step | seeds | mean | IQM | IQM 95% CI |"
-        lines += [f"## {env}", "", head, "|---|---|---|---|---|---|"]
+        # A task reporting success leads with it (a goal task's sparse return counts steps to the goal).
+        got = success.get(env)
+        ret = "return " if got else ""
+        head = f"| algorithm | step | seeds | {SR.HEAD if got else ''}{ret}mean | {ret}IQM | {ret}IQM 95% CI |"
+        lines += [f"## {env}", "", head, "|---" * head.count(" | ") + "|---|"]
         for algo, step, a in entries:
             ci = _ci(a["iqm_ci_low"], a["iqm_ci_high"])
-            lines.append(f"| softac {algo} | {step} | {int(a['n'])} | {_fmt(a['mean'])} | {_fmt(a['iqm'])} | {ci} |")
+            lines.append(f"| softac {algo} | {step} | {int(a['n'])} | {SR.cells(got.get(algo)) if got else ''}"
+                         f"{_fmt(a['mean'])} | {_fmt(a['iqm'])} | {ci} |")  # fmt: skip
         for ref in refs:
             if ref["env"] == env.split("-v")[0]:
                 lines.append(f"| {ref['algorithm']} ({ref['note']}; {ref['source']}) | {ref['step']} | – | "
-                             f"{float(ref['return']):.1f} | – | – |")  # fmt: skip
+                             f"{SR.EMPTY if got else ''}{float(ref['return']):.1f} | – | – |")  # fmt: skip
         if figures and env in figures:
             lines += ["", f"![{env}]({figures[env].name})"]
         lines.append("")
-    return "\n".join(lines + _across(rows, figures or {}))
+    return "\n".join(lines + SR.across(rows) + _across(rows, figures or {}))
 
 
 def _across(rows: list[dict[str, Any]], figures: dict[str, Path]) -> list[str]:
@@ -98,12 +104,15 @@ def readme_table(rows: list[dict[str, Any]]) -> str:
     """The README's table: one row per task, one column per algorithm (IQM [95% CI], seeds), then the
     published SAC number at the same step where one ships. Each number is labelled with the step it
     was read at: the task's when every algorithm shares it, else its own (a PPO cell ends at the
-    first rollout boundary at or past the budget, not at the budget)."""
+    first rollout boundary at or past the budget, not at the budget). A task reporting success is
+    reported by its success rate (a ``metric`` column appears then; "–" for an algorithm without one)."""
     tasks = task_rows(rows)
+    success = SR.estimates(rows)
     algos = sorted({a for entries in tasks.values() for a, _, _ in entries})
     refs = {(r["env"], int(r["step"])): float(r["return"]) for r in S.reference() if r["algorithm"] == "SAC"}
-    lines = ["| task | step | " + " | ".join(f"softac {a}: IQM [95% CI] (seeds)" for a in algos)
-             + " | SAC, published (Gym v4, not rerun) |", "|---" * (len(algos) + 3) + "|"]  # fmt: skip
+    metric = "metric | " if success else ""
+    lines = [f"| task | {metric}step | " + " | ".join(f"softac {a}: IQM [95% CI] (seeds)" for a in algos)
+             + " | SAC, published (Gym v4, not rerun) |", "|---" * (len(algos) + 3 + bool(success)) + "|"]  # fmt: skip
     for env, entries in tasks.items():
         by = {a: (step, est) for a, step, est in entries}
         steps = {s for s, _ in by.values()}
@@ -113,7 +122,11 @@ def readme_table(rows: list[dict[str, Any]]) -> str:
                  f"{at[a]}" if a in by else "–" for a in algos]  # fmt: skip
         ref = refs.get((env.split("-v")[0], common)) if common is not None else None
         label = str(common) if common is not None else "see each"
-        lines.append(f"| {env} | {label} | " + " | ".join(cells) + f" | {'–' if ref is None else f'{ref:.0f}'} |")
+        if env in success:
+            cells = [SR.summary(success[env][a]) + at[a] if a in success[env] else "–" for a in algos]
+            ref = None  # the published numbers are returns
+        kind = ("success rate | " if env in success else "return | ") if success else ""
+        lines.append(f"| {env} | {kind}{label} | " + " | ".join(cells) + f" | {'–' if ref is None else f'{ref:.0f}'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,16 +17,35 @@ from softac.analysis.stats import write_csv_atomic
 from softac.suite.spec import Cell
 
 FIELDS = ["algorithm", "env", "seed", "step", "return"]
+# The evaluation success rate, a column of results.csv only when some cell's environment reports success
+# (softac.success): empty on the rows of the tasks that do not, absent from a suite where none does.
+SUCCESS = "success"
 
 
-def _seed_rows(path: Path) -> list[tuple[int, float]]:
-    """(step, eval return) of one seed's progress.csv; ValueError naming the file and line."""
+def _success(path: Path, n: int, text: str | None) -> float | None:
+    """One row's ``eval_success_rate`` (None: not reported; NaN there means no flag came back)."""
+    if text is None or text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{path} line {n} has a garbled eval_success_rate ({text!r})") from None
+    if math.isnan(value):
+        return None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{path} line {n} has an eval_success_rate outside [0, 1] ({value})")
+    return value
+
+
+def _seed_rows(path: Path) -> list[tuple[int, float, float | None]]:
+    """(step, eval return, eval success rate or None) of one seed's progress.csv; ValueError naming
+    the file and line."""
     try:
         with path.open(newline="") as f:
             reader = csv.DictReader(f)
             if reader.fieldnames is None or not {"step", "eval_return_mean"} <= set(reader.fieldnames):
                 raise ValueError(f"{path} has no step and eval_return_mean columns")
-            out: list[tuple[int, float]] = []
+            out: list[tuple[int, float, float | None]] = []
             for n, r in enumerate(reader, start=2):
                 try:
                     step, ret = int(r["step"]), float(r["eval_return_mean"])
@@ -37,7 +56,7 @@ def _seed_rows(path: Path) -> list[tuple[int, float]]:
                     raise ValueError(f"{path} line {n} has a non-finite return ({ret})")
                 if out and step <= out[-1][0]:
                     raise ValueError(f"{path} line {n}: step {step} does not follow step {out[-1][0]}")
-                out.append((step, ret))
+                out.append((step, ret, _success(path, n, r.get("eval_success_rate"))))
             return out
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"{path} is unreadable ({exc})") from None
@@ -65,7 +84,8 @@ def cell_rows(out: Path, cell: Cell, seeds: list[int], budget: int | None = None
         if budget is not None and (not got or got[-1][0] < budget):
             last = got[-1][0] if got else 0
             raise ValueError(f"seed {seed} stopped at step {last} of {budget} ({progress.relative_to(out)})")
-        rows += [{"algorithm": cell.variant, "env": cell.env_id, "seed": seed, "step": s, "return": r} for s, r in got]
+        rows += [{"algorithm": cell.variant, "env": cell.env_id, "seed": seed, "step": st, "return": r, SUCCESS: ok}
+                 for st, r, ok in got]  # fmt: skip
     return rows
 
 
@@ -92,12 +112,16 @@ def files_problem(out: Path, cell: Cell, seeds: list[int]) -> str | None:
 def write_results(out: Path, done: list[Cell], seeds: list[int], budget: int) -> Path:
     """results.csv of the ``done`` cells (each checked complete by the caller)."""
     rows = [r for c in sorted(done, key=lambda c: c.key) for r in cell_rows(out, c, seeds, budget)]
-    return write_csv_atomic(out / "results.csv", FIELDS, rows)
+    if not any(r[SUCCESS] is not None for r in rows):
+        return write_csv_atomic(out / "results.csv", FIELDS, rows)  # the writer leaves the empty column out
+    shown = [{**r, SUCCESS: "" if r[SUCCESS] is None else r[SUCCESS]} for r in rows]
+    return write_csv_atomic(out / "results.csv", [*FIELDS, SUCCESS], shown)
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
     """Rows of a results.csv, checked: a bad line (not a number, a non-finite return, a negative
-    step or seed, a second row for the same algorithm, env, seed and step) is a ValueError naming it."""
+    step or seed, a success rate outside [0, 1], a second row for the same algorithm, env, seed and
+    step) is a ValueError naming it. Each row's ``success`` is None where the file has none."""
     seen: dict[tuple[str, str, int, int], int] = {}
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
@@ -116,7 +140,8 @@ def read_results(path: Path) -> list[dict[str, Any]]:
                 raise ValueError(f"{path} line {n} has a non-finite return ({r['return']}): remove or fix that row")
             if seed < 0 or step < 0:
                 raise ValueError(f"{path} line {n} has a negative seed or step: {r}")
-            row = {"algorithm": algo, "env": env, "seed": seed, "step": step, "return": ret}
+            row = {"algorithm": algo, "env": env, "seed": seed, "step": step, "return": ret,
+                   SUCCESS: _success(path, n, r.get(SUCCESS))}  # fmt: skip
             key = (algo, env, seed, step)
             if key in seen:
                 raise ValueError(f"{path} lines {seen[key]} and {n} are both {key[0]} on {key[1]}, seed {key[2]}, "

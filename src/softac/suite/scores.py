@@ -69,6 +69,21 @@ def final_by_cell(rows: list[dict[str, Any]]) -> Finals:
     return out
 
 
+def final_success_by_cell(rows: list[dict[str, Any]]) -> Finals:
+    """{(env, algorithm): {seed: (last step, success rate there)}} of the cells whose every seed's
+    last evaluation reports a success rate (``success`` not None); the others are absent."""
+    last: dict[tuple[str, str], dict[int, tuple[int, float | None]]] = {}
+    for r in rows:
+        seeds = last.setdefault((r["env"], r["algorithm"]), {})
+        if r["seed"] not in seeds or r["step"] >= seeds[r["seed"]][0]:
+            seeds[r["seed"]] = (r["step"], r.get("success"))
+    return {
+        cell: {s: (st, ok) for s, (st, ok) in seeds.items() if ok is not None}
+        for cell, seeds in last.items()
+        if all(ok is not None for _, ok in seeds.values())
+    }
+
+
 @contextmanager
 def seeded() -> Iterator[np.random.RandomState]:
     """What rliable's bootstrap needs to be reproducible: its StratifiedBootstrap draws the resampled

@@ -58,7 +58,7 @@ def build_parser(parser_class: type[argparse.ArgumentParser], algo: str) -> argp
     a("--space", action="append", default=[], metavar="NAME=KIND:ARGS",
       help="searched field: loguniform:LO:HI, uniform:LO:HI, int:LO:HI, logint:LO:HI or choice:V1,V2 (repeatable)")
     a("--metric", default="eval_return_mean", help="progress.csv column to optimise, its final value averaged over "
-      "the seeds (default: eval_return_mean)")  # fmt: skip
+      "the seeds (default: eval_return_mean; eval_success_rate where the environment reports success)")  # fmt: skip
     a("--mode", choices=["max", "min"], default="max", help="maximise or minimise --metric (default: max)")
     a("--pruner", choices=["none", "median", "asha"], default="none",
       help="stop weak trials after their first seeds (needs several --seeds; default: none)")
@@ -107,9 +107,11 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
             if not eq or not name.strip():
                 raise SoftacError(f"invalid --space '{text}': use NAME=KIND:ARGS (e.g. actor_lr=loguniform:1e-5:1e-3)")
             space[name.strip().replace("-", "_")] = rule.strip()
-        from softac.logging import CSV_FIELDS
+        from softac.logging import CSV_FIELDS, SUCCESS_FIELDS
 
-        if args.metric not in CSV_FIELDS or args.metric in ("step", "wall_time_s"):
+        # The success columns exist only where the environment reports success: a trial without one
+        # fails with a line saying so (softac.sweep.trial.metric_problem).
+        if args.metric not in [*CSV_FIELDS, *SUCCESS_FIELDS] or args.metric in ("step", "wall_time_s"):
             raise SoftacError(f"unknown --metric '{args.metric}': use a progress.csv column such as eval_return_mean")
         search = {"trials": args.trials, "metric": args.metric, "mode": args.mode, "space": space,
                   "pruner": args.pruner, "seed": args.search_seed}  # fmt: skip

@@ -30,7 +30,7 @@ from softac.analysis.stats import final_returns, read_curve
 from softac.errors import SoftacError
 from softac.sweep.spec import SweepSpec, space_bounds, write_json_atomic
 from softac.sweep.summary import env_dir
-from softac.sweep.trial import run_one, run_state
+from softac.sweep.trial import metric_problem, run_one, run_state
 
 STUDY = "softac"
 
@@ -148,7 +148,7 @@ def best_trial(spec: SweepSpec, out: Path) -> dict[str, Any] | None:
     search = spec.search
     assert search is not None
     metric, mode = search["metric"], search["mode"]
-    scored = []
+    scored, problem = [], None
     for where in sorted((Path(out) / env_dir(spec.envs[0])).glob("trial_*")):
         try:
             params = json.loads((where / "params.json").read_text())
@@ -158,11 +158,14 @@ def best_trial(spec: SweepSpec, out: Path) -> dict[str, Any] | None:
         runs = [where / f"seed_{s}" for s in spec.seeds]
         if not all(run_state(r, total)[0] == "finished" for r in runs):
             continue  # pruned, failed or interrupted: its mean would cover fewer seeds
+        problem = next((p for p in (metric_problem(r, metric) for r in runs) if p is not None), None)
+        if problem is not None:
+            continue
         value = float(sum(final_returns([read_curve(r, metric)])[0] for r in runs) / len(runs))
         if math.isfinite(value):
             scored.append((value if mode == "max" else -value, str(where), params, value))
     if not scored:
-        raise SoftacError(f"no trial of the search finished all its seeds with a finite {metric}")
+        raise SoftacError(problem or f"no trial of the search finished all its seeds with a finite {metric}")
     _, where_best, params, value = max(scored)
     return {"metric": metric, "mode": mode, "value": value, "seeds": spec.seeds, "config": params,
             "trial_dir": where_best}  # fmt: skip

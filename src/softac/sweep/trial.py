@@ -11,6 +11,7 @@ the OOM killer would, without any cleanup. Without the variable nothing of this 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from softac.analysis.stats import final_returns, read_curve
 from softac.envs import module_of
 from softac.errors import DivergenceError, SoftacError
 from softac.io.rundir import list_checkpoints
+from softac.logging import SUCCESS_FIELDS
 from softac.preset_apply import resolve as resolve_preset
 
 KILL_ENV = "SOFTAC_SWEEP_TEST_KILL"
@@ -96,6 +98,23 @@ def _kill_watch(run_dir: Path, stop: threading.Event) -> None:
     threading.Thread(target=watch, daemon=True, name="softac-test-kill").start()
 
 
+def metric_problem(run_dir: Path, metric: str) -> str | None:
+    """Why ``run_dir``'s progress.csv cannot give ``metric`` (None: its header has the column). A
+    success rate is logged only where the environment reports success (softac.success), so a sweep
+    on ``eval_success_rate`` over an environment that reports none has no number to optimise."""
+    progress = Path(run_dir) / "progress.csv"
+    try:
+        with progress.open(newline="") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return f"cannot read {progress}: {exc}"
+    if metric in header:
+        return None
+    why = ("its environment reports no success (neither info['is_success'] nor info['success'])"
+           if metric in SUCCESS_FIELDS else "this algorithm does not log it")  # fmt: skip
+    return f"{progress} has no {metric} column: {why}; choose another --metric, e.g. eval_return_mean"
+
+
 def run_one(
     algo: str, values: dict[str, Any], run_dir: Path, metric: str = "eval_return_mean", preset: str = "none"
 ) -> dict[str, Any]:
@@ -137,7 +156,10 @@ def run_one(
     finally:
         stop.set()
     final = float("nan")
-    if (run_dir / "progress.csv").is_file():
+    problem = metric_problem(run_dir, metric) if (run_dir / "progress.csv").is_file() else None
+    if problem is not None:
+        error = error or problem
+    elif (run_dir / "progress.csv").is_file():
         curve = read_curve(run_dir, metric)
         if len(curve.steps):
             final = float(final_returns([curve])[0])
