@@ -95,6 +95,9 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--gamma", type=float, default=0.95)
     p.add_argument("--libs", default="softac,sb3")
+    p.add_argument("--stacked", action="store_true",
+                   help="softac trains every --seeds as learners in one process (how softac runs seeds), SB3 one "
+                        "model per seed in turn; the wall-clock ratio is then of the whole set of seeds")
     a = p.parse_args()
     torch.set_num_threads(1)
     kwargs = [("max_episode_steps", a.max_episode_steps)]
@@ -104,6 +107,8 @@ def main() -> int:
         return make_env(a.env, kwargs)
 
     libs = a.libs.split(",")
+    if a.stacked:
+        return stacked(a, hidden, kwargs, make)
     ratios: list[float] = []
     for seed in (int(s) for s in a.seeds.split(",")):
         learners = {lib: build(lib, a, seed, hidden, kwargs, make) for lib in libs}
@@ -132,6 +137,48 @@ def main() -> int:
             ratios.append(wall[libs[1]] / wall[libs[0]])
     if ratios:
         print(f"median train-wall ratio {libs[1]}/{libs[0]}: {float(np.median(ratios)):.2f} over {len(ratios)} seeds")
+    return 0
+
+
+def stacked(a: argparse.Namespace, hidden: tuple[int, ...], kwargs: list[tuple[str, Any]],
+            make: Callable[[], gym.Env]) -> int:  # fmt: skip
+    """``--stacked``: softac's seeds as learners of one agent against SB3's one model per seed, chunk by
+    chunk in turn; each seed's success on the same 30 evaluation episodes as ``success_rate``."""
+    from softac.evaluate import evaluate
+
+    seeds = [int(s) for s in a.seeds.split(",")]
+    agent = SAC(a.env, env_kwargs=dict(kwargs), seeds=seeds, her=True, total_steps=a.steps,
+                learning_starts=a.learning_starts, gamma=a.gamma, actor_lr=a.lr, critic_lr=a.lr, alpha_lr=a.lr,
+                batch_size=a.batch, hidden_sizes=hidden, eval_freq=10**9, threads=1, checkpoint_freq=0,
+                device="cpu")  # fmt: skip
+    sb3 = [build("sb3", a, seed, hidden, kwargs, make) for seed in seeds]
+    wall = {"softac": 0.0, "sb3": 0.0}
+    first: dict[tuple[str, int], int | None] = {(lib, s): None for lib in wall for s in seeds}
+    rates: dict[str, list[float]] = {}
+    envs = [make() for _ in seeds]
+    for done in range(a.chunk, a.steps + 1, a.chunk):
+        t = time.perf_counter()
+        agent.learn(total_steps=done, progress=False)
+        wall["softac"] += time.perf_counter() - t
+        success = np.zeros((len(seeds), 30))
+        evaluate(agent, envs, 30, [10_000] * len(seeds), success=success)
+        rates["softac"] = [float(np.nan_to_num(row).mean()) for row in success]
+        t = time.perf_counter()
+        for learn, _ in sb3:
+            learn(done)
+        wall["sb3"] += time.perf_counter() - t
+        rates["sb3"] = [success_rate(predict, make) for _, predict in sb3]
+        for lib, values in rates.items():
+            for seed, rate in zip(seeds, values, strict=True):
+                if first[(lib, seed)] is None and rate >= 0.9:
+                    first[(lib, seed)] = done
+            print(f"{lib} {a.env} step {done} success {' '.join(f'{r:.2f}' for r in values)} "
+                  f"train-wall {wall[lib]:.0f}s load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    for lib in wall:
+        reached = " ".join(str(first[(lib, s)]) for s in seeds)
+        print(f"SUMMARY {lib} seeds {a.seeds} first>=0.9 {reached} final "
+              f"{' '.join(f'{r:.2f}' for r in rates[lib])} train-wall {wall[lib]:.0f}s", flush=True)  # fmt: skip
+    print(f"train-wall ratio sb3/softac over the {len(seeds)} seeds: {wall['sb3'] / wall['softac']:.2f}")
     return 0
 
 
