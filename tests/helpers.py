@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -364,3 +366,22 @@ def fill_buffer(agent: Any, n: int, seed: int = 0) -> None:
 def seed_rows(agent: Any, k: int, n: int, seed: int = 0) -> np.ndarray:
     """Learner k's rows of ``random_rows`` (what a single agent with learner k's seed gets)."""
     return random_rows(agent, n, seed)[k]
+
+
+def sigkill_after_first_checkpoint(args: list[str], run_dir: Path, deadline_s: float = 240) -> None:
+    """``softac ARGS --run-dir RUN`` killed with SIGKILL 0.3 s after its first checkpoint appears
+    (inside the episodes after it), asserting that the kill, not the end of the run, stopped it."""
+    from softac.io.rundir import list_checkpoints
+
+    proc = popen_cli(*args, "--run-dir", str(run_dir))
+    try:
+        deadline = time.monotonic() + deadline_s
+        while not list_checkpoints(run_dir) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # past the checkpoint, inside the next episodes
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"

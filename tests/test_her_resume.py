@@ -4,14 +4,12 @@ networks, optimizer moments, α, the replay rows and the episode bookkeeping rel
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_FLAGS, assert_bit_identical, popen_cli, run_cli, state_tensors
+from helpers import TINY_FLAGS, assert_bit_identical, run_cli, sigkill_after_first_checkpoint, state_tensors
 
 from softac import SAC
 from softac.io.rundir import list_checkpoints
@@ -33,18 +31,7 @@ def test_sigkill_mid_episode_then_resume_is_bit_identical(tmp_path: Path) -> Non
     done = run_cli(*ARGS, "--run-dir", str(straight), timeout=300)
     assert done.returncode == 0, done.stderr
 
-    proc = popen_cli(*ARGS, "--run-dir", str(killed))
-    try:
-        deadline = time.monotonic() + 240
-        while not list_checkpoints(killed) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)  # past the checkpoint, inside the next episodes
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    sigkill_after_first_checkpoint(ARGS, killed)
     assert [c.name for c in list_checkpoints(killed)] == ["step_0000000300"]
     at_kill = SAC.load(killed)
     assert at_kill.env_steps == 300 and int(at_kill.buffer.written[0]) == 300 and at_kill.buffer.open[0] == -1

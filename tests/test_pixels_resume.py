@@ -4,12 +4,10 @@ encoder, optimizer moments, the replay rows and the frame ring."""
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 
 import torch
-from helpers import TINY_FLAGS, assert_bit_identical, popen_cli, run_cli, state_tensors
+from helpers import TINY_FLAGS, assert_bit_identical, run_cli, sigkill_after_first_checkpoint, state_tensors
 
 from softac import SAC
 from softac.io.rundir import list_checkpoints
@@ -28,18 +26,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path: Path) -> None:
     done = run_cli(*ARGS, "--run-dir", str(straight), timeout=300)
     assert done.returncode == 0, done.stderr
 
-    proc = popen_cli(*ARGS, "--run-dir", str(killed))
-    try:
-        deadline = time.monotonic() + 240
-        while not list_checkpoints(killed) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)  # past the checkpoint, inside the next episode
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    sigkill_after_first_checkpoint(ARGS, killed)
     assert [c.name for c in list_checkpoints(killed)] == ["step_0000000150"]
 
     resumed = run_cli("train", "--resume", str(killed), "--total-steps", "300", "--no-progress", timeout=300)
