@@ -127,25 +127,20 @@ def frame_buffer(learners: int, capacity: int, pixels: Any, envs: int) -> int:
     return frame_buffer_bytes(learners, capacity, pixels.chw, pixels.stack, envs)
 
 
-def conv_side(size: int) -> list[int]:
-    """The DrQ-v2 encoder's feature-map sides: 3×3 kernels, stride 2 then 1 (``nn.encoders``)."""
-    sides = [(size - 3) // 2 + 1]
-    for _ in range(3):
-        sides.append(sides[-1] - 2)
-    return sides
-
-
 def pixel_parts(learners: int, rows: int, pixels: Any, cfg: Any) -> dict[str, int]:
     """An image run's own structures: the frame ring for ``rows`` transitions, the convolutional
     encoder (weights, gradients and Adam's moments; no target copy) with one minibatch's feature
     maps, and the minibatch itself: the gathered uint8 stacks of s and s', their shifted copies,
     and the two float32 rows [vector | K frames] the networks read."""
+    from softac.nn.encoders import FILTERS, conv_sides
+
     c, h, w = pixels.chw
     k, batch, feats = pixels.stack, int(cfg.batch_size), int(cfg.image_features)
     frame = c * h * w
-    maps = [a * b for a, b in zip(conv_side(h), conv_side(w), strict=True)]
-    params = (k * c * 9 * 32 + 32) + 3 * (32 * 32 * 9 + 32) + 32 * maps[-1] * feats + 3 * feats
-    units = k * frame + 32 * sum(maps) + feats
+    maps = [a * b for a, b in zip(conv_sides(h), conv_sides(w), strict=True)]
+    convs = (k * c * 9 * FILTERS + FILTERS) + 3 * (FILTERS * FILTERS * 9 + FILTERS)
+    params = convs + FILTERS * maps[-1] * feats + 3 * feats  # + the linear layer, its bias and LayerNorm's
+    units = k * frame + FILTERS * sum(maps) + feats
     encoder = learners * (4 * params + ACTIVATION_COPIES * batch * units) * FLOAT
     width = pixels.dim + k * frame
     minibatch = learners * batch * ((k + 1) * frame + 2 * k * frame + 2 * width * FLOAT)

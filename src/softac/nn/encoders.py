@@ -30,10 +30,17 @@ from torch import Tensor, nn
 FILTERS, LAYERS = 32, 4
 
 
+def conv_sides(size: int, layers: int = LAYERS) -> list[int]:
+    """Side of each layer's feature map: 3×3 kernels, no padding, stride 2 then 1 (84 → 41, 39, 37, 35)."""
+    sides = [(size - 3) // 2 + 1]
+    for _ in range(layers - 1):
+        sides.append(sides[-1] - 2)
+    return sides
+
+
 def conv_out(size: int, layers: int = LAYERS) -> int:
-    """Side of the last feature map: 3×3 kernels, no padding, stride 2 then 1 (84 → 35)."""
-    size = (size - 3) // 2 + 1
-    return size - 2 * (layers - 1)
+    """Side of the last feature map (84 → 35)."""
+    return conv_sides(size, layers)[-1]
 
 
 class BatchedConvEncoder(nn.Module):
