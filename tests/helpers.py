@@ -255,7 +255,8 @@ def module_params(module: torch.nn.Module) -> list[torch.Tensor]:
 
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
+    # PYTHONFAULTHANDLER: a run that hangs in a test can be made to print its stacks (SIGABRT).
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg", PYTHONFAULTHANDLER="1")
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
     return env
 

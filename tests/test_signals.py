@@ -75,7 +75,15 @@ def test_a_long_cpu_run_says_it_will_compile_before_its_first_step(tmp_path: Pat
             lines.append(proc.stderr.readline())
         assert lines[-1].startswith("softac: compiling the update (the default for CPU runs of 50,000 updates"), lines
         proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=60)
+        try:
+            _out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            # Once, inside a whole suite run, the run had not exited 60 s after the signal; it never
+            # happened alone. SIGABRT makes faulthandler (PYTHONFAULTHANDLER, set by cli_env) print
+            # where every thread was, so the failure says what the run was waiting for.
+            proc.send_signal(signal.SIGABRT)
+            _out, err = proc.communicate(timeout=30)
+            pytest.fail(f"no exit 60 s after SIGINT; the run's stacks at SIGABRT:\n{err}")
     finally:
         if proc.poll() is None:
             proc.kill()
