@@ -46,6 +46,21 @@ def cached_params(net: Any, detach: bool = False) -> list[Tensor]:
     return [t.detach() for t in cached] if detach else list(cached)
 
 
+
+def batch_mean_var(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and unbiased variance over the batch axis (dim 1) of ``(learners, batch, features)``.
+    Why not ``x.var`` for wide layers: its reduction across rows is slow on the CPU. At batch 512 and
+    256 features, forward and backward, one thread: 1.71 ms against 0.86 ms for the two-pass
+    form below (mean, then the mean square of the centred values, the same sum in float32 to 2e-15 in
+    float64), 6.0 against 2.2 ms with three learners; it was 17% of a CrossQ update's CPU time.
+    For a few features (an input layer of 3) ``x.var`` is the faster one (0.10 against 0.32 ms;
+    2026-12-06), hence the threshold."""
+    mean = x.mean(dim=1, keepdim=True)
+    if x.shape[-1] < 32:
+        return mean, x.var(dim=1, keepdim=True)
+    return mean, (x - mean).square().sum(dim=1, keepdim=True) / (x.shape[1] - 1)
+
+
 class BatchedMLP(nn.Module):
     """x (G, B, in) → (G, B, out): affine layers with an activation between (ReLU, or tanh as PPO's
     networks use), optionally LayerNorm before each activation (Ba et al. 2016; the critic
@@ -195,7 +210,7 @@ class BatchedMLP(nn.Module):
             if stats is None:
                 mean, var = ra_mean, ra_var
             else:
-                b_mean, b_var = x.mean(dim=1, keepdim=True), x.var(dim=1, keepdim=True)
+                b_mean, b_var = batch_mean_var(x)
                 if plain_bn:
                     mean, var = b_mean, b_var * ((x.shape[1] - 1) / x.shape[1])
                 else:
