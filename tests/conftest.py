@@ -4,6 +4,7 @@ test environments before any test runs."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,40 @@ def run_copy(sac_checkpoint: Path, tmp_path: Path) -> Path:
     return dst
 
 
+# The longest tests: seconds each took inside a whole `pytest -n 2 --dist worksteal` run of a fresh
+# clone on the project's 2-core machine (2026-12-06). Only their order depends on these numbers.
+LONG_TESTS = {
+    "test_dqn_solves_cartpole_with_its_preset": 209, "test_crossq_learns_pendulum_faster_than_sacs_test_budget": 187,
+    "test_ddpg_solves_pendulum_in_20k_steps": 159, "test_td3_solves_pendulum_in_20k_steps": 152,
+    "test_discrete_sac_solves_cartpole_with_its_preset": 115,
+    "test_simba_sac_solves_pendulum_in_fewer_steps_than_sacs_test": 62, "test_sac_solves_pendulum_in_15k_steps": 43,
+    "test_cli_seeds_run_layout_and_each_seed_equals_its_single_run": 35,
+    "test_killed_suite_resumes_to_the_uninterrupted_results": 31, "test_grid_sweep_makes_run_dirs_and_summary": 27,
+    "test_ppo_solves_cartpole_with_its_preset": 24, "test_ppo_learns_pendulum_with_its_preset": 23,
+    "test_sigkill_at_random_times_then_resume_to_the_end": 22, "test_suite_cells_as_local_ray_trials": 19,
+    "test_bench_baseline_takes_its_own_options_and_bad_json_is_one_line": 19,
+}  # fmt: skip
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put the minutes-long learning tests first. With `pytest -n 2 --dist worksteal` the first
-    worker starts them while the second runs short tests and then steals the last learning test,
-    so they overlap instead of running one after another on one worker (12.5 min measured with
-    `--dist load`, which hands each worker a contiguous chunk holding all three)."""
-    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/test_learning.py") else 1)
+    """Deal the longest tests to the workers in advance, longest first, each to the worker with the
+    least so far, and put them at the front of that worker's share. Why: `--dist worksteal` first hands
+    worker w the w-th contiguous chunk of this list, then an idle worker steals the *last* half of
+    another's queue. With all the learning tests at the front of one chunk, the other worker stole only
+    short tests and one worker ran every learning test in turn."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    cost = {item.nodeid: LONG_TESTS.get(getattr(item, "originalname", item.name), 0) for item in items}
+    long = sorted((item for item in items if cost[item.nodeid]), key=lambda item: -cost[item.nodeid])
+    rest = [item for item in items if not cost[item.nodeid]]
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for item in long:
+        lightest = min(range(workers), key=lambda w: sum(cost[i.nodeid] for i in shares[w]))
+        shares[lightest].append(item)
+    # xdist's chunk sizes: of the n tests still unsent, the next worker gets n // (workers left).
+    ordered: list[pytest.Item] = []
+    for w, share in enumerate(shares):
+        size = (len(items) - len(ordered)) // (workers - w)
+        take = max(0, size - len(share))
+        ordered += share + rest[:take]
+        rest = rest[take:]
+    items[:] = ordered + rest
