@@ -113,13 +113,23 @@ def test_ppo_learns_pendulum_with_its_preset(tmp_path: Path) -> None:
     assert _ppo_final_eval("Pendulum-v1", tmp_path / "ppo-pendulum", total_steps=61_440) >= -300.0
 
 
-def _cartpole_final_eval(agent: OffPolicyAgent, run_dir: Path) -> float:
-    """Train with one evaluation, at the end (10 deterministic episodes, the greedy policy)."""
+class _StopAtFirstEvaluation:
+    """Stops the run after its first evaluation (``learn``'s callbacks): the test then holds the first
+    ``eval_freq`` steps of the preset's run, whose schedules (DQN's ε) still span the preset's whole budget."""
+
+    def on_evaluation(self, info: object) -> bool:
+        return False
+
+
+def _cartpole_first_eval(agent: OffPolicyAgent, run_dir: Path) -> float:
+    """Train the preset's run up to its first evaluation (10 deterministic episodes, the greedy policy,
+    at ``eval_freq``) and stop there."""
     cfg = agent.config
-    agent.learn(run_dir=run_dir, progress=False)
+    agent.learn(run_dir=run_dir, progress=False, callback=_StopAtFirstEvaluation())
     rows = read_progress(run_dir / "progress.csv")
-    assert agent.updates == int((cfg.total_steps - cfg.learning_starts) * cfg.utd_ratio) > 0
-    assert [int(r["step"]) for r in rows] == [cfg.total_steps]
+    assert agent.env_steps == cfg.eval_freq < cfg.total_steps
+    assert agent.updates == int((cfg.eval_freq - cfg.learning_starts) * cfg.utd_ratio) > 0
+    assert [int(r["step"]) for r in rows] == [cfg.eval_freq]
     return float(rows[-1]["eval_return_mean"])
 
 
