@@ -26,7 +26,7 @@ OWN = {"algo": "the cell's variant (--algos)", "env_id": "the cell's task (--env
        "seeds": "--seeds", "total_steps": "--budget", "run_dir": "the suite's runs/ directory",
        "resume": "--resume", "overwrite": "a new --out", "device": "--device", "threads": "--threads"}  # fmt: skip
 SB3_FLAGS = ("--eval-freq", "--eval-episodes", "--learning-starts", "--batch-size", "--hidden-sizes", "--tf32",
-             "--checkpoint-freq")  # fmt: skip
+             "--checkpoint-freq", "--env-kwargs")  # fmt: skip
 _HOST_PORT = re.compile(r"^(?:ray://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
@@ -111,7 +111,7 @@ def check_cells(cells: list[Cell], seeds: list[int], budget: int, device: str, n
             bad = [t for t in extra if t.startswith("--") and t.split("=")[0] not in SB3_FLAGS]
             if bad:
                 raise SoftacError(f"{where} does not take {' '.join(bad)} (a softac train flag SB3 has no counterpart "
-                                  "of): drop it, or run sb3-sac in a suite of its own")  # fmt: skip
+                                  f"of): drop it, or run {cell.variant} in a suite of its own")  # fmt: skip
             continue
         algo, overrides = VARIANTS[cell.variant]
         try:
