@@ -4,8 +4,8 @@ PointMaze_UMaze-v3, one seed, a budget past both libraries' first gradient updat
 holds each variant's success rate (per task and the success-rate IQM across tasks) and results.csv
 the rows of both.
 
-Duration: 26.1 s on the project's 2-core machine while other engineers' work loaded it (load average
-3.0 to 3.5), measured with ``pytest --durations=0`` on 2026-12-06."""
+Duration: 26.1 s and 29.6 s (two runs) on the project's 2-core machine while other engineers' work
+loaded it (load average 3.0 to 3.9), measured with ``pytest --durations=0`` on 2026-12-06."""
 
 from __future__ import annotations
 

@@ -114,3 +114,17 @@ def test_a_cell_without_success_has_no_success_columns(tmp_path: Path) -> None:
     assert main(argv) == 0
     header, rows = _rows(tmp_path / "r" / "seed_0" / "progress.csv")
     assert header == COMMON_FIELDS and len(rows) == 1 and not math.isnan(float(rows[0]["eval_return_mean"]))
+
+
+def test_the_suite_refuses_a_her_cell_that_could_not_start_before_any_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from softac.cli import main as softac_main
+
+    argv = ["suite", "robotics", "--out", str(tmp_path / "s"), "--algos", "sb3-sac-her", "--envs", MAZE, "--seeds", "0",
+            "--budget", "300", "--", "--learning-starts", "100"]  # fmt: skip
+    assert softac_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"softac: error: cell sb3-sac-her on {MAZE}: --learning-starts 100 is shorter than one "
+                          "300-step episode") and "\n" not in err  # fmt: skip
+    assert not (tmp_path / "s").exists()

@@ -140,10 +140,11 @@ def set_aside(seed_dir: Path) -> Path | None:
     return target
 
 
-def run(env_id: str, kwargs: Kwargs, seeds: Sequence[int], budget: int, run_dir: Path, eval_freq: int,
-        eval_episodes: int, given: dict[str, Any], her: bool, device: str) -> None:  # fmt: skip
+def settings(env_id: str, kwargs: Kwargs, given: dict[str, Any], her: bool) -> tuple[dict[str, Any], str, bool]:
+    """What a cell on ``env_id`` trains with: SB3's keyword arguments, where they come from (with any
+    raised learning_starts said), and whether observations are normalised; a :class:`SoftacError`
+    for what it cannot run. Makes the environment once (its action space, goals, episode length)."""
     import gymnasium as gym
-    import stable_baselines3
 
     from softac.envs import make_env
 
@@ -157,7 +158,14 @@ def run(env_id: str, kwargs: Kwargs, seeds: Sequence[int], budget: int, run_dir:
         raise SoftacError(problem)
     kw, source = sb3_settings(env_id, given, her)
     note = her_learning_starts(kw, given, limit, env_id) if her else None
-    norm = normalize_obs(env_id)
+    return kw, source + (f"; {note}" if note else ""), normalize_obs(env_id)
+
+
+def run(env_id: str, kwargs: Kwargs, seeds: Sequence[int], budget: int, run_dir: Path, eval_freq: int,
+        eval_episodes: int, given: dict[str, Any], her: bool, device: str) -> None:  # fmt: skip
+    import stable_baselines3
+
+    kw, source, norm = settings(env_id, kwargs, given, her)
     for seed in seeds:
         seed_dir = run_dir / f"seed_{seed}"
         if seed_done(seed_dir, budget):
@@ -170,7 +178,7 @@ def run(env_id: str, kwargs: Kwargs, seeds: Sequence[int], budget: int, run_dir:
         config = {"library": "stable-baselines3", "version": stable_baselines3.__version__, "algo": "SAC",
                   "her": her, "env_id": env_id, "env_kwargs": dict(kwargs), "seed": seed, "total_steps": budget,
                   "eval_freq": eval_freq, "eval_episodes": eval_episodes, "device": device, "settings": kw,
-                  "normalize_obs": norm, "source": source + (f"; {note}" if note else "")}  # fmt: skip
+                  "normalize_obs": norm, "source": source}  # fmt: skip
         _write_json(seed_dir / "config.json", config)
         # A deep copy: SB3 writes into the policy_kwargs it is given.
         model = run_seed(env_id, kwargs, seed, budget, seed_dir, eval_freq, eval_episodes, copy.deepcopy(kw), her,
@@ -179,8 +187,8 @@ def run(env_id: str, kwargs: Kwargs, seeds: Sequence[int], budget: int, run_dir:
         print(f"seed {seed}: {budget} steps, {model._n_updates} gradient updates", flush=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m softac.suite.sb3_cell", description=__doc__.split("\n")[0])
+def parser(cls: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p = cls(prog="python -m softac.suite.sb3_cell", description=(__doc__ or "").split("\n")[0])
     p.add_argument("--env", required=True)
     p.add_argument("--seeds", type=seeds_arg, required=True)
     p.add_argument("--budget", type=int, required=True)
@@ -197,6 +205,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--tf32", action="store_true", help="TF32 matmuls on CUDA, as softac's --tf32")
     p.add_argument("--checkpoint-freq", type=int, default=None, help="accepted, no effect (no checkpoints)")
+    return p
+
+
+def _given(a: argparse.Namespace) -> dict[str, Any]:
+    return {"learning_starts": a.learning_starts, "batch_size": a.batch_size, "hidden_sizes": a.hidden_sizes}
+
+
+def _env_kwargs(a: argparse.Namespace) -> Kwargs:
+    """softac's own checks of --env-kwargs (JSON values, a positive max_episode_steps), through its config."""
+    return BaseConfig(env_id=a.env, env_kwargs=tuple(a.env_kwargs)).env_kwargs
+
+
+def check(env_id: str, extra: Sequence[str], her: bool) -> None:
+    """What the cell on ``env_id`` with the suite's flags ``extra`` would refuse at its start, refused
+    now (``softac.suite.precheck``, before any cell starts); flags it does not take are checked there."""
+    from softac.cli.args import Parser
+
+    argv = ["--env", env_id, "--seeds", "0", "--budget", "1", "--run-dir", "unused", *extra]
+    a, _ = parser(Parser).parse_known_args(argv)
+    settings(env_id, _env_kwargs(a), _given(a), her)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser()
     a, unknown = p.parse_known_args(argv)
     variant = "sb3-sac-her" if a.her else "sb3-sac"
     try:
@@ -206,9 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "own")  # fmt: skip
         if min(a.budget, a.eval_freq, a.eval_episodes, a.threads) < 1:
             raise SoftacError("--budget, --eval-freq, --eval-episodes and --threads must be positive")
-        # softac's own checks of --env-kwargs (JSON values, a positive max_episode_steps), through its config.
-        kwargs = BaseConfig(env_id=a.env, env_kwargs=tuple(a.env_kwargs)).env_kwargs
-        given = {"learning_starts": a.learning_starts, "batch_size": a.batch_size, "hidden_sizes": a.hidden_sizes}
+        kwargs, given = _env_kwargs(a), _given(a)
         import torch
 
         torch.set_num_threads(a.threads)
