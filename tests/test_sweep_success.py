@@ -1,7 +1,7 @@
 """`softac sweep --search optuna --metric eval_success_rate` on a REAL local Ray instance: a goal
 environment that reports success (tests/test_success.py's GoalEnv, imported in each Ray worker by
-``--allow-import``) gets best.json by its final success rate; one that reports none (Pendulum) fails
-with one line naming the missing column, never a traceback."""
+``--allow-import``) gets best.json by its final success rate; one that reports none (Pendulum) is
+refused in one line before any trial starts (a probe episode finds no success flag), never a traceback."""
 
 from __future__ import annotations
 
@@ -61,19 +61,29 @@ def test_search_on_the_success_rate(local_ray: None, tmp_path: Path, capsys: pyt
     assert f"best eval_success_rate {best['value']:.2f}" in capsys.readouterr().out
 
 
-def test_search_on_success_without_success_is_one_line(
-    local_ray: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_search_on_success_without_success_is_refused_before_any_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "pendulum"
     assert main(["sweep", "--env", "Pendulum-v1", "--out", str(out), *TINY]) == 2
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in captured.err + captured.out, captured.err
-    assert "has no eval_success_rate column: its environment reports no success" in err[0]
-    assert "choose another --metric, e.g. eval_return_mean" in err[0]
-    assert not (out / "best.json").exists()
-    # The failed trial's line says the same.
-    assert "FAILED: " in captured.out and "has no eval_success_rate column" in captured.out
+    assert err[0] == (
+        "softac: error: --metric eval_success_rate needs an environment that reports success; Pendulum-v1 reported "
+        "neither info['is_success'] nor info['success'] in 200 random steps of an episode: choose another --metric, "
+        "e.g. eval_return_mean"
+    )
+    assert not list(tmp_path.rglob("progress.csv")) and not out.exists()  # refused before the sweep was written
+
+
+def test_the_success_probe_runs_one_episode_of_the_trials_environment() -> None:
+    from softac.errors import SoftacError
+    from softac.sweep.values import check_reports_success
+
+    check_reports_success(GOAL, None, "eval_success_rate")  # reports it in every step: passes
+    with pytest.raises(SoftacError, match=r"in 20 random steps of an episode"):  # the run's max_episode_steps
+        check_reports_success("Pendulum-v1", {"max_episode_steps": 20}, "train_success_rate")
 
 
 def test_unknown_metric_is_refused_before_ray(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

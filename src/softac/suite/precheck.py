@@ -19,14 +19,14 @@ from softac import preset_apply, registry
 from softac.cli.args import Parser, add_config_flags, allow_import_flag
 from softac.errors import SoftacError
 from softac.runtime import resolve_device
-from softac.suite.spec import EXTERNAL, VARIANTS, Cell
+from softac.suite.spec import EXTERNAL, EXTERNAL_FLAGS, VARIANTS, Cell
 
 # Flags the suite sets for every cell; after -- they would contradict it (the train parser takes the last).
 OWN = {"algo": "the cell's variant (--algos)", "env_id": "the cell's task (--envs)", "seed": "--seeds",
        "seeds": "--seeds", "total_steps": "--budget", "run_dir": "the suite's runs/ directory",
        "resume": "--resume", "overwrite": "a new --out", "device": "--device", "threads": "--threads"}  # fmt: skip
 SB3_FLAGS = ("--eval-freq", "--eval-episodes", "--learning-starts", "--batch-size", "--hidden-sizes", "--tf32",
-             "--checkpoint-freq")  # fmt: skip
+             "--checkpoint-freq", "--env-kwargs")  # fmt: skip
 _HOST_PORT = re.compile(r"^(?:ray://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
@@ -101,9 +101,9 @@ def _given(algo: str, extra: list[str]) -> tuple[dict[str, Any], str]:
 def check_cells(cells: list[Cell], seeds: list[int], budget: int, device: str, n_threads: int,
                 extra: list[str]) -> None:  # fmt: skip
     """Build every softac cell's agent as its process will (SoftacError naming the cell); check an
-    external cell's flags against those it takes. On a CUDA device the agents are built on the CPU
-    (the device itself checked without allocating): a CUDA context in the suite process would hold
-    GPU memory for as long as its cells run."""
+    external cell's flags against those it takes, and what its start refuses (``sb3_cell.check``). On
+    a CUDA device the agents are built on the CPU (the device itself checked without allocating): a
+    CUDA context in the suite process would hold GPU memory for as long as its cells run."""
     build_on = check_device(device)
     for cell in cells:
         where = f"cell {cell.variant} on {cell.env_id}"
@@ -111,7 +111,13 @@ def check_cells(cells: list[Cell], seeds: list[int], budget: int, device: str, n
             bad = [t for t in extra if t.startswith("--") and t.split("=")[0] not in SB3_FLAGS]
             if bad:
                 raise SoftacError(f"{where} does not take {' '.join(bad)} (a softac train flag SB3 has no counterpart "
-                                  "of): drop it, or run sb3-sac in a suite of its own")  # fmt: skip
+                                  f"of): drop it, or run {cell.variant} in a suite of its own")  # fmt: skip
+            from softac.suite.sb3_cell import check as check_sb3  # imported only for an SB3 cell
+
+            try:  # its environment, settings and (sb3-sac-her) learning_starts against one episode
+                check_sb3(cell.env_id, extra, "--her" in EXTERNAL_FLAGS.get(cell.variant, ()))
+            except SoftacError as exc:
+                raise SoftacError(f"{where}: {exc}") from None
             continue
         algo, overrides = VARIANTS[cell.variant]
         try:

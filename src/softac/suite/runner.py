@@ -20,7 +20,7 @@ from typing import Any
 from softac.cli.args import flag_name
 from softac.io.rundir import holds_run, list_checkpoints
 from softac.suite.results import cell_problem, files_problem
-from softac.suite.spec import EXTERNAL, VARIANTS, Cell
+from softac.suite.spec import EXTERNAL, EXTERNAL_FLAGS, VARIANTS, Cell
 from softac.suite.stop import Stop
 
 
@@ -74,7 +74,7 @@ def train_argv(cell: Cell, run_dir: Path, seeds: list[int], budget: int, device:
         seed_list = ",".join(map(str, seeds))
         return [sys.executable, "-m", "softac.suite.sb3_cell", "--env", cell.env_id, "--seeds", seed_list,
                 "--budget", str(budget), "--run-dir", str(run_dir), "--device", device, "--threads", str(threads),
-                *extra]  # fmt: skip
+                *EXTERNAL_FLAGS.get(cell.variant, ()), *extra]  # fmt: skip
     base = [sys.executable, "-m", "softac.cli", "train", "--no-progress", "--device", device, "--threads", str(threads)]
     if holds_run(run_dir) and not _set_aside_if_unresumable(run_dir, seeds):
         return [*base, "--resume", str(run_dir), "--total-steps", str(budget)]

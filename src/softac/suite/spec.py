@@ -34,13 +34,21 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 # the line refusing it when that module is missing). Their cells run ``softac.suite.sb3_cell``.
 EXTERNAL: dict[str, tuple[str, str]] = {
     "sb3-sac": ("stable_baselines3", "sb3-sac needs stable-baselines3 (pip install 'softac[bench]')"),
+    "sb3-sac-her": ("stable_baselines3", "sb3-sac-her needs stable-baselines3 (pip install 'softac[bench]')"),
 }
+# The flags an external variant adds to its sb3_cell command (sb3-sac-her: SB3's HerReplayBuffer).
+EXTERNAL_FLAGS: dict[str, tuple[str, ...]] = {"sb3-sac-her": ("--her",)}
 # The action space of every suite task (gymnasium class name): an algorithm runs on a task only if
 # its registry entry lists this kind. A named suite's default matrix holds only such pairs.
 ACTION_KIND = {**{e: "Box" for e in MUJOCO + ROBOTICS}, "Pendulum-v1": "Box", "CartPole-v1": "Discrete",
                "LunarLander-v3": "Discrete"}  # fmt: skip
 # sb3_cell runs SB3's SAC, which needs a Box action space.
-EXTERNAL_KINDS: dict[str, tuple[str, ...]] = {"sb3-sac": ("Box",)}
+EXTERNAL_KINDS: dict[str, tuple[str, ...]] = {"sb3-sac": ("Box",), "sb3-sac-her": ("Box",)}
+# Variants that relabel goals (hindsight replay): they run only on goal-conditioned tasks, a Dict
+# observation with observation/achieved_goal/desired_goal and compute_reward (softac.goals). Every
+# task a suite may name is known here, and of them only ROBOTICS is goal-conditioned, so a cell of one
+# of these variants on another task is skipped with its reason before any cell starts.
+GOAL_VARIANTS = ("sac-her", "sb3-sac-her")
 # Environments that need an optional package; a cell without it is skipped with this reason.
 NEEDS = {"LunarLander-v3": ("Box2D", "LunarLander needs Box2D (pip install 'gymnasium[box2d]')"),
          **{e: ("gymnasium_robotics", f"{e} needs gymnasium-robotics (pip install 'softac[robotics]')")
@@ -103,6 +111,14 @@ def action_problem(variant: str, env_id: str) -> str | None:
     return f"{env_id} has a {kind} action space, which {variant} does not support (variants that do: {', '.join(fits)})"
 
 
+def goal_problem(variant: str, env_id: str) -> str | None:
+    """Why ``variant`` cannot relabel goals on ``env_id`` (None: it can, or it does not relabel)."""
+    if variant not in GOAL_VARIANTS or env_id in ROBOTICS:
+        return None
+    return (f"{variant} needs a goal-conditioned task (a Dict observation with observation, achieved_goal and "
+            f"desired_goal, and compute_reward); {env_id} is not one (goal tasks: suite robotics)")  # fmt: skip
+
+
 def _pick(given: list[str] | None, valid: tuple[str, ...] | list[str], what: str) -> list[str]:
     if given is None:
         return list(valid)
@@ -115,8 +131,9 @@ def _pick(given: list[str] | None, valid: tuple[str, ...] | list[str], what: str
 def expand(name: str, algos: list[str] | None, envs: list[str] | None) -> tuple[list[Cell], dict[str, str]]:
     """The cells of suite ``name`` restricted to ``algos``/``envs``, and {cell key: reason} of
     those skipped because this build or machine cannot run them. A named suite's own matrix (no
-    ``algos`` given) holds only the pairs whose action spaces fit (SAC is not on CartPole); a pair
-    asked for by name that cannot act there is skipped with its reason."""
+    ``algos`` given) holds only the pairs whose action spaces fit (SAC is not on CartPole) and whose
+    task has goals where the variant relabels them; a pair asked for by name that cannot act there is
+    skipped with its reason."""
     if name not in SUITES:
         raise SoftacError(f"unknown suite '{name}': choose one of {', '.join(SUITES)}")
     suite_envs, _, default_algos = SUITES[name]
@@ -126,7 +143,7 @@ def expand(name: str, algos: list[str] | None, envs: list[str] | None) -> tuple[
     for v in chosen_algos:
         for e in chosen_envs:
             cell = Cell(v, e)
-            mismatch = action_problem(v, e)
+            mismatch = action_problem(v, e) or goal_problem(v, e)
             if mismatch is not None and not algos:
                 continue  # not a cell of the named suite
             why = variant_problem(v) or mismatch or env_problem(e)

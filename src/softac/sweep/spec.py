@@ -30,9 +30,10 @@ import softac.algos  # noqa: F401  (registers every algorithm)
 from softac import registry
 from softac.errors import SoftacError
 from softac.io.files import loads_json
+from softac.logging import SUCCESS_FIELDS
 from softac.preset_apply import resolve as resolve_preset
 from softac.runtime import MAX_LEARNERS, MAX_SEED
-from softac.sweep.values import check_env, env_kwargs_value
+from softac.sweep.values import check_env, check_reports_success, env_kwargs_value
 
 SPEC_FILE = "sweep.json"
 SPEC_VERSION = 1
@@ -204,6 +205,9 @@ class SweepSpec:
         for name, text in self.search["space"].items():
             for value in space_bounds(self.algo, name, text):
                 self.check_config({name: value}, f"--space {name}={text}")
+        if self.search["metric"] in SUCCESS_FIELDS:  # probed last: it runs the environment for an episode
+            env_id = self.envs[0]
+            check_reports_success(env_id, self.run_values(env_id, {}).get("env_kwargs"), self.search["metric"])
 
     # -- files ----------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

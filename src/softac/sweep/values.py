@@ -55,3 +55,44 @@ def check_env(algo: str, env_id: str) -> None:
         raise SoftacError(
             f"{env_id} has a {kind} action space, which {algo} does not support (it needs {' or '.join(spaces)}){hint}"
         )
+
+
+# The longest probe of ``check_reports_success``: one episode, cut here if it runs longer.
+PROBE_STEPS = 1_000
+
+
+def check_reports_success(env_id: str, kwargs: Any, metric: str) -> None:
+    """Refuse ``--metric eval_success_rate`` (or ``train_success_rate``) on an environment that
+    reports no success, before any trial trains (a trial found it only after training, when its
+    progress.csv had no such column). The probe: the environment made as a trial makes it
+    (``make_env`` with the run's ``env_kwargs``), reset with seed 0, stepped with uniform random
+    actions until its first episode ends or for ``PROBE_STEPS`` steps; it reports success if any
+    step's info holds ``is_success`` or ``success`` (``softac.success.SUCCESS_KEYS``: Fetch and the
+    mazes put the flag in every step's info). Its limit: an environment that reports the flag only
+    in some episodes, or only after ``PROBE_STEPS`` steps of a longer episode, is refused although
+    some trial would have the column."""
+    from softac.envs import make_env
+    from softac.errors import EnvError
+    from softac.success import SUCCESS_KEYS
+
+    env = make_env(env_id, tuple(dict(kwargs or {}).items()))
+    steps = 0
+    try:
+        env.action_space.seed(0)
+        env.reset(seed=0)
+        while steps < PROBE_STEPS:
+            _, _, terminated, truncated, info = env.step(env.action_space.sample())
+            steps += 1
+            if any(key in info for key in SUCCESS_KEYS):
+                return
+            if terminated or truncated:
+                break
+    except Exception as exc:
+        raise EnvError(f"{env_id} failed in the probe episode of --metric {metric}: {type(exc).__name__}: "
+                       f"{exc}") from exc
+    finally:
+        env.close()
+    raise SoftacError(
+        f"--metric {metric} needs an environment that reports success; {env_id} reported neither info['is_success'] "
+        f"nor info['success'] in {steps} random steps of an episode: choose another --metric, e.g. eval_return_mean"
+    )
