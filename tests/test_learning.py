@@ -76,14 +76,14 @@ def test_td3_solves_pendulum_in_20k_steps(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ddpg_solves_pendulum_in_12k_steps(tmp_path: Path) -> None:
-    """Why 12,000 (until then 20,000, as TD3's): seeds 0-4 as stacked learners, evaluated every 1,000
-    steps (`softac train --algo ddpg --env Pendulum-v1 --seeds 0-4 --total-steps 20000 --learning-starts
-    1000 --eval-freq 1000 --threads 1 --preset none`, 2026-12-06): every seed was ≥ −200 at every
-    evaluation from 12k to 20k (at 12k: −176, −195, −198, −184, −168; seed 0 between −170 and −177 from
-    12k on), while at 10k and 11k seeds 1 and 3 were below it (−202, −260; −212, −314). TD3 keeps 20k:
-    in the same run its seeds were still crossing the bar at 16k-17k (−201, −200, −211)."""
-    agent = DDPG("Pendulum-v1", total_steps=12_000, learning_starts=1_000, seed=0, threads=1)
+def test_ddpg_solves_pendulum_in_20k_steps(tmp_path: Path) -> None:
+    """Why not fewer steps: seeds 0-4 as stacked learners, evaluated every 1,000 steps (`softac train --algo
+    ddpg --env Pendulum-v1 --seeds 0-4 --total-steps 20000 --learning-starts 1000 --eval-freq 1000 --threads 1
+    --preset none`, 2026-12-06), were all ≥ −200 at every evaluation from 12k to 20k (at 12k: −176, −195,
+    −198, −184, −168), but seed 0 run alone, as here, scored −200.4 at 12k: the float rounding of a single
+    run differs from a stacked learner's, and several seeds sit within a few points of the bar. At 20k the
+    stacked seeds scored −171, −198, −198, −174, −174."""
+    agent = DDPG("Pendulum-v1", total_steps=20_000, learning_starts=1_000, seed=0, threads=1)
     assert _final_eval(agent, tmp_path / "ddpg") >= PENDULUM_BAR
 
 
