@@ -64,10 +64,11 @@ class CrossQConfig(SimbaActorConfig, SoftActorConfig, GoalReplayConfig):
 
 
 # CrossQ's update on one CPU thread, measured 2026-12-06 on a 2-core machine (benchmarks/network_cost.py
-# --only crossq --rounds 5 --updates 10, Pendulum-v1, batch 256, medians): critics 256², 512², 1024², 2048²
-# cost 44, 96, 230, 774 ms per update. Fitted from 512 up: ms ≈ 49.7 + 1.72e-4 · (batch / 256) ·
-# (n_critics / 2) · Σ in·out over one critic's layers (within 1 %; it overestimates 256² at 61 ms).
-_MS_FIXED, _MS_PER_MAC = 49.7, 1.72e-4
+# --only crossq --rounds 5 --updates 10, Pendulum-v1, batch 256, medians), with the batch renormalisation
+# folded into each layer's product: critics 256², 512², 1024², 2048² cost 16.5, 38.4, 118, 427 ms per
+# update. Fitted from 1024 up: ms ≈ 14.3 + 9.81e-5 · (batch / 256) · (n_critics / 2) · Σ in·out over one
+# critic's layers (it overestimates 512² at 40 ms and 256² at 21 ms: a warning errs on the slow side).
+_MS_FIXED, _MS_PER_MAC = 14.3, 9.81e-5
 _SLOW_MS = 150.0  # slower than ≈ 7 updates/s: a run of the presets' 1M steps takes days on a CPU
 
 
@@ -129,7 +130,7 @@ class CrossQ(SoftActor, OffPolicyAgent):
         return {**super().memory_estimate(cfg), "networks": nets}
 
     def start_notes(self) -> list[str]:
-        """The paper's 2048-wide critics train at ≈ 1.3 updates/s on a CPU thread: say so, with the
+        """The paper's 2048-wide critics train at ≈ 2.3 updates/s on a CPU thread: say so, with the
         run's cost and the narrower critics that fit a CPU, before the run starts."""
         cfg = self.config
         in_dim = self.spec.obs_dim + self.spec.act_dim
