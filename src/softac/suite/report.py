@@ -15,6 +15,7 @@ from softac.suite import figures as F
 from softac.suite import scores as S
 from softac.suite import success_report as SR
 from softac.suite.results import read_results
+from softac.suite.spec import label
 
 MARKER = ".softac-suite-report"
 final_by_cell = S.final_by_cell  # the name tests and callers use
@@ -52,7 +53,7 @@ def render(rows: list[dict[str, Any]], figures: dict[str, Path] | None = None) -
         lines += [f"## {env}", "", head, "|---" * head.count(" | ") + "|---|"]
         for algo, step, a in entries:
             ci = _ci(a["iqm_ci_low"], a["iqm_ci_high"])
-            lines.append(f"| softac {algo} | {step} | {int(a['n'])} | {SR.cells(got.get(algo)) if got else ''}"
+            lines.append(f"| {label(algo)} | {step} | {int(a['n'])} | {SR.cells(got.get(algo)) if got else ''}"
                          f"{_fmt(a['mean'])} | {_fmt(a['iqm'])} | {ci} |")  # fmt: skip
         for ref in refs:
             if ref["env"] == env.split("-v")[0]:
@@ -85,7 +86,7 @@ def _across(rows: list[dict[str, Any]], figures: dict[str, Path]) -> list[str]:
         for algo in sorted(point):
             p, (lo, hi) = point[algo], ci[algo]
             cells = " | ".join(f"{p[i]:.3f} | {_ci(lo[i], hi[i], 3)}" for i in range(3))
-            lines.append(f"| softac {algo} | {cells} |")
+            lines.append(f"| {label(algo)} | {cells} |")
         lines.append("")
         lines += [f"![{name}]({figures[name].name})" for name in ("aggregate", "profile") if name in figures]
         lines.append("")
@@ -111,7 +112,7 @@ def readme_table(rows: list[dict[str, Any]]) -> str:
     algos = sorted({a for entries in tasks.values() for a, _, _ in entries})
     refs = {(r["env"], int(r["step"])): float(r["return"]) for r in S.reference() if r["algorithm"] == "SAC"}
     metric = "metric | " if success else ""
-    lines = [f"| task | {metric}step | " + " | ".join(f"softac {a}: IQM [95% CI] (seeds)" for a in algos)
+    lines = [f"| task | {metric}step | " + " | ".join(f"{label(a)}: IQM [95% CI] (seeds)" for a in algos)
              + " | SAC, published (Gym v4, not rerun) |", "|---" * (len(algos) + 3 + bool(success)) + "|"]  # fmt: skip
     for env, entries in tasks.items():
         by = {a: (step, est) for a, step, est in entries}
@@ -121,12 +122,12 @@ def readme_table(rows: list[dict[str, Any]]) -> str:
         cells = [f"{by[a][1]['iqm']:.1f} {_ci(by[a][1]['iqm_ci_low'], by[a][1]['iqm_ci_high'])} ({int(by[a][1]['n'])})"
                  f"{at[a]}" if a in by else "–" for a in algos]  # fmt: skip
         ref = refs.get((env.split("-v")[0], common)) if common is not None else None
-        label = str(common) if common is not None else "see each"
+        shown = str(common) if common is not None else "see each"
         if env in success:
             cells = [SR.summary(success[env][a]) + at[a] if a in success[env] else "–" for a in algos]
             ref = None  # the published numbers are returns
         kind = ("success rate | " if env in success else "return | ") if success else ""
-        lines.append(f"| {env} | {kind}{label} | " + " | ".join(cells) + f" | {'–' if ref is None else f'{ref:.0f}'} |")
+        lines.append(f"| {env} | {kind}{shown} | " + " | ".join(cells) + f" | {'–' if ref is None else f'{ref:.0f}'} |")
     return "\n".join(lines) + "\n"
 
 

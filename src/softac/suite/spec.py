@@ -42,6 +42,16 @@ EXTERNAL_FLAGS: dict[str, tuple[str, ...]] = {"sb3-sac-her": ("--her",)}
 # its registry entry lists this kind. A named suite's default matrix holds only such pairs.
 ACTION_KIND = {**{e: "Box" for e in MUJOCO + ROBOTICS}, "Pendulum-v1": "Box", "CartPole-v1": "Discrete",
                "LunarLander-v3": "Discrete"}  # fmt: skip
+# How a report names a variant's rows: by the library that ran it. An SB3 cell's rows said "softac sb3-sac"
+# in the report, as if softac had run them.
+EXTERNAL_LIBRARY = {"sb3-sac": "SB3 sac", "sb3-sac-her": "SB3 sac-her"}
+
+
+def label(variant: str) -> str:
+    """The report's name for ``variant``: "softac sac", "SB3 sac-her"."""
+    return EXTERNAL_LIBRARY.get(variant, f"softac {variant}")
+
+
 # sb3_cell runs SB3's SAC, which needs a Box action space.
 EXTERNAL_KINDS: dict[str, tuple[str, ...]] = {"sb3-sac": ("Box",), "sb3-sac-her": ("Box",)}
 # Variants that relabel goals (hindsight replay): they run only on goal-conditioned tasks, a Dict

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from softac.suite import scores as S
+from softac.suite.spec import label
 
 Estimates = dict[str, dict[str, dict[str, float]]]  # {env: {algorithm: rliable estimates}}
 
@@ -65,5 +66,5 @@ def across(rows: list[dict[str, Any]]) -> list[str]:
     for algo in sorted(point):
         p, (lo, hi) = point[algo], ci[algo]
         cols = " | ".join(f"{p[i]:.3f} | {_ci(lo[i], hi[i], 3)}" for i in range(3))
-        lines.append(f"| softac {algo} | {cols} |")
+        lines.append(f"| {label(algo)} | {cols} |")
     return [*lines, ""]
