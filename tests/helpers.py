@@ -261,16 +261,26 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+def default_sigint() -> None:
+    """A child's SIGINT as a terminal gives it (``preexec_fn``). Why: pytest-xdist's workers ignore SIGINT,
+    and a child inherits SIG_IGN, so Python installs no KeyboardInterrupt for it: a Ctrl-C a test sent
+    before softac's own handler existed was lost, and the run went on (a run that never exited 60 s after
+    its SIGINT, stack-dumped inside the whole suite; alone, without xdist, it always exited)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``softac ARGS`` in a subprocess (the real entry point, exit codes and streams)."""
     return subprocess.run(
-        [*SOFTAC, *args], capture_output=True, text=True, env=cli_env(), cwd=cwd, timeout=timeout, check=False
+        [*SOFTAC, *args], capture_output=True, text=True, env=cli_env(), cwd=cwd, timeout=timeout, check=False,
+        preexec_fn=default_sigint,
     )
 
 
 def popen_cli(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [*SOFTAC, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=cwd
+        [*SOFTAC, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=cwd,
+        preexec_fn=default_sigint,
     )
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import assert_one_line_error, cli_env, run_cli
+from helpers import assert_one_line_error, cli_env, default_sigint, run_cli
 
 SCRIPT = Path(sys.executable).with_name("softac")
 
@@ -41,6 +41,11 @@ def test_interrupt_while_importing_is_one_line_and_130() -> None:
     assert proc.stderr.strip().splitlines() == ["softac: interrupted while starting (nothing was done)"]
 
 
+def _low_priority_with_default_sigint() -> None:
+    os.nice(19)
+    default_sigint()
+
+
 def test_real_ctrl_c_during_start_up() -> None:
     if not SCRIPT.exists() or not Path("/proc/self/maps").exists():
         pytest.skip("needs the installed console script and /proc")
@@ -51,7 +56,7 @@ def test_real_ctrl_c_during_start_up() -> None:
     # when both want it: inside the whole suite on 2026-12-06 the child won three tries of three.
     for _ in range(5):
         proc = subprocess.Popen([str(SCRIPT), "eval", "/nonexistent"], stderr=subprocess.PIPE, text=True,
-                                env=cli_env(), preexec_fn=lambda: os.nice(19))  # fmt: skip
+                                env=cli_env(), preexec_fn=_low_priority_with_default_sigint)  # fmt: skip
         maps = Path(f"/proc/{proc.pid}/maps")
         deadline = time.monotonic() + 60
         # SIGINT once torch's shared library is mapped: torch's Python import is then under way.
