@@ -1,5 +1,5 @@
-"""Learning tests: each continuous-action algorithm solves Pendulum-v1 within the issue's step
-budget, each discrete-action one CartPole-v1 with its preset, as a user runs it, and PPO
+"""Learning tests: each continuous-action algorithm solves Pendulum-v1 within a step budget its
+multi-seed measurements support, each discrete-action one CartPole-v1 with its preset, as a user runs it, and PPO
 CartPole-v1 and a Pendulum-v1 return with its presets.
 
 TD3 and DDPG use the defaults as a user would run them (256×256 networks, batch 256, lr 3e-4);
@@ -76,14 +76,18 @@ def test_td3_solves_pendulum_in_20k_steps(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ddpg_solves_pendulum_in_20k_steps(tmp_path: Path) -> None:
-    """Why not fewer steps: seeds 0-4 as stacked learners, evaluated every 1,000 steps (`softac train --algo
-    ddpg --env Pendulum-v1 --seeds 0-4 --total-steps 20000 --learning-starts 1000 --eval-freq 1000 --threads 1
-    --preset none`, 2026-12-06), were all ≥ −200 at every evaluation from 12k to 20k (at 12k: −176, −195,
-    −198, −184, −168), but seed 0 run alone, as here, scored −200.4 at 12k: the float rounding of a single
-    run differs from a stacked learner's, and several seeds sit within a few points of the bar. At 20k the
-    stacked seeds scored −171, −198, −198, −174, −174."""
-    agent = DDPG("Pendulum-v1", total_steps=20_000, learning_starts=1_000, seed=0, threads=1)
+def test_ddpg_solves_pendulum_in_15k_steps(tmp_path: Path) -> None:
+    """Why 15,000 steps, evaluated every 1,000 steps (`softac train --algo ddpg --env Pendulum-v1 --seeds 0-4
+    --total-steps 20000 --learning-starts 1000 --eval-freq 1000 --threads 1 --preset none`; seeds 5-9 the
+    same to 15000; evaluation draws from no training stream, so the runs are the test's):
+    - seeds 0-4 as stacked learners (2026-12-06) were all ≥ −200 at every evaluation from 12k to 20k;
+    - seeds 5-9 as stacked learners (2026-12-07) were all ≥ −200 at every evaluation from 7k to 15k, at 15k
+      −152, −152, −170, −155, −142;
+    - seed 0 run alone, as here (2026-12-07): −200.4 at 12k (the float rounding of a single run differs
+      from a stacked learner's), then −176 to −178 at every evaluation from 13k to 20k, −176.7 at 15k.
+    12k was tried and dropped for that −200.4; 15k leaves seed 0 a 23-point margin and every one of the ten
+    seeds above the bar from 13k on."""
+    agent = DDPG("Pendulum-v1", total_steps=15_000, learning_starts=1_000, seed=0, threads=1)
     assert _final_eval(agent, tmp_path / "ddpg") >= PENDULUM_BAR
 
 
