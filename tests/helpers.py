@@ -396,3 +396,18 @@ def sigkill_after_first_checkpoint(args: list[str], run_dir: Path, deadline_s: f
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+
+def processes_on(path: Path) -> list[int]:
+    """PIDs of live processes whose command line names ``path`` (the cell's `softac train`)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and int(d.name) != os.getpid():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (d / "stat").read_text().split(") ")[-1][:1]
+            except OSError:
+                continue
+            if str(path) in cmd and state != "Z":
+                found.append(int(d.name))
+    return found

@@ -13,7 +13,7 @@ from softac.errors import SoftacError
 from softac.suite import scores as S
 from softac.suite.report import write_report
 from softac.suite.results import cell_problem, read_results, write_results
-from softac.suite.runner import _write_state, todo_cells
+from softac.suite.runner import todo_cells, write_state
 from softac.suite.spec import Cell
 
 CELL = Cell("sac", "Pendulum-v1")
@@ -62,7 +62,7 @@ DAMAGE = ["nan row", "inf row", "missing seed", "deleted run", "short of the bud
 def test_an_incomplete_cell_is_never_counted_done(tmp_path: Path, how: str, capsys: pytest.CaptureFixture[str]) -> None:
     _cell(tmp_path)
     assert cell_problem(tmp_path, CELL, [0, 1], 400) is None
-    _write_state(tmp_path, CELL, {"status": "done"})
+    write_state(tmp_path, CELL, {"status": "done"})
     _damage(tmp_path, how)
     problem = cell_problem(tmp_path, CELL, [0, 1], 400)
     assert problem is not None
@@ -186,7 +186,7 @@ def test_extend_adds_cells_and_keeps_every_row(tmp_path: Path, capsys: pytest.Ca
             d = out / "runs" / cell.key / f"seed_{s}"
             d.mkdir(parents=True)
             (d / "progress.csv").write_text(HEAD + f"200,-{s + 1}.0,1.0,100\n400,-{s + 2}.0,1.0,300\n")
-        _write_state(out, cell, {"status": "done"})
+        write_state(out, cell, {"status": "done"})
     argv = ["suite", "classic", "--out", str(out), "--envs", "Pendulum-v1", "--seeds", "0,1", "--budget", "400"]
     assert main([*argv, "--algos", "td3", "--resume"]) == 2
     assert "algos sac → td3" in capsys.readouterr().err  # without --extend: refused, with the way to add

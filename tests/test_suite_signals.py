@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import processes_on
 
 from softac.io.rundir import list_checkpoints
 
@@ -33,21 +34,6 @@ def _argv(out: Path, budget: int, *extra: str) -> list[str]:
 
 def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-
-
-def _processes_on(path: Path) -> list[int]:
-    """PIDs of live processes whose command line names ``path`` (the cell's `softac train`)."""
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit() and int(d.name) != os.getpid():
-            try:
-                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                state = (d / "stat").read_text().split(") ")[-1][:1]
-            except OSError:
-                continue
-            if str(path) in cmd and state != "Z":
-                found.append(int(d.name))
-    return found
 
 
 def _start(out: Path, budget: int) -> subprocess.Popen[str]:
@@ -79,7 +65,7 @@ def test_a_signal_stops_the_cell_with_a_checkpoint_and_one_line(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 128 + signum, stderr[-2000:]
-    assert not _processes_on(out), "the cell outlived the suite"
+    assert not processes_on(out), "the cell outlived the suite"
     state = json.loads((out / "cells" / f"{KEY}.json").read_text())
     assert state["status"] == "interrupted"
     step = state["saved_step"]
@@ -108,15 +94,15 @@ def test_a_killed_suite_leaves_no_orphan_cell(tmp_path: Path) -> None:
     proc = _start(out, 800)
     try:
         _wait_for_checkpoint(proc, out)
-        assert _processes_on(out / "runs")
+        assert processes_on(out / "runs")
         proc.send_signal(signal.SIGKILL)  # the suite alone, not its cell
         proc.wait(timeout=30)
         deadline = time.monotonic() + 30
-        while _processes_on(out / "runs") and time.monotonic() < deadline:
+        while processes_on(out / "runs") and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _processes_on(out / "runs"), "the cell trains on, orphaned"
+        assert not processes_on(out / "runs"), "the cell trains on, orphaned"
     finally:
-        for pid in _processes_on(out):
+        for pid in processes_on(out):
             os.kill(pid, signal.SIGKILL)
 
 

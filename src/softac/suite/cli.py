@@ -133,7 +133,7 @@ def main(argv: Sequence[str], parser_cls: type[argparse.ArgumentParser]) -> int:
             stop.restore()
     else:
         states = ray_cells(a.ray).run_cells_ray(a.out, cells, list(a.seeds), budget, a.device, n_threads, extra,
-                                                a.ray)  # fmt: skip
+                                                a.ray, stop)  # fmt: skip
     done = [c for c in cells if states[c.key].get("status") == "done"]
     write_results(a.out, done, list(a.seeds), budget)
     if stop.signum is not None:

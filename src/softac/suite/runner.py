@@ -33,7 +33,7 @@ def cell_state(out: Path, cell: Cell) -> dict[str, Any]:
     return dict(state) if isinstance(state, dict) else {"status": "pending"}
 
 
-def _write_state(out: Path, cell: Cell, state: dict[str, Any]) -> None:
+def write_state(out: Path, cell: Cell, state: dict[str, Any]) -> None:
     path = out / "cells" / f"{cell.key}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -109,7 +109,7 @@ def run_cell(out: Path, cell: Cell, seeds: list[int], budget: int, device: str, 
     if damaged is not None:
         refused = {"status": "failed", "seconds": 0.0, "run_dir": f"runs/{cell.key}",
                    "reason": f"{damaged}: fix or move that file aside, then --resume"}  # fmt: skip
-        _write_state(out, cell, refused)
+        write_state(out, cell, refused)
         return refused
     argv = train_argv(cell, run_dir, seeds, budget, device, threads, extra)
     t0 = time.perf_counter()
@@ -129,7 +129,7 @@ def run_cell(out: Path, cell: Cell, seeds: list[int], budget: int, device: str, 
         problem = cell_problem(out, cell, seeds, budget)
         if problem is not None:
             state.update(status="failed", reason=f"its files are incomplete: {problem}")
-    _write_state(out, cell, state)
+    write_state(out, cell, state)
     return state
 
 
