@@ -98,16 +98,17 @@ def run_cells_ray(out: Path, cells: list[Cell], seeds: list[int], budget: int, d
     todo = [c for c in cells if cell_state(out, c).get("status") != "done"]
     if todo:
         with _signals_raise(stop) as again:
-            started = False
+            # A signal during ray.init leaves no `started`: shut down what this call began all the same.
+            ours = not ray.is_initialized()
             try:
-                started = connect_ray(None if address == "local" else address)
+                connect_ray(None if address == "local" else address)
                 again()
                 _fit(out, todo, seeds, budget, device, threads, extra)
             except KeyboardInterrupt:
                 if stop.signum is None:  # Tune's own, or one that came before the handlers
                     stop.signum = int(signal.SIGINT)
             finally:
-                if started:
+                if ours and ray.is_initialized():
                     ray.shutdown()
         if stop.signum is not None:
             for c in todo:
