@@ -98,7 +98,8 @@ def run_cells_ray(out: Path, cells: list[Cell], seeds: list[int], budget: int, d
     todo = [c for c in cells if cell_state(out, c).get("status") != "done"]
     if todo:
         with _signals_raise(stop) as again:
-            # A signal during ray.init leaves no `started`: shut down what this call began all the same.
+            # Shut down the instance this call began, also when a signal came during ray.init (before
+            # connect_ray could return that it started one).
             ours = not ray.is_initialized()
             try:
                 connect_ray(None if address == "local" else address)
