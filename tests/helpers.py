@@ -411,3 +411,21 @@ def processes_on(path: Path) -> list[int]:
             if str(path) in cmd and state != "Z":
                 found.append(int(d.name))
     return found
+
+
+def signal_at_checkpoint(proc: subprocess.Popen[str], run: Path, signum: int, group: bool) -> tuple[str, str]:
+    """Once ``run`` (a seed's directory) holds a checkpoint, send ``signum`` to ``proc`` (started in a
+    session of its own) or, with ``group``, to its whole process group as a terminal's Ctrl-C does; its
+    (stdout, stderr). It is SIGKILLed, group and all, if it has not exited by then."""
+    from softac.io.rundir import list_checkpoints
+
+    try:
+        deadline = time.monotonic() + 240  # a loaded machine (a Ray start included)
+        while not list_checkpoints(run):
+            assert proc.poll() is None and time.monotonic() < deadline, "it ended before the signal"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signum) if group else proc.send_signal(signum)
+        return proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import cli_env, processes_on
+from helpers import cli_env, processes_on, signal_at_checkpoint
 
 from softac.cli import main
 from softac.io.rundir import list_checkpoints
@@ -60,16 +59,7 @@ def test_a_signal_ends_the_ray_trials_and_says_which_checkpoint_each_cell_keeps(
             "--budget", "1500", "--ray", "local", "--", *TRAIN, "--checkpoint-freq", "100"]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "softac.cli", *argv], env=cli_env(), text=True,
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 240  # Ray's start on a loaded machine
-        while not list_checkpoints(out / "runs" / key / "seed_0"):
-            assert proc.poll() is None and time.monotonic() < deadline, "the suite ended before the signal"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signum) if group else proc.send_signal(signum)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    _, stderr = signal_at_checkpoint(proc, out / "runs" / key / "seed_0", signum, group)
     assert proc.returncode == 128 + signum, stderr[-2000:]
     deadline = time.monotonic() + 30  # the trial's `softac train` ends with its Ray worker
     while processes_on(out / "runs") and time.monotonic() < deadline:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import processes_on
+from helpers import processes_on, signal_at_checkpoint
 
 from softac.io.rundir import list_checkpoints
 
@@ -57,13 +57,7 @@ def test_a_signal_stops_the_cell_with_a_checkpoint_and_one_line(
 ) -> None:
     out = tmp_path / "s"
     proc = _start(out, 800)
-    try:
-        _wait_for_checkpoint(proc, out)
-        os.killpg(proc.pid, signum) if group else proc.send_signal(signum)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    stdout, stderr = signal_at_checkpoint(proc, out / "runs" / KEY / "seed_1", signum, group)
     assert proc.returncode == 128 + signum, stderr[-2000:]
     assert not processes_on(out), "the cell outlived the suite"
     state = json.loads((out / "cells" / f"{KEY}.json").read_text())
