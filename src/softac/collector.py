@@ -106,7 +106,9 @@ class Collector:
     # -- stepping ---------------------------------------------------------------------------
     def _check_finite(self, what: str, values: np.ndarray, step: int) -> np.ndarray:
         """Boolean mask of sub-envs whose values are all finite; raise unless skipping."""
-        ok = np.isfinite(values.reshape(len(values), int(np.prod(values.shape[1:])))).all(axis=1)
+        if np.isfinite(values).all():  # every step but a broken one: one pass, no per-row reduction
+            return np.ones(len(values), dtype=bool)
+        ok = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
         if not ok.all() and not self.skip_nonfinite:
             env_index = int(np.flatnonzero(~ok)[0])
             if values.ndim == 2 and not self.layout.identity:  # a Dict/Discrete observation: name the key
@@ -187,25 +189,35 @@ class Collector:
         terminated = np.asarray(terminated, dtype=bool)
         done = terminated | np.asarray(truncated, dtype=bool)
         ok = self._check_finite("observation", next_obs, step) & self._check_finite("reward", reward, step)
-
-        self.ep_return += np.where(ok, reward, 0.0)
+        # Why the all-kept branches: this runs once per environment step (DQN's CartPole preset: 500k
+        # times), and masking with np.where where nothing is masked copies for nothing. Both
+        # branches give the same values.
+        kept = bool(ok.all())
+        stored_next = next_obs if kept else np.where(ok[:, None], next_obs, 0.0)
+        if not kept:
+            reward = np.where(ok, reward, 0.0)
+        self.ep_return += reward
         self.ep_length += 1
         ended = (done & ok).reshape(self.L, self.n)
-        ep_return, ep_length = self.ep_return.reshape(self.L, self.n), self.ep_length.reshape(self.L, self.n)
-        returns = [[float(r) for r in ep_return[k][ended[k]]] for k in range(self.L)]
-        lengths = [[int(n) for n in ep_length[k][ended[k]]] for k in range(self.L)]
+        returns: list[list[float]] = [[] for _ in range(self.L)]
+        lengths: list[list[int]] = [[] for _ in range(self.L)]
         successes: list[list[float | None]] = [[] for _ in range(self.L)]
         # The flag is read at episode ends only (an episode's success is its last step's flag).
         for k, i in zip(*np.nonzero(ended), strict=True) if ended.any() else ():
+            j = int(k * self.n + i)
+            returns[k].append(float(self.ep_return[j]))
+            lengths[k].append(int(self.ep_length[j]))
             where = f"the environment {self.env_name} (step {step})"
-            successes[k].append(vector_success(infos, int(k * self.n + i), self.L * self.n, where))
+            successes[k].append(vector_success(infos, j, self.L * self.n, where))
         shape = (self.L, self.n)
         out = Transitions(
             obs=self.obs.reshape(*shape, -1).copy(),
             action=np.asarray(action, dtype=np.float32).reshape(*shape, -1),
-            reward=np.where(ok, reward, 0.0).astype(np.float32).reshape(shape),
+            reward=reward.astype(np.float32).reshape(shape),
             terminated=terminated.astype(np.float32).reshape(shape),
-            next_obs=np.where(ok[:, None], next_obs, 0.0).astype(np.float32).reshape(*shape, -1),
+            # a copy (astype copies): self.obs, which is next_obs below, is reset in place, and
+            # n-step windows keep the transition's own arrays
+            next_obs=stored_next.astype(np.float32).reshape(*shape, -1),
             ok=ok.reshape(shape),
             done=done.reshape(shape),
             episode_returns=returns,
