@@ -57,3 +57,17 @@ def test_bench_baseline_takes_its_own_options_and_bad_json_is_one_line() -> None
                          check=False)  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.startswith("softac: error: --baseline-options is not JSON")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_bench_times_dqn_whose_schedule_updates_every_few_steps() -> None:
+    """DQN updates once per train_freq steps: the timed window holds the updates its schedule owes
+    (before: an AssertionError traceback, the check demanding one update per step)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "softac.cli", "bench", "--algo", "dqn", "--env", "CartPole-v1", "--no-sb3", "--no-cli",
+         "--rounds", "1", "--warmup", "256", "--steps", "200",
+         "--softac-options", '{"hidden_sizes": [16, 16], "batch_size": 16, "utd_ratio": 0.25}'],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    match = re.search(r"median softac: ([0-9.]+) steps/s", proc.stdout)
+    assert match is not None and float(match.group(1)) > 0.0, proc.stdout

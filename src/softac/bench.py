@@ -55,10 +55,13 @@ def run_softac(algo: str, env_id: str, warmup: int, steps: int, extra: dict[str,
     t0 = time.perf_counter()
     agent.learn(total_steps=warmup + PRE_UPDATES, progress=False)
     first = time.perf_counter() - t0
+    before = agent.updates
     t0 = time.perf_counter()
     agent.learn(total_steps=warmup + PRE_UPDATES + steps, progress=False)
     elapsed = time.perf_counter() - t0
-    assert agent.updates >= PRE_UPDATES + steps - 1, "the timed window must consist of gradient steps"
+    # Every update the algorithm's schedule owes for the window was made in it: one per step at
+    # utd 1, one per train_freq steps for DQN.
+    assert agent.updates > before and agent.updates_due() == 0, "the timed window must hold its gradient steps"
     learners = getattr(agent, "learners", 1)
     return {
         "steps_per_s": steps * learners / elapsed,  # environment steps of all learners together
@@ -264,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         # Optional and not in any extra (JAX is large): the column appears where `pip install sbx-rl` ran.
         variants.append(Variant("SBX", "sbx", device=args.device or "cpu"))
     print(f"{args.algo.upper()} on {args.env}: {args.warmup} warm-up steps, then {args.steps} timed steps "
-          f"(1 update each), {args.rounds} alternating rounds")  # fmt: skip
+          f"(with the updates the algorithm schedules: one per step at utd 1), {args.rounds} alternating "
+          "rounds")  # fmt: skip
     print(f"{'round':>5} " + " ".join(f"{v.label + ' steps/s':>18}" for v in variants))
     for r in range(args.rounds):
         order = variants if r % 2 == 0 else variants[::-1]
