@@ -24,18 +24,23 @@ TRAIN = ["--learning-starts", "50", "--eval-freq", "150", "--eval-episodes", "2"
 KEY = "sb3-sac__Pendulum-v1"
 
 
-def _suite(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _suite(out: Path, *extra: str, tmpdir: Path | None = None) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "softac.cli", "suite", "classic", "--out", str(out), "--algos", "sb3-sac", "--envs",
             "Pendulum-v1", "--seeds", "0,1", "--budget", "300", "--threads", "1", *extra, "--", *TRAIN]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sb3") / "suite"
-    proc = _suite(out)
+    tmpdir = tmp_path_factory.mktemp("tmpdir")
+    proc = _suite(out, tmpdir=tmpdir)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # SB3's default logger made an empty $TMPDIR/SB3-<date-time> per seed, left behind
+    assert not list(tmpdir.glob("SB3-*")), sorted(p.name for p in tmpdir.iterdir())
     return out
 
 

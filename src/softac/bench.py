@@ -104,6 +104,7 @@ def make_sb3(algo: str, env_id: str, learning_starts: int, seed: int | None = No
 
 def run_sb3(algo: str, env_id: str, warmup: int, steps: int, device: str, lib: str = "sb3") -> dict[str, Any]:
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import Logger
 
     class Timer(BaseCallback):
         def __init__(self) -> None:
@@ -121,6 +122,7 @@ def run_sb3(algo: str, env_id: str, warmup: int, steps: int, device: str, lib: s
             return True
 
     model = make_sb3(algo, env_id, warmup, device=device, lib=lib)
+    model.set_logger(Logger(None, []))  # SB3's default one leaves an empty $TMPDIR/SB3-<date-time> per run
     timer = Timer()
     model.learn(warmup + PRE_UPDATES + steps + 1, callback=timer)
     buf = model.replay_buffer

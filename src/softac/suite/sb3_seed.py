@@ -95,6 +95,7 @@ def run_seed(env_id: str, kwargs: Kwargs, seed: int, budget: int, seed_dir: Path
     """Train one seed, writing its progress.csv after every evaluation; returns the SB3 model."""
     from stable_baselines3 import SAC, HerReplayBuffer
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import Logger
 
     rows: list[dict[str, Any]] = []
     eval_env = make_env(env_id, kwargs)
@@ -143,6 +144,9 @@ def run_seed(env_id: str, kwargs: Kwargs, seed: int, budget: int, seed_dir: Path
     venv = train_env(env_id, kwargs, normalize_obs)
     extra: dict[str, Any] = {"replay_buffer_class": HerReplayBuffer} if her else {}
     model = SAC(policy_name(venv.observation_space), venv, seed=seed, device=device, verbose=0, **kw, **extra)
+    # A logger of no outputs: SB3's default one makes an empty directory $TMPDIR/SB3-<date-time> at
+    # every learn(), one per seed of every cell, left behind.
+    model.set_logger(Logger(None, []))
     callback = Evaluate()
     model.learn(total_timesteps=budget, callback=callback, progress_bar=False)
     callback.evaluate(model.num_timesteps)  # at the budget, after its last update
