@@ -13,9 +13,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import resource
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,43 @@ def test_the_api_refuses_the_named_cases_at_once() -> None:
 
 def _fake_room(monkeypatch: pytest.MonkeyPatch, free: int, total: int) -> None:
     monkeypatch.setattr(base, "available", lambda device: (free, total))
+
+
+def test_mujoco_environments_are_counted_with_their_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A MuJoCo environment holds about 1.1 MB (``softac.envs.simulator_bytes``); the check counted every
+    environment at 4 KB, so ``--n-envs`` in the tens of thousands on HalfCheetah-v5 passed it and then
+    outgrew the machine. In a room of 100 MiB, 200 of them (≈ 216 MB) are refused at once, and the count
+    the line offers fits that room at the measured size."""
+    room = 100 << 20
+    _fake_room(monkeypatch, room, 1 << 40)
+    line = refused_quickly(SAC, "the environments", "lower n_envs (now n_envs=200)", env="HalfCheetah-v5",
+                           n_envs=200, total_steps=10_000, **TINY)  # fmt: skip
+    match = re.search(r"n_envs=(\d+) fits", line)
+    assert match is not None, line
+    assert 0 < int(match.group(1)) * 1_100_000 <= room  # 1.1 MB: the resident size measured below
+
+
+def test_the_bytes_counted_for_a_mujoco_environment_are_its_resident_memory() -> None:
+    """Counted (``memory.ENV_BYTES`` + ``simulator_bytes``) against measured: the resident memory 60
+    HalfCheetah-v5 environments add, 20 steps each, in a fresh process (the pytest worker's allocator
+    would reuse memory freed by other tests)."""
+    code = (
+        "import os, gymnasium as gym\n"
+        "from softac import memory\n"
+        "from softac.envs import simulator_bytes\n"
+        "def rss(): return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+        "envs = [gym.make('HalfCheetah-v5')]; envs[0].reset(seed=0)\n"
+        "before = rss()\n"
+        "for i in range(60):\n"
+        "    e = gym.make('HalfCheetah-v5'); e.reset(seed=i); envs.append(e)\n"
+        "    for _ in range(20): e.step(e.action_space.sample())\n"
+        "print((rss() - before) / 60, memory.ENV_BYTES + simulator_bytes(envs[0]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=120,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    measured, counted = (float(x) for x in proc.stdout.split())
+    assert 0.8 * measured <= counted <= 1.5 * measured, (measured, counted)
 
 
 ROOM = 64 << 20  # 64 MiB: every default below fits, every enlarged field does not

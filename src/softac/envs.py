@@ -32,6 +32,27 @@ class EnvSpec:
     max_episode_steps: int | None = None  # the time limit the env's registration (or env_kwargs) sets, if known
     # the space itself, for a user's encoder (built as ``Encoder(observation_space, ...)``)
     observation_space: Any = field(default=None, compare=False, repr=False)
+    # bytes of one environment's simulator buffers, for the memory check (``simulator_bytes``)
+    sim_bytes: int = field(default=0, compare=False)
+
+
+def simulator_bytes(env: gym.Env) -> int:
+    """The bytes a MuJoCo environment holds beyond a plain one: twice its model and data buffers
+    (``model.nbuffer + data.nbuffer``; every MuJoCo task of Gymnasium and Gymnasium-Robotics
+    compiles its own model), 0 for an environment without them. Why: the memory check counted
+    every environment at a few KB, so ``--n-envs`` in the tens of thousands on HalfCheetah-v5
+    passed it and then outgrew the machine. Why twice: resident memory per environment, measured
+    over 100 of them with 20 steps each in a fresh process (2026-12-07), was Humanoid-v5 1,204,
+    Ant-v5 1,139 and HalfCheetah-v5 1,103 KiB, against buffers of 571, 540 and 526 KiB. MuJoCo's
+    arena (``model.narena``, 6-14 MB) is reserved whole, but a step touches 7-20 KiB of it
+    (``data.maxuse_arena``), which the measurement includes."""
+    inner = getattr(env, "unwrapped", env)
+    total = 0
+    for name in ("model", "data"):
+        size = getattr(getattr(inner, name, None), "nbuffer", None)
+        if isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size > 0:
+            total += int(size)
+    return 2 * total
 
 
 def module_of(env_id: str) -> str | None:
@@ -123,7 +144,8 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
     limit = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
     if isinstance(act, gym.spaces.Discrete):
         low, high = np.array([float(act.start)]), np.array([float(act.start + act.n - 1)])
-        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high, layout, limit, obs)
+        return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high, layout, limit, obs,
+                       simulator_bytes(env))  # fmt: skip
     if not isinstance(act, gym.spaces.Box):
         raise SoftacError(
             f"{env_id} has a {type(act).__name__} action space; softac supports Box (continuous) and "
@@ -151,6 +173,7 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
         obs_layout=layout,
         max_episode_steps=limit,
         observation_space=obs,
+        sim_bytes=simulator_bytes(env),
     )
 
 

@@ -160,7 +160,8 @@ class Agent(abc.ABC):
         """Bytes the agent with config ``cfg`` (default: its own) will touch, by structure (one
         ``softac.memory`` function each): an algorithm lists its networks, a family its data."""
         cfg = self.config if cfg is None else cfg
-        envs = memory.environments(self.learners, cfg.n_envs, self.spec.obs_dim, self.spec.act_dim)
+        envs = memory.environments(self.learners, cfg.n_envs, self.spec.obs_dim, self.spec.act_dim,
+                                   self.spec.sim_bytes)  # fmt: skip
         return {"networks": generic_networks(cfg, self.spec, self.learners), "environments": envs}
 
     def memory_reserved(self, cfg: Any = None) -> dict[str, int]:

@@ -22,7 +22,8 @@ ACTIVATION_COPIES = 4
 # target histogram, HL-Gauss's bin-edge CDF, and the member gather of C51 (losses.distributional).
 DIST_COPIES = 8
 # One environment instance, the least measured (Pendulum-v1 and CartPole-v1: 3–5 KB each, RSS
-# growth over 2,000 instances). MuJoCo environments take ≈1.1 MB each; this bound does not see it.
+# growth over 2,000 instances). A MuJoCo environment's model and data buffers are added to it from
+# the environment itself (``softac.envs.simulator_bytes``: ≈1.1 MB each).
 ENV_BYTES = 4096
 
 
@@ -52,11 +53,12 @@ def rollout(learners: int, n_steps: int, n_envs: int, obs_dim: int, act_dim: int
     return lead * (obs_dim + act_dim + 8) * FLOAT + lead * (obs_dim + act_dim + 4) * FLOAT
 
 
-def environments(learners: int, n_envs: int, obs_dim: int, act_dim: int) -> int:
-    """The L·E training environments (``ENV_BYTES`` each) and each step's arrays of them: the
-    observation, action, next observation, reward and flags the collector keeps per environment."""
+def environments(learners: int, n_envs: int, obs_dim: int, act_dim: int, sim_bytes: int = 0) -> int:
+    """The L·E training environments (``ENV_BYTES`` each, plus their simulator's buffers
+    ``sim_bytes``: ``softac.envs.simulator_bytes``) and each step's arrays of them: the observation,
+    action, next observation, reward and flags the collector keeps per environment."""
     envs = learners * n_envs
-    return envs * (ENV_BYTES + (3 * obs_dim + 2 * act_dim + 8) * FLOAT)
+    return envs * (ENV_BYTES + sim_bytes + (3 * obs_dim + 2 * act_dim + 8) * FLOAT)
 
 
 def mlp_params(sizes: Sequence[int]) -> int:
