@@ -313,12 +313,12 @@ def test_the_first_update_bound_is_exact(fields: dict[str, Any], bad: dict[str, 
 
 def test_dqn_bursts_have_their_own_first_update() -> None:
     kw = {**TINY, "learning_starts": 0, "burst_every": 4, "utd_ratio": 0.25}
-    DQN("CartPole-v1", **kw, n_step=4)
+    assert DQN("CartPole-v1", **kw, n_step=4).config.n_step == 4  # the bound itself is accepted
     refused_quickly(DQN, "use learning_starts=4 or more, or n_step=4 or less", env="CartPole-v1", **kw, n_step=5)
 
 
 def test_n_step_is_bounded_by_the_episode_length() -> None:
-    SAC("Pendulum-v1", **TINY, n_step=200, learning_starts=1000)
+    assert SAC("Pendulum-v1", **TINY, n_step=200, learning_starts=1000).config.n_step == 200  # the episode, whole
     refused_quickly(SAC, "episode length of Pendulum-v1 (200 steps): use n_step=200", env="Pendulum-v1", **TINY,
                     n_step=201, learning_starts=1000)  # fmt: skip
     refused_quickly(SAC, "(50 steps): use n_step=50 or less", env="Pendulum-v1", **TINY, n_step=51,

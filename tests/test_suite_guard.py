@@ -158,7 +158,9 @@ def test_a_damaged_suite_json_is_one_line_naming_it(tmp_path: Path, content: str
         spec.mkdir()
     elif content != "missing":
         spec.write_bytes(content.encode("latin-1"))
+    before = _snapshot(out)
     _refused([*BASE, "--out", str(out), "--resume"], capsys, str(spec), says)
+    assert _snapshot(out) == before  # the refusal touched nothing in the directory
 
 
 def test_named_suites_hold_only_cells_that_can_run(capsys: pytest.CaptureFixture[str]) -> None:
