@@ -1,5 +1,5 @@
-"""The console script (issue 16, item 8): Ctrl-C while softac is still importing is one line and exit
-130, and a bad `softac eval` argument is one line."""
+"""The console script: Ctrl-C while softac is still importing is one line and exit 130, a bad
+`softac eval` argument is one line, and a run that does not compile never imports torch's compiler."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import assert_one_line_error, cli_env, default_sigint, run_cli
+from helpers import TINY_FLAGS, assert_one_line_error, cli_env, default_sigint, run_cli
+
+from softac.logging import read_progress
 
 SCRIPT = Path(sys.executable).with_name("softac")
 
@@ -85,3 +87,28 @@ def test_real_ctrl_c_during_start_up() -> None:
 
 def test_eval_negative_seed_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("eval", str(tmp_path), "--seed", "-1"), "--seed must be a non-negative integer")
+
+
+def test_a_run_that_does_not_compile_never_imports_torchs_compiler(tmp_path: Path) -> None:
+    """``import torch._dynamo`` costs about 1 s of CPU, as much again as the rest of a refusal's start-up;
+    torch's optimizers import it on construction unless softac.optim constructs them around it. A train
+    run (updates, a checkpoint, an evaluation), its resume and an eval, in one real process each."""
+    run = tmp_path / "run"
+    probe = (
+        "import sys; from softac.cli import main; rc = main(sys.argv[1:]); "
+        "print('dynamo', 'torch._dynamo' in sys.modules); sys.exit(rc)"
+    )
+    commands = [
+        ["train", "--algo", "td3", "--env", "Pendulum-v1", "--total-steps", "150", "--learning-starts", "100",
+         "--eval-freq", "150", "--checkpoint-freq", "150", "--run-dir", str(run), *TINY_FLAGS],
+        ["train", "--resume", str(run), "--total-steps", "200", "--no-progress"],
+        ["eval", str(run), "--episodes", "1"],
+        ["train", "--algo", "td3", "--env", "Pendulum-v1", "--total-steps", "5000", "--run-dir", str(tmp_path / "no"),
+         *TINY_FLAGS],  # refused: no update before learning starts
+    ]  # fmt: skip
+    for args, code in zip(commands, [0, 0, 0, 2], strict=True):
+        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=cli_env(),
+                              timeout=120, check=False)  # fmt: skip
+        assert proc.returncode == code, (args, proc.stderr[-2000:])
+        assert proc.stdout.splitlines()[-1] == "dynamo False", (args, proc.stdout[-500:])
+    assert int(read_progress(run / "progress.csv")[-1]["updates"]) == 100  # it trained: 200 steps from 100

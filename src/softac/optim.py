@@ -30,11 +30,32 @@ def adam(
     torch's 1e-8 by default; PPO uses SB3's and CleanRL's 1e-5. ``betas``: CrossQ uses β₁ = 0.5
     (Bhatt et al. 2024). ``weight_decay`` > 0 gives AdamW's *decoupled* decay θ ← θ − lr·λ·θ
     (Loshchilov & Hutter 2019; SimBa's optimizer), not Adam's L2 term in the gradient."""
-    cls = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
+    cls = _AdamW if weight_decay > 0 else _Adam
     opt = cls(params, lr=lr, eps=eps, betas=betas, weight_decay=weight_decay, fused=True,
               capturable=device.type == "cuda")  # fmt: skip
     init_adam_state(opt)
     return opt
+
+
+# ``Optimizer.add_param_group``, which ``Optimizer.__init__`` calls, is wrapped in
+# ``torch._disable_dynamo``, whose first call imports ``torch._dynamo``: 1.0 s of CPU in a process
+# that never compiles (a `softac train` refusal took 3.0 s of CPU, 2026-12-07). softac only
+# constructs optimizers outside compiled code (``softac.accel`` compiles the update, which steps
+# them with ``adam_step_traceable``), so the wrapper has nothing to disable; the classes below call
+# the function it wraps. A torch that stops exposing ``__wrapped__`` gets the wrapper back.
+_ADD_PARAM_GROUP = getattr(torch.optim.Optimizer.add_param_group, "__wrapped__", torch.optim.Optimizer.add_param_group)
+
+
+class _Adam(torch.optim.Adam):
+    """``torch.optim.Adam`` constructed without importing ``torch._dynamo`` (see above)."""
+
+    add_param_group = _ADD_PARAM_GROUP
+
+
+class _AdamW(torch.optim.AdamW):
+    """``torch.optim.AdamW`` constructed without importing ``torch._dynamo`` (see above)."""
+
+    add_param_group = _ADD_PARAM_GROUP
 
 
 def init_adam_state(opt: torch.optim.Optimizer) -> None:
