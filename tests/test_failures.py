@@ -54,6 +54,9 @@ def test_second_process_on_a_run_is_refused_naming_the_holder(tmp_path: Path) ->
     )  # fmt: skip
     try:
         _wait(lambda: bool(list_checkpoints(run)), first)
+        # Stopped, not killed: it still holds the lock, and it no longer trains beside the two
+        # refused processes (it ran a whole core for their ~5 s) or prunes checkpoints under them.
+        first.send_signal(signal.SIGSTOP)
         assert (run / ".lock").read_text().strip() == str(first.pid)
         for args in (["--resume", str(run)], ["--run-dir", str(run), "--overwrite", "--total-steps", "300"]):
             line = assert_one_line_error(run_cli("train", *args, "--no-progress"), "in use", f"PID {first.pid}")
