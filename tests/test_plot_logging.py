@@ -41,6 +41,22 @@ def test_plot_groups_by_env_and_algorithm(tmp_path: Path, monkeypatch: pytest.Mo
         assert seen["bands"][0][x] == pytest.approx((lo, hi))
 
 
+def test_drawing_a_curve_leaves_the_callers_matplotlib_backend(tmp_path: Path) -> None:
+    """The backend is the caller's (a notebook's inline one): every run's curve used to switch the whole
+    process to Agg with ``matplotlib.use``, so a notebook's plots stopped showing after ``learn()``."""
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        run = fake_run(tmp_path, "a", "sac", "Pendulum-v1", 0, [-1000, -500])
+        out = plot_runs([run], tmp_path / "curve.png")
+        assert out.read_bytes()[:4] == b"\x89PNG"  # still drawn, as a PNG, by the Agg canvas
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+
+
 def test_plot_errors(tmp_path: Path) -> None:
     with pytest.raises(SoftacError, match=r"no progress\.csv"):
         plot_runs([tmp_path], tmp_path / "x.png")
