@@ -88,9 +88,10 @@ def plot_groups(
     ``describe``: add the seeds and the statistic to each legend label (else the title should).
     ``success``: the same for the runs whose environment reports success (``eval_success_rate``),
     drawn as a second row of panels under the returns of their environment."""
-    # A Figure of its own, not pyplot: ``matplotlib.use("Agg")`` here switched the backend of the whole
-    # process, so a notebook's inline plots stopped showing after ``learn()``, and pyplot costs 0.3 s
-    # more to import in every run that writes its curve. ``savefig`` picks the Agg canvas for the file.
+    # A Figure on an Agg canvas of its own, not pyplot: ``matplotlib.use("Agg")`` here switched the
+    # backend of the whole process, so a notebook's inline plots stopped showing after ``learn()``,
+    # and pyplot costs 0.3 s more to import in every run that writes its curve.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if stat not in STATS:
@@ -102,6 +103,7 @@ def plot_groups(
     out = resolve_out(out)
     rows = 2 if rated else 1
     fig = Figure(figsize=(6 * len(panels), 4.2 * rows))
+    FigureCanvasAgg(fig)  # fig.canvas from here on
     axes = fig.subplots(rows, len(panels), squeeze=False)
     for i, (env_id, groups) in enumerate(sorted(panels.items())):
         _panel(axes[0][i], env_id, groups, stat, describe, "deterministic evaluation return")
