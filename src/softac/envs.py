@@ -145,7 +145,7 @@ def env_spec(env: gym.Env, env_id: str) -> EnvSpec:
     if isinstance(act, gym.spaces.Discrete):
         low, high = np.array([float(act.start)]), np.array([float(act.start + act.n - 1)])
         return EnvSpec(env_id, obs_dim, "Discrete", 1, int(act.n), low, high, layout, limit, obs,
-                       simulator_bytes(env))  # fmt: skip
+                       sim_bytes=simulator_bytes(env))  # fmt: skip
     if not isinstance(act, gym.spaces.Box):
         raise SoftacError(
             f"{env_id} has a {type(act).__name__} action space; softac supports Box (continuous) and "
